@@ -1,0 +1,91 @@
+//! Command-line and environment configuration (flag > `WEBHOOK_MCP_*` env > default).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "webhook-mcp",
+    version,
+    about = "An MCP server that gives AI agents webhooks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP over stdio, with the bundled receiver (the default command).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Where the SQLite store lives [default: $XDG_DATA_HOME/webhook-mcp or ~/.local/share/webhook-mcp]
+    #[arg(long, env = "WEBHOOK_MCP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address of the bundled receiver that providers POST to (port 0 picks a free port).
+    #[arg(
+        long,
+        env = "WEBHOOK_MCP_RECEIVER_ADDR",
+        default_value = "127.0.0.1:8787"
+    )]
+    pub receiver_addr: SocketAddr,
+
+    /// The base URL providers reach the receiver at (e.g. a tunnel) [default: http://<receiver-addr>]
+    #[arg(long, env = "WEBHOOK_MCP_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Do not start the receiver (MCP only).
+    #[arg(long, env = "WEBHOOK_MCP_NO_RECEIVER")]
+    pub no_receiver: bool,
+
+    /// Seconds before an outbound request is abandoned.
+    #[arg(long, env = "WEBHOOK_MCP_DELIVERY_TIMEOUT", default_value_t = 15)]
+    pub delivery_timeout: u64,
+
+    /// Largest inbound body accepted, in bytes (larger gets 413).
+    #[arg(long, env = "WEBHOOK_MCP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Cli::parse_from(["webhook-mcp", "serve"])
+            .command
+            .map(|Command::Serve(a)| a)
+            .expect("serve parses with defaults")
+    }
+}
+
+impl ServeArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("webhook-mcp")
+    }
+
+    pub fn delivery_timeout(&self) -> Duration {
+        Duration::from_secs(self.delivery_timeout.max(1))
+    }
+
+    /// The public URL, defaulting to the address the receiver actually bound.
+    pub fn public_url(&self, bound: Option<SocketAddr>) -> String {
+        match (&self.public_url, bound) {
+            (Some(u), _) => u.trim_end_matches('/').to_string(),
+            (None, Some(addr)) => format!("http://{addr}"),
+            (None, None) => format!("http://{}", self.receiver_addr),
+        }
+    }
+}

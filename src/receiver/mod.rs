@@ -1,0 +1,75 @@
+//! The bundled HTTP receiver: `POST /hooks/{webhook_id}` for providers, `GET /healthz`.
+//!
+//! Handlers only frame HTTP: they bound the body, hand it to `Service::receive`, and turn the
+//! outcome into a JSON response. The pipeline itself lives in the service layer.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, Limited};
+use serde_json::json;
+
+use crate::service::{ReceiveOutcome, Service};
+
+pub fn router(svc: Arc<Service>) -> Router {
+    Router::new()
+        .route("/hooks/{webhook_id}", post(receive))
+        .route("/healthz", get(healthz))
+        // The handler enforces the limit itself so that an oversize request is logged too.
+        .layer(DefaultBodyLimit::disable())
+        .fallback(not_found)
+        .with_state(svc)
+}
+
+async fn receive(
+    State(svc): State<Arc<Service>>,
+    Path(webhook_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let limit = svc.settings.max_body_bytes;
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return respond(svc.reject_oversize(&webhook_id, &headers).await);
+    }
+    let bytes: Bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return respond(svc.reject_oversize(&webhook_id, &headers).await)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read request body");
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "received": false, "error": "could not read the request body" })),
+            )
+                .into_response();
+        }
+    };
+    respond(svc.receive(&webhook_id, &headers, &bytes).await)
+}
+
+fn respond(outcome: ReceiveOutcome) -> Response {
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(outcome.body)).into_response()
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "ok": true, "service": "webhook-mcp", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "not found; providers POST to /hooks/{webhook_id}" })),
+    )
+        .into_response()
+}

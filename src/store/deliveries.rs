@@ -1,0 +1,134 @@
+//! The delivery log: outbound attempts and inbound receipts.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::webhooks::bad_column;
+use super::Store;
+use crate::error::Result;
+use crate::model::{Delivery, DeliveryStatus, Direction, Millis, Trigger};
+
+const COLUMNS: &str = "seq, id, webhook_id, event_id, event, direction, trigger, attempt, url, \
+    status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
+    response_body, created_at, next_attempt_at";
+
+/// Filters for the delivery log, newest first. `before` is a `seq` cursor.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub webhook_id: Option<String>,
+    pub direction: Option<Direction>,
+    pub status: Option<DeliveryStatus>,
+    pub event: Option<String>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+impl Store {
+    pub async fn insert_delivery(&self, d: Delivery) -> Result<()> {
+        self.call(move |c| insert_delivery(c, &d)).await
+    }
+
+    pub async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>> {
+        let id = id.to_string();
+        self.call(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    pub async fn query_deliveries(&self, q: DeliveryQuery) -> Result<Vec<Delivery>> {
+        self.call(move |c| query(c, &q)).await
+    }
+}
+
+pub(super) fn insert_delivery(c: &Connection, d: &Delivery) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO deliveries (id, webhook_id, event_id, event, direction, trigger, attempt, url, \
+         status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
+         response_body, created_at, next_attempt_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?
+    .execute(params![
+        d.id,
+        d.webhook_id,
+        d.event_id,
+        d.event,
+        d.direction.as_str(),
+        d.trigger.as_str(),
+        d.attempt,
+        d.url,
+        d.status.as_str(),
+        d.status_code,
+        d.duration_ms,
+        d.error,
+        serde_json::to_string(&d.request_headers).unwrap_or_default(),
+        d.request_body,
+        serde_json::to_string(&d.response_headers).unwrap_or_default(),
+        d.response_body,
+        d.created_at,
+        d.next_attempt_at,
+    ])?;
+    Ok(())
+}
+
+fn query(c: &Connection, q: &DeliveryQuery) -> Result<Vec<Delivery>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM deliveries \
+         WHERE (?1 IS NULL OR webhook_id = ?1) AND (?2 IS NULL OR direction = ?2) \
+           AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR event = ?4) \
+           AND (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at <= ?6) \
+           AND (?7 IS NULL OR seq < ?7) \
+         ORDER BY seq DESC LIMIT ?8"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            q.webhook_id,
+            q.direction.map(Direction::as_str),
+            q.status.map(DeliveryStatus::as_str),
+            q.event,
+            q.since,
+            q.until,
+            q.before,
+            q.limit as i64
+        ],
+        from_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn from_row(r: &Row) -> rusqlite::Result<Delivery> {
+    let direction: String = r.get(5)?;
+    let trigger: String = r.get(6)?;
+    let status: String = r.get(9)?;
+    let req_headers: String = r.get(13)?;
+    let resp_headers: String = r.get(15)?;
+    Ok(Delivery {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        webhook_id: r.get(2)?,
+        event_id: r.get(3)?,
+        event: r.get(4)?,
+        direction: Direction::parse(&direction).ok_or_else(|| bad_column(5, &direction))?,
+        trigger: Trigger::parse(&trigger).ok_or_else(|| bad_column(6, &trigger))?,
+        attempt: r.get(7)?,
+        url: r.get(8)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| bad_column(9, &status))?,
+        status_code: r.get(10)?,
+        duration_ms: r.get(11)?,
+        error: r.get(12)?,
+        request_headers: serde_json::from_str(&req_headers)
+            .map_err(|_| bad_column(13, &req_headers))?,
+        request_body: r.get(14)?,
+        response_headers: serde_json::from_str(&resp_headers)
+            .map_err(|_| bad_column(15, &resp_headers))?,
+        response_body: r.get(16)?,
+        created_at: r.get(17)?,
+        next_attempt_at: r.get(18)?,
+    })
+}

@@ -1,0 +1,133 @@
+//! Stored events, written together with their inbound delivery-log row.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::deliveries::insert_delivery;
+use super::webhooks::bad_column;
+use super::Store;
+use crate::error::Result;
+use crate::model::{Delivery, Event};
+
+const COLUMNS: &str =
+    "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
+
+pub enum InsertOutcome {
+    /// Stored; the event now has this `seq`.
+    Stored(i64),
+    /// The webhook already holds an event with that provider event id: the existing event's id.
+    Duplicate(String),
+}
+
+/// Filters for listing events. `after` is a `seq` cursor.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub webhook_id: Option<String>,
+    pub event: Option<String>,
+    pub after: Option<i64>,
+    pub limit: usize,
+    /// Newest first (for "latest events" views) instead of cursor order.
+    pub newest_first: bool,
+}
+
+impl Store {
+    /// Stores `event` and its receipt row in one transaction, unless the webhook already has an
+    /// event with the same provider event id; then only the receipt is logged, marked duplicate.
+    pub async fn insert_event(&self, event: Event, mut receipt: Delivery) -> Result<InsertOutcome> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let existing: Option<String> = match &event.provider_event_id {
+                Some(pid) => tx
+                    .query_row(
+                        "SELECT id FROM events WHERE webhook_id = ?1 AND provider_event_id = ?2",
+                        params![event.webhook_id, pid],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+                None => None,
+            };
+            let outcome = match existing {
+                Some(id) => {
+                    receipt.event_id = Some(id.clone());
+                    receipt.error = Some(format!(
+                        "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
+                    ));
+                    InsertOutcome::Duplicate(id)
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO events (id, webhook_id, provider_event_id, event, received_at, headers, payload) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![
+                            event.id,
+                            event.webhook_id,
+                            event.provider_event_id,
+                            event.event,
+                            event.received_at,
+                            serde_json::to_string(&event.headers).unwrap_or_default(),
+                            event.payload.to_string(),
+                        ],
+                    )?;
+                    InsertOutcome::Stored(tx.last_insert_rowid())
+                }
+            };
+            insert_delivery(&tx, &receipt)?;
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    pub async fn get_event(&self, id: &str) -> Result<Option<Event>> {
+        let id = id.to_string();
+        self.call(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {COLUMNS} FROM events WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    pub async fn list_events(&self, q: EventQuery) -> Result<Vec<Event>> {
+        self.call(move |c| list(c, &q)).await
+    }
+
+    /// The highest `seq` stored so far (0 when empty): "now" as an event cursor.
+    pub async fn max_event_seq(&self) -> Result<i64> {
+        self.call(
+            |c| Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?),
+        )
+        .await
+    }
+}
+
+fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {
+    let order = if q.newest_first { "DESC" } else { "ASC" };
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events \
+         WHERE (?1 IS NULL OR webhook_id = ?1) AND (?2 IS NULL OR event = ?2) AND seq > ?3 \
+         ORDER BY seq {order} LIMIT ?4"
+    ))?;
+    let rows = stmt.query_map(
+        params![q.webhook_id, q.event, q.after.unwrap_or(0), q.limit as i64],
+        from_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn from_row(r: &Row) -> rusqlite::Result<Event> {
+    let headers: String = r.get(6)?;
+    let payload: String = r.get(7)?;
+    Ok(Event {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        webhook_id: r.get(2)?,
+        provider_event_id: r.get(3)?,
+        event: r.get(4)?,
+        received_at: r.get(5)?,
+        headers: serde_json::from_str(&headers).map_err(|_| bad_column(6, &headers))?,
+        payload: serde_json::from_str(&payload).map_err(|_| bad_column(7, &payload))?,
+    })
+}

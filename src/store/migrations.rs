@@ -1,0 +1,109 @@
+//! Schema migrations, versioned in the binary and tracked with `PRAGMA user_version`.
+//!
+//! Append a new entry to `MIGRATIONS` to change the schema; never edit a released one. Each
+//! migration runs in its own transaction together with the version bump, so a crash mid-way
+//! leaves the previous version intact.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: webhooks, events, delivery log.
+    r#"
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+        target_url TEXT NOT NULL DEFAULT '',
+        provider TEXT NOT NULL,
+        events TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        enabled INTEGER NOT NULL DEFAULT 1,
+        secret TEXT NOT NULL,
+        previous_secret TEXT,
+        previous_secret_expires_at INTEGER,
+        headers TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        failure_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        webhook_id TEXT NOT NULL,
+        provider_event_id TEXT,
+        event TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        headers TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        UNIQUE (webhook_id, provider_event_id)
+    );
+    CREATE INDEX events_by_webhook ON events (webhook_id, seq);
+    CREATE INDEX events_by_type ON events (event, seq);
+    CREATE TABLE deliveries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        webhook_id TEXT NOT NULL,
+        event_id TEXT,
+        event TEXT,
+        direction TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_code INTEGER,
+        duration_ms INTEGER,
+        error TEXT,
+        request_headers TEXT NOT NULL DEFAULT '{}',
+        request_body TEXT,
+        response_headers TEXT NOT NULL DEFAULT '{}',
+        response_body TEXT,
+        created_at INTEGER NOT NULL,
+        next_attempt_at INTEGER
+    );
+    CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, seq);
+    CREATE INDEX deliveries_by_status ON deliveries (status, next_attempt_at);
+    "#,
+];
+
+pub fn apply(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > MIGRATIONS.len() as i64 {
+        return Err(Error::Internal(format!(
+            "the store's schema version {current} is newer than this binary knows ({}); \
+             upgrade webhook-mcp or point --data-dir elsewhere",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied store migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn).unwrap();
+        apply(&mut conn).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        assert!(apply(&mut conn).is_err());
+    }
+}
