@@ -1,0 +1,251 @@
+//! Test harness: starts the real `webhook-mcp` binary on a fresh data dir and speaks MCP to it
+//! over its real stdio, with the receiver on a free 127.0.0.1 port.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use rmcp::model::{
+    CallToolRequestParams, ClientConfig, ProtocolVersion, ReadResourceRequestParams,
+    ResourceContents,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{ClientHandler, ClientServiceExt, RoleClient, ServiceExt};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::sync::mpsc;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
+
+/// A client that forwards every `resources/updated` URI and `list_changed` to a channel.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl ClientHandler for Recorder {
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        let _ = self.tx.send(params.uri);
+    }
+    async fn on_resource_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
+        let _ = self.tx.send("list_changed".into());
+    }
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::default()
+    }
+}
+
+pub struct Server {
+    pub client: RunningService<RoleClient, Recorder>,
+    pub notes: mpsc::UnboundedReceiver<String>,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub http: reqwest::Client,
+}
+
+pub enum Era {
+    /// initialize handshake, protocol <= 2025-11-25, resources/subscribe.
+    Legacy,
+    /// server/discover, protocol 2026-07-28, subscriptions/listen.
+    Modern,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_with(Era::Legacy, None, &[]).await
+    }
+
+    pub async fn start_with(era: Era, data_dir: Option<&Path>, extra: &[&str]) -> Server {
+        let tmp = if data_dir.is_none() {
+            Some(tempfile::tempdir().unwrap())
+        } else {
+            None
+        };
+        let dir = data_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| tmp.as_ref().unwrap().path().to_path_buf());
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let d = dir.clone();
+        let transport = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|c| {
+            c.arg("serve")
+                .arg("--data-dir")
+                .arg(&d)
+                .arg("--receiver-addr")
+                .arg("127.0.0.1:0")
+                .args(&extra)
+                .env("WEBHOOK_MCP_LOG", "warn");
+        }))
+        .unwrap();
+        let (tx, notes) = mpsc::unbounded_channel();
+        let handler = Recorder { tx };
+        let client = match era {
+            Era::Legacy => handler.serve(transport).await.unwrap(),
+            Era::Modern => handler
+                .serve_with_lifecycle(
+                    transport,
+                    rmcp::ClientLifecycleMode::Discover {
+                        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                    },
+                )
+                .await
+                .unwrap(),
+        };
+        Server {
+            client,
+            notes,
+            data_dir: dir,
+            _tmp: tmp,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Calls a tool and returns the raw result (content + is_error).
+    pub async fn call_raw(&self, tool: &str, args: Value) -> rmcp::model::CallToolResult {
+        let args = args.as_object().cloned().unwrap_or_default();
+        self.client
+            .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
+            .await
+            .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"))
+    }
+
+    /// Calls a tool that must succeed and returns its JSON.
+    pub async fn call(&self, tool: &str, args: Value) -> Value {
+        let r = self.call_raw(tool, args).await;
+        assert_ne!(
+            r.is_error,
+            Some(true),
+            "{tool} returned an error: {:?}",
+            r.content
+        );
+        r.structured_content
+            .expect("tools answer with structured JSON")
+    }
+
+    /// Calls a tool that must fail and returns its error text.
+    pub async fn call_err(&self, tool: &str, args: Value) -> String {
+        let r = self.call_raw(tool, args).await;
+        assert_eq!(
+            r.is_error,
+            Some(true),
+            "{tool} should have failed: {:?}",
+            r.content
+        );
+        r.content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub async fn read(&self, uri: &str) -> Result<Value, rmcp::ServiceError> {
+        let r = self
+            .client
+            .read_resource(ReadResourceRequestParams::new(uri))
+            .await?;
+        match &r.contents[0] {
+            ResourceContents::TextResourceContents { text, .. } => {
+                Ok(serde_json::from_str(text).unwrap())
+            }
+            other => panic!("expected text contents, got {other:?}"),
+        }
+    }
+
+    /// Creates an inbound webhook; returns (id, receive URL, secret).
+    pub async fn inbound(&self, extra: Value) -> (String, String, String) {
+        let mut args = json!({ "direction": "inbound" });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            args[k] = v;
+        }
+        let created = self.call("create_webhook", args).await;
+        let w = &created["webhook"];
+        (
+            w["id"].as_str().unwrap().to_string(),
+            w["url"].as_str().unwrap().to_string(),
+            w["secret"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// POSTs `body` to `url` signed the generic way; returns status and JSON answer.
+    pub async fn post_signed(&self, url: &str, secret: &str, body: &str) -> (u16, Value) {
+        self.post(
+            url,
+            body,
+            &[("x-webhook-signature", &hex_hmac(secret, body.as_bytes()))],
+        )
+        .await
+    }
+
+    pub async fn post(&self, url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap();
+        let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "receiver answered non-JSON: {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, v)
+    }
+
+    /// Waits for the next notification, failing the test after 10 s.
+    pub async fn next_note(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(10), self.notes.recv())
+            .await
+            .expect("no notification within 10 s")
+            .expect("notification channel closed")
+    }
+
+    /// Collects notifications for `window`, returning what arrived.
+    pub async fn drain_notes(&mut self, window: Duration) -> Vec<String> {
+        let mut out = vec![];
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(n)) = tokio::time::timeout_at(deadline, self.notes.recv()).await {
+            out.push(n);
+        }
+        out
+    }
+
+    pub async fn event_count(&self) -> usize {
+        let v = self.call("list_events", json!({ "limit": 200 })).await;
+        v["count"].as_u64().unwrap() as usize
+    }
+
+    pub async fn stop(self) {
+        let _ = self.client.cancel().await;
+    }
+}
+
+/// The seeds' signing method: hex HMAC-SHA256 of the exact bytes, computed here independently
+/// of the server's code.
+pub fn hex_hmac(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+pub fn voyager_body(id: &str, text: &str) -> String {
+    json!({
+        "id": id,
+        "event": "message_received",
+        "tenantId": "32e365dc-e8c4-4caa-8637-0e6b48dfeccd",
+        "tenantName": "Acme",
+        "timestamp": "2026-03-17T10:30:00Z",
+        "data": { "userId": "charis", "conversationId": "conv123", "lastMessage": text }
+    })
+    .to_string()
+}
