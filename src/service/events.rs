@@ -188,8 +188,8 @@ impl Service {
                     }
                     Some(_) => "webhook is disabled",
                 };
-                receipt.error = Some(why.to_string());
-                // One answer for all three, so the URL space cannot be probed.
+                // Ids are random UUIDs, so saying why does not help anyone probe; it does help
+                // the person reading the sender's dashboard.
                 return Err(ReceiveOutcome::rejected(
                     404,
                     &format!("no enabled inbound webhook at this URL ({why})"),
