@@ -5,6 +5,7 @@ use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::service::ServerInitializeError;
 use rmcp::ServiceExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -65,19 +66,38 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         })
     });
 
-    let running = McpServer::new(svc.clone())
-        .serve(rmcp::transport::stdio())
-        .await
-        .map_err(|e| StartError(format!("MCP over stdio failed to start: {e}")))?;
-    let cancel = running.cancellation_token();
-    tokio::select! {
-        r = running.waiting() => {
-            if let Err(e) = r { tracing::warn!(error = %e, "MCP session ended with an error"); }
-            tracing::info!("stdin closed; shutting down");
-        }
-        _ = shutdown_signal() => {
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut failure = None;
+    let session = tokio::select! {
+        started = McpServer::new(svc.clone()).serve(rmcp::transport::stdio()) => match started {
+            Ok(running) => Some(running),
+            // EOF before any client spoke (e.g. `serve < /dev/null`): nothing to serve.
+            Err(ServerInitializeError::ConnectionClosed(_)) => {
+                tracing::info!("stdin closed before a client connected; shutting down");
+                None
+            }
+            Err(e) => {
+                failure = Some(StartError(format!("MCP over stdio failed to start: {e}")));
+                None
+            }
+        },
+        _ = &mut shutdown => {
             tracing::info!("signal received; shutting down");
-            cancel.cancel();
+            None
+        }
+    };
+    if let Some(running) = session {
+        let cancel = running.cancellation_token();
+        tokio::select! {
+            r = running.waiting() => {
+                if let Err(e) = r { tracing::warn!(error = %e, "MCP session ended with an error"); }
+                tracing::info!("stdin closed; shutting down");
+            }
+            _ = &mut shutdown => {
+                tracing::info!("signal received; shutting down");
+                cancel.cancel();
+            }
         }
     }
     let _ = stop_tx.send(true);
@@ -85,7 +105,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         // In-flight receipts finish; a stuck client cannot hold the exit hostage.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
 
 async fn bind_receiver(args: &ServeArgs) -> Result<TcpListener, StartError> {
