@@ -1,0 +1,78 @@
+//! The official Python MCP SDK (`mcp` on PyPI) as a third-party client, in both its legacy and
+//! default modes. The SDK lives in `.venv` at the repository root; this test creates it on
+//! first use (`WEBHOOK_MCP_PYTHON` points at another interpreter that has `mcp`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
+
+fn python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        if let Some(p) = std::env::var_os("WEBHOOK_MCP_PYTHON") {
+            return PathBuf::from(p);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let venv = root.join(".venv");
+        let py = venv.join("bin/python");
+        let has_sdk = |py: &Path| {
+            Command::new(py)
+                .args(["-c", "import mcp, sys; sys.exit(0)"])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !has_sdk(&py) {
+            let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
+            assert!(ok.success(), "python3 -m venv failed");
+            let ok = Command::new(&py)
+                .args(["-m", "pip", "install", "-q", "-r"])
+                .arg(root.join("tests/python/requirements.txt"))
+                .status()
+                .unwrap();
+            assert!(ok.success(), "pip install of the Python MCP SDK failed");
+        }
+        assert!(has_sdk(&py), "the Python MCP SDK is not importable from {}", py.display());
+        py
+    })
+    .clone()
+}
+
+fn run(mode: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_client.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(BIN)
+        .arg(dir.path())
+        .arg(mode)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python client ({mode}) failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn python_sdk_legacy_mode() {
+    let r = run("legacy");
+    assert_eq!(r["protocol_version"], "2025-11-25");
+    assert_eq!(r["tools"], 12);
+    assert!(r["updated"].as_array().unwrap().iter().any(|u| u == "webhook://events"));
+}
+
+#[test]
+fn python_sdk_default_mode() {
+    let r = run("auto");
+    assert_eq!(r["protocol_version"], "2026-07-28");
+    assert_eq!(r["tools"], 12);
+    assert!(r["updated"].as_array().unwrap().iter().any(|u| u == "webhook://events"));
+}
