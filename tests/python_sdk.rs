@@ -26,7 +26,12 @@ fn python() -> PathBuf {
                 .is_ok_and(|s| s.success())
         };
         if !has_sdk(&py) {
-            let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
+            let ok = Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv)
+                .status()
+                .unwrap();
             assert!(ok.success(), "python3 -m venv failed");
             let ok = Command::new(&py)
                 .args(["-m", "pip", "install", "-q", "-r"])
@@ -35,7 +40,11 @@ fn python() -> PathBuf {
                 .unwrap();
             assert!(ok.success(), "pip install of the Python MCP SDK failed");
         }
-        assert!(has_sdk(&py), "the Python MCP SDK is not importable from {}", py.display());
+        assert!(
+            has_sdk(&py),
+            "the Python MCP SDK is not importable from {}",
+            py.display()
+        );
         py
     })
     .clone()
@@ -66,7 +75,11 @@ fn python_sdk_legacy_mode() {
     let r = run("legacy");
     assert_eq!(r["protocol_version"], "2025-11-25");
     assert_eq!(r["tools"], 12);
-    assert!(r["updated"].as_array().unwrap().iter().any(|u| u == "webhook://events"));
+    assert!(r["updated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u == "webhook://events"));
 }
 
 #[test]
@@ -74,5 +87,9 @@ fn python_sdk_default_mode() {
     let r = run("auto");
     assert_eq!(r["protocol_version"], "2026-07-28");
     assert_eq!(r["tools"], 12);
-    assert!(r["updated"].as_array().unwrap().iter().any(|u| u == "webhook://events"));
+    assert!(r["updated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u == "webhook://events"));
 }
