@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::ServeArgs;
+use crate::dispatcher::policy::{parse_schedule, Policy};
+use crate::dispatcher::worker::Worker;
 use crate::mcp::McpServer;
 use crate::receiver;
 use crate::service::{Service, Settings};
@@ -45,10 +47,26 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         receiver_addr: bound,
         delivery_timeout: args.delivery_timeout(),
         max_body_bytes: args.max_body_bytes,
+        allow_private_targets: args.allow_private_targets,
     };
+    let schedule = parse_schedule(&args.retry_schedule)
+        .map_err(|e| StartError(format!("--retry-schedule: {e}")))?;
     let svc = Arc::new(Service::new(store, settings));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = Arc::new(Worker {
+        store: svc.store.clone(),
+        http: svc.http.clone(),
+        policy: Policy {
+            schedule,
+            disable_after: Duration::from_secs(args.disable_after),
+        },
+        wake: svc.wake.clone(),
+        concurrency: args.delivery_concurrency.max(1),
+        lease: args.delivery_timeout() + Duration::from_secs(60),
+        drain: args.delivery_timeout().min(Duration::from_secs(10)),
+    });
+    let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
     let receiver_task = listener.map(|listener| {
         tracing::info!(addr = ?bound, public_url = %svc.settings.public_url, "receiver listening");
         let app = receiver::router(svc.clone());
@@ -101,6 +119,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         }
     }
     let _ = stop_tx.send(true);
+    // Bounded by the worker's own drain time.
+    let _ = worker_task.await;
     if let Some(task) = receiver_task {
         // In-flight receipts finish; a stuck client cannot hold the exit hostage.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;

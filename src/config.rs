@@ -52,6 +52,22 @@ pub struct ServeArgs {
     /// Largest inbound body accepted, in bytes (larger gets 413).
     #[arg(long, env = "WEBHOOK_MCP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Seconds between delivery attempts after the first, comma-separated.
+    #[arg(long, env = "WEBHOOK_MCP_RETRY_SCHEDULE", default_value = crate::dispatcher::policy::DEFAULT_SCHEDULE)]
+    pub retry_schedule: String,
+
+    /// Allow outbound targets on loopback and private networks (turns the SSRF guard off).
+    #[arg(long, env = "WEBHOOK_MCP_ALLOW_PRIVATE_TARGETS")]
+    pub allow_private_targets: bool,
+
+    /// How many deliveries may be in flight at once.
+    #[arg(long, env = "WEBHOOK_MCP_DELIVERY_CONCURRENCY", default_value_t = 64)]
+    pub delivery_concurrency: usize,
+
+    /// Seconds of consecutive failure after which an outbound webhook is disabled.
+    #[arg(long, env = "WEBHOOK_MCP_DISABLE_AFTER", default_value_t = crate::dispatcher::policy::DEFAULT_DISABLE_AFTER_SECS)]
+    pub disable_after: u64,
 }
 
 impl Default for ServeArgs {

@@ -99,7 +99,14 @@ pub struct Webhook {
     pub headers: BTreeMap<String, String>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// Consecutive failed delivery attempts (outbound); reset by a success.
     pub failure_count: i64,
+    /// When the current run of failures began (outbound); cleared by a success.
+    pub first_failure_at: Option<Millis>,
+    /// Why the server disabled it (410 Gone, days of failures), if it did.
+    pub disabled_reason: Option<String>,
+    /// Inbound only: outbound webhook ids that each verified event is relayed to.
+    pub forward_to: Vec<String>,
 }
 
 impl Webhook {
@@ -140,9 +147,16 @@ impl Webhook {
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         });
-        if self.direction == Direction::Outbound {
-            v["headers"] = json!(self.headers);
-            v["failure_count"] = json!(self.failure_count);
+        match self.direction {
+            Direction::Outbound => {
+                v["headers"] = json!(self.headers);
+                v["failure_count"] = json!(self.failure_count);
+                v["failing_since"] = json!(self.first_failure_at.map(rfc3339));
+            }
+            Direction::Inbound => v["forward_to"] = json!(self.forward_to),
+        }
+        if let Some(reason) = &self.disabled_reason {
+            v["disabled_reason"] = json!(reason);
         }
         if let Some(until) = self.previous_secret_expires_at {
             if until > now_millis() {
@@ -283,6 +297,8 @@ pub struct Delivery {
     pub response_body: Option<String>,
     pub created_at: Millis,
     pub next_attempt_at: Option<Millis>,
+    /// Outbound: the message this attempt sends (its `X-Webhook-Id`).
+    pub message_id: Option<String>,
 }
 
 impl Delivery {
@@ -308,6 +324,7 @@ impl Delivery {
             response_body: None,
             created_at: now_millis(),
             next_attempt_at: None,
+            message_id: None,
         }
     }
 
@@ -327,6 +344,7 @@ impl Delivery {
             "error": self.error,
             "created_at": rfc3339(self.created_at),
             "next_attempt_at": self.next_attempt_at.map(rfc3339),
+            "message_id": self.message_id,
             "resource_uri": format!("webhook://deliveries/{}", self.id),
         });
         if with_bodies {
@@ -390,6 +408,9 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             failure_count: 0,
+            first_failure_at: None,
+            disabled_reason: None,
+            forward_to: vec![],
         };
         assert_eq!(w.valid_secrets(999), vec!["new", "old"]);
         assert_eq!(w.valid_secrets(1_000), vec!["new"]);
@@ -415,6 +436,9 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             failure_count: 0,
+            first_failure_at: None,
+            disabled_reason: None,
+            forward_to: vec![],
         };
         assert_eq!(w.to_json("http://x/", false)["secret"], "***");
         assert_eq!(w.to_json("http://x/", true)["secret"], "s3cret");

@@ -10,8 +10,10 @@ use common::{voyager_body, Era, Server};
 use rmcp::model::{ServerNotification, SubscribeRequestParams, SubscriptionFilter};
 use serde_json::json;
 
-const TOOLS: [&str; 12] = [
+const TOOLS: [&str; 14] = [
     "create_webhook",
+    "send_event",
+    "redeliver",
     "list_webhooks",
     "get_webhook",
     "update_webhook",

@@ -74,7 +74,7 @@ fn run(mode: &str) -> Value {
 fn python_sdk_legacy_mode() {
     let r = run("legacy");
     assert_eq!(r["protocol_version"], "2025-11-25");
-    assert_eq!(r["tools"], 12);
+    assert_eq!(r["tools"], 14);
     assert!(r["updated"]
         .as_array()
         .unwrap()
@@ -86,7 +86,7 @@ fn python_sdk_legacy_mode() {
 fn python_sdk_default_mode() {
     let r = run("auto");
     assert_eq!(r["protocol_version"], "2026-07-28");
-    assert_eq!(r["tools"], 12);
+    assert_eq!(r["tools"], 14);
     assert!(r["updated"]
         .as_array()
         .unwrap()

@@ -69,7 +69,12 @@ fn standard_ok(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
 
 #[tokio::test]
 async fn outbound_test_is_signed_logged_and_reports_failures() {
-    let s = Server::start_with(common::Era::Legacy, None, &["--delivery-timeout", "1"]).await;
+    let s = Server::start_with(
+        common::Era::Legacy,
+        None,
+        &["--delivery-timeout", "1", "--allow-private-targets"],
+    )
+    .await;
     let (url, sink) = start_sink().await;
     let created = s
         .call(

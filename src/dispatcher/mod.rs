@@ -1,99 +1,146 @@
-//! Outbound delivery: turns an event into a signed HTTP request to a subscriber, sends it,
-//! and records the attempt as a delivery-log row.
-//!
-//! Today this sends single attempts (test deliveries). The durable queue and retry worker of
-//! DESIGN.md §5 build on `build_request` and `send` here.
+//! Outbound delivery: what a message to a subscriber looks like (body, signature headers,
+//! Slack formatting), how one attempt is sent and recorded, the retry policy, the SSRF guard,
+//! and the worker pool that drains the durable queue.
+
+pub mod policy;
+mod slack;
+pub mod ssrf;
+pub mod worker;
+
+pub use slack::is_slack;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::model::{
-    log_excerpt, now_millis, Delivery, DeliveryStatus, Direction, Trigger, Webhook,
-};
+use crate::model::{log_excerpt, rfc3339, Delivery, DeliveryStatus, Millis, Webhook};
 use crate::signing;
 
-/// The body and headers of one outbound message, fixed before it is first sent so every retry
-/// carries the same bytes and id.
-#[derive(Debug, Clone)]
-pub struct OutboundRequest {
-    pub msg_id: String,
-    pub event: String,
-    pub body: Vec<u8>,
-    pub headers: BTreeMap<String, String>,
-}
-
-/// Builds the seeds' body shape `{"id","event","timestamp","data"}` (compact JSON) and signs it
-/// with every valid secret: hex HMAC in `X-Webhook-Signature` (current secret) and Standard
-/// Webhooks signatures in `webhook-signature` (space-separated during a rotation).
-pub fn build_request(
+/// The body of a message: the seeds' shape `{"id","event","timestamp","data"}` as compact JSON,
+/// or a Slack message for a Slack incoming-webhook target.
+pub fn message_body(
     webhook: &Webhook,
+    msg_id: &str,
     event: &str,
     data: &Value,
+    now: Millis,
+) -> String {
+    if slack::is_slack(&webhook.target_url) {
+        return slack::message(event, data).to_string();
+    }
+    json!({ "id": msg_id, "event": event, "timestamp": rfc3339(now), "data": data }).to_string()
+}
+
+/// Headers for one attempt, signed over the exact body: hex HMAC in `X-Webhook-Signature`
+/// (current secret) and Standard Webhooks `webhook-signature` (every valid secret,
+/// space-separated during a rotation's grace period). Slack targets need no signature.
+pub fn signed_headers(
+    webhook: &Webhook,
     msg_id: &str,
-) -> OutboundRequest {
-    let now = now_millis();
-    let ts = now / 1000;
-    let body = json!({
-        "id": msg_id,
-        "event": event,
-        "timestamp": crate::model::rfc3339(now),
-        "data": data,
-    })
-    .to_string()
-    .into_bytes();
+    event: &str,
+    body: &[u8],
+    now: Millis,
+) -> BTreeMap<String, String> {
     let mut headers = webhook.headers.clone();
     headers.insert("content-type".into(), "application/json".into());
+    if slack::is_slack(&webhook.target_url) {
+        return headers;
+    }
+    let ts = (now / 1000).to_string();
     headers.insert("x-webhook-event".into(), event.into());
     headers.insert("x-webhook-id".into(), msg_id.into());
-    headers.insert("x-webhook-timestamp".into(), ts.to_string());
+    headers.insert("x-webhook-timestamp".into(), ts.clone());
     headers.insert(
         "x-webhook-signature".into(),
-        signing::sign_hex(&webhook.secret, &body),
+        signing::sign_hex(&webhook.secret, body),
     );
     headers.insert("webhook-id".into(), msg_id.into());
-    headers.insert("webhook-timestamp".into(), ts.to_string());
+    headers.insert("webhook-timestamp".into(), ts);
     let standard: Vec<String> = webhook
         .valid_secrets(now)
         .iter()
-        .map(|s| signing::sign_standard(s, msg_id, ts, &body))
+        .map(|s| signing::sign_standard(s, msg_id, now / 1000, body))
         .collect();
     headers.insert("webhook-signature".into(), standard.join(" "));
-    OutboundRequest {
-        msg_id: msg_id.into(),
-        event: event.into(),
-        body,
-        headers,
+    headers
+}
+
+/// What the target answered, beyond the log row.
+#[derive(Debug, Default, Clone)]
+pub struct Answer {
+    pub timed_out: bool,
+    pub retry_after: Option<std::time::Duration>,
+    pub abort: bool,
+}
+
+/// The HTTP client for subscriber targets: no redirects, the delivery timeout, and the SSRF
+/// guard on every resolved address (unless private targets are allowed).
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl Http {
+    pub fn new(timeout: std::time::Duration, allow_private: bool) -> Self {
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            // A webhook target answers; it does not send us elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(64)
+            .user_agent(concat!("webhook-mcp/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(std::sync::Arc::new(ssrf::GuardedResolver));
+        }
+        Http {
+            client: builder
+                .build()
+                .expect("the HTTP client builds with static settings"),
+            allow_private,
+        }
+    }
+
+    pub fn allow_private(&self) -> bool {
+        self.allow_private
+    }
+
+    /// Sends one attempt and fills `d` with its outcome. Failures (timeout, refused, non-2xx)
+    /// are outcomes recorded in `d`, not errors.
+    pub async fn send(
+        &self,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        body: &[u8],
+        d: &mut Delivery,
+    ) -> Answer {
+        send(&self.client, self.allow_private, url, headers, body, d).await
     }
 }
 
-/// Sends `req` to the webhook's target once and returns the attempt as a log row (not yet
-/// stored). Failures (timeout, refused, non-2xx) are outcomes, not errors.
-pub async fn send(
+async fn send(
     http: &reqwest::Client,
-    webhook: &Webhook,
-    req: &OutboundRequest,
-    trigger: Trigger,
-    attempt: i64,
-) -> Delivery {
-    let mut d = Delivery::new(
-        &webhook.id,
-        Direction::Outbound,
-        trigger,
-        &webhook.target_url,
-    );
-    d.event = Some(req.event.clone());
-    d.attempt = attempt;
-    d.request_headers = redact(&req.headers);
-    d.request_body = Some(log_excerpt(&req.body));
-    let mut builder = http.post(&webhook.target_url).body(req.body.clone());
-    for (k, v) in &req.headers {
+    allow_private: bool,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    body: &[u8],
+    d: &mut Delivery,
+) -> Answer {
+    d.request_headers = redact(headers);
+    d.request_body = Some(log_excerpt(body));
+    let mut answer = Answer::default();
+    if let Err(why) = ssrf::check_literal(url, allow_private) {
+        d.status = DeliveryStatus::Failed;
+        d.error = Some(why);
+        d.duration_ms = Some(0);
+        return answer;
+    }
+    let mut builder = http.post(url).body(body.to_vec());
+    for (k, v) in headers {
         builder = builder.header(k, v);
     }
     let started = Instant::now();
-    let result = builder.send().await;
-    match result {
+    match builder.send().await {
         Ok(resp) => {
             let status = resp.status();
             d.status_code = Some(status.as_u16() as i64);
@@ -108,6 +155,14 @@ pub async fn send(
                     )
                 })
                 .collect();
+            answer.retry_after = d
+                .response_headers
+                .get("retry-after")
+                .and_then(|v| policy::parse_retry_after(v));
+            answer.abort = d
+                .response_headers
+                .get("webhook-delivery")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("abort-message"));
             let body = read_capped(resp).await;
             d.duration_ms = Some(started.elapsed().as_millis() as i64);
             d.response_body = Some(log_excerpt(&body));
@@ -121,10 +176,11 @@ pub async fn send(
         Err(e) => {
             d.duration_ms = Some(started.elapsed().as_millis() as i64);
             d.status = DeliveryStatus::Failed;
+            answer.timed_out = e.is_timeout();
             d.error = Some(classify(&e));
         }
     }
-    d
+    answer
 }
 
 /// Reads at most a little more than the log keeps, so a huge response cannot exhaust memory.
@@ -158,9 +214,8 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Request headers as logged: signatures are derived from the secret and stay out of the log's
-/// readers' hands only as far as they are useless without it, but custom headers may carry
-/// credentials (`Authorization`, API keys), so their values are hidden.
+/// Request headers as logged. Signature headers are kept (useless without the secret and
+/// needed to debug a receiver); custom headers may carry credentials, so their values are not.
 fn redact(headers: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     headers
         .iter()
@@ -177,6 +232,7 @@ fn redact(headers: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{now_millis, Direction};
 
     fn hook() -> Webhook {
         Webhook {
@@ -194,39 +250,65 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             failure_count: 0,
+            first_failure_at: None,
+            disabled_reason: None,
+            forward_to: vec![],
         }
     }
 
     #[test]
     fn request_is_signed_over_the_exact_body() {
         let w = hook();
-        let req = build_request(&w, "order.paid", &json!({"n": 1}), "msg_1");
-        let body: Value = serde_json::from_slice(&req.body).unwrap();
-        assert_eq!(body["id"], "msg_1");
-        assert_eq!(body["event"], "order.paid");
-        assert_eq!(body["data"]["n"], 1);
+        let now = now_millis();
+        let body = message_body(&w, "msg_1", "order.paid", &json!({"n": 1}), now);
+        let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
-            req.headers["x-webhook-signature"],
-            signing::sign_hex(&w.secret, &req.body)
+            (v["id"].as_str(), v["event"].as_str()),
+            (Some("msg_1"), Some("order.paid"))
         );
-        let ts: i64 = req.headers["webhook-timestamp"].parse().unwrap();
-        let sigs: Vec<&str> = req.headers["webhook-signature"].split(' ').collect();
+        assert_eq!(v["data"]["n"], 1);
+        let h = signed_headers(&w, "msg_1", "order.paid", body.as_bytes(), now);
+        assert_eq!(
+            h["x-webhook-signature"],
+            signing::sign_hex(&w.secret, body.as_bytes())
+        );
+        let ts: i64 = h["webhook-timestamp"].parse().unwrap();
+        let sigs: Vec<&str> = h["webhook-signature"].split(' ').collect();
         assert_eq!(sigs.len(), 2, "both secrets sign during a rotation");
         assert_eq!(
             sigs[0],
-            signing::sign_standard(&w.secret, "msg_1", ts, &req.body)
+            signing::sign_standard(&w.secret, "msg_1", ts, body.as_bytes())
         );
         assert_eq!(
             sigs[1],
-            signing::sign_standard("old-secret", "msg_1", ts, &req.body)
+            signing::sign_standard("old-secret", "msg_1", ts, body.as_bytes())
         );
     }
 
     #[test]
     fn custom_header_values_are_redacted_in_the_log() {
-        let req = build_request(&hook(), "e", &json!({}), "m");
-        let logged = redact(&req.headers);
+        let w = hook();
+        let h = signed_headers(&w, "m", "e", b"{}", now_millis());
+        let logged = redact(&h);
         assert_eq!(logged["Authorization"], "***");
         assert_eq!(logged["x-webhook-id"], "m");
+    }
+
+    #[test]
+    fn slack_targets_get_a_slack_message_without_signatures() {
+        let mut w = hook();
+        w.target_url = "https://hooks.slack.com/services/T0/B0/xyz".into();
+        let body = message_body(
+            &w,
+            "m",
+            "message_received",
+            &json!({"participantName": "Jane"}),
+            0,
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(v["text"].as_str().unwrap().contains("message_received"));
+        assert!(v["blocks"].is_array());
+        let h = signed_headers(&w, "m", "message_received", body.as_bytes(), 0);
+        assert!(!h.contains_key("x-webhook-signature"));
     }
 }

@@ -10,8 +10,8 @@ use serde_json::json;
 use super::{reply, McpServer};
 use crate::catalog;
 use crate::service::{
-    CreateWebhook, ListEvents, ListWebhooks, QueryDeliveries, RotateSecret, TestWebhook,
-    UpdateWebhook, WaitForEvents,
+    CreateWebhook, ListEvents, ListWebhooks, QueryDeliveries, Redeliver, RotateSecret, SendEvent,
+    TestWebhook, UpdateWebhook, WaitForEvents,
 };
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -39,7 +39,7 @@ impl McpServer {
 #[tool_router]
 impl McpServer {
     #[tool(
-        description = "Create a webhook. direction=inbound: returns a receive URL and a secret (shown only now) to paste into the sending platform; its verified events then arrive as resources and via wait_for_events. direction=outbound: requires url; this server will POST signed events there. Optional: provider (inbound signature scheme: generic|kakiyo), events filter (default [\"*\"]), secret, description, headers (outbound)."
+        description = "Create a webhook. direction=inbound: returns a receive URL and a secret (shown only now) to paste into the sending platform; its verified events then arrive as resources and via wait_for_events. direction=outbound: requires url (public http(s); a hooks.slack.com URL gets Slack-formatted messages); this server will POST signed events there. Optional: provider (inbound signature scheme: generic|kakiyo), events filter (default [\"*\"]), secret, description, headers (outbound), forward_to (inbound: outbound webhook ids to relay each event to)."
     )]
     async fn create_webhook(
         &self,
@@ -104,6 +104,26 @@ impl McpServer {
         Parameters(req): Parameters<TestWebhook>,
     ) -> Result<CallToolResult, McpError> {
         reply(self.svc.test_webhook(req).await)
+    }
+
+    #[tool(
+        description = "Send an event to every enabled outbound webhook whose events filter matches (or only to webhook_ids). Body {id, event, timestamp, data}, signed (X-Webhook-Signature hex HMAC and Standard Webhooks webhook-signature). Deliveries are queued durably and retried on failure (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); returns the queued delivery ids to follow with query_deliveries."
+    )]
+    async fn send_event(
+        &self,
+        Parameters(req): Parameters<SendEvent>,
+    ) -> Result<CallToolResult, McpError> {
+        reply(self.svc.send_event(req).await)
+    }
+
+    #[tool(
+        description = "Send an outbound delivery again as a new manual attempt: {delivery_id}. Bulk recovery after an outage: {webhook_id, since, until?} re-queues every message of that webhook whose delivery finally failed in the window."
+    )]
+    async fn redeliver(
+        &self,
+        Parameters(req): Parameters<Redeliver>,
+    ) -> Result<CallToolResult, McpError> {
+        reply(self.svc.redeliver(req).await)
     }
 
     #[tool(

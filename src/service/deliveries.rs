@@ -7,12 +7,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::outbound::new_message_id;
 use super::Service;
 use crate::catalog;
 use crate::dispatcher;
 use crate::error::{Error, Result};
 use crate::model::{
-    now_millis, parse_rfc3339, rfc3339, DeliveryStatus, Direction, Provider, Trigger, Webhook,
+    now_millis, parse_rfc3339, rfc3339, Delivery, DeliveryStatus, Direction, Provider, Trigger,
+    Webhook,
 };
 use crate::signing;
 use crate::store::DeliveryQuery;
@@ -174,7 +176,7 @@ impl Service {
         let url = format!("http://{addr}/hooks/{}", webhook.id);
         let started = Instant::now();
         let resp = self
-            .http
+            .internal_http
             .post(&url)
             .headers(headers)
             .body(body)
@@ -226,9 +228,22 @@ impl Service {
                 .map(|t| t.example["data"].clone())
                 .unwrap_or_else(|| json!({ "test": true }))
         });
-        let msg_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-        let request = dispatcher::build_request(webhook, &event_type, &data, &msg_id);
-        let attempt = dispatcher::send(&self.http, webhook, &request, Trigger::Test, 1).await;
+        let msg_id = new_message_id();
+        let now = now_millis();
+        let body = dispatcher::message_body(webhook, &msg_id, &event_type, &data, now);
+        let headers =
+            dispatcher::signed_headers(webhook, &msg_id, &event_type, body.as_bytes(), now);
+        let mut attempt = Delivery::new(
+            &webhook.id,
+            Direction::Outbound,
+            Trigger::Test,
+            &webhook.target_url,
+        );
+        attempt.event = Some(event_type.clone());
+        attempt.message_id = Some(msg_id.clone());
+        self.http
+            .send(&webhook.target_url, &headers, body.as_bytes(), &mut attempt)
+            .await;
         self.store.insert_delivery(attempt.clone()).await?;
         tracing::info!(webhook_id = %webhook.id, status = ?attempt.status_code, error = ?attempt.error, "test delivery");
         Ok(json!({

@@ -17,7 +17,10 @@ use crate::model::{
     log_excerpt, now_millis, receive_url, Delivery, DeliveryStatus, Direction, Event, Trigger,
 };
 use crate::signing;
-use crate::store::{EventQuery, InsertOutcome};
+use crate::store::{EventQuery, InsertOutcome, Message};
+
+/// A verified event, the relayed copies to queue with it, and the answer once it is stored.
+type Accepted = (Event, Vec<(Message, Delivery)>, ReceiveOutcome);
 
 /// What the receiver answers: a status and a JSON body.
 #[derive(Debug)]
@@ -90,9 +93,14 @@ impl Service {
             .receive_inner(webhook_id, headers, body, &mut receipt)
             .await;
         match outcome {
-            Ok(Some((event, outcome))) => {
-                match self.store.insert_event(event.clone(), receipt).await {
+            Ok(Some((event, forwards, outcome))) => {
+                match self
+                    .store
+                    .insert_event(event.clone(), receipt, forwards)
+                    .await
+                {
                     Ok(InsertOutcome::Stored(seq)) => {
+                        self.wake.notify_one();
                         tracing::info!(webhook_id, event_id = %event.id, event = %event.event, seq, "event received");
                         self.publish(EventNotice {
                             seq,
@@ -177,7 +185,7 @@ impl Service {
         headers: &HeaderMap,
         body: &[u8],
         receipt: &mut Delivery,
-    ) -> Result<Option<(Event, ReceiveOutcome)>, ReceiveOutcome> {
+    ) -> Result<Option<Accepted>, ReceiveOutcome> {
         let webhook = match self.store.get_webhook(webhook_id).await {
             Ok(Some(w)) if w.direction == Direction::Inbound && w.enabled => w,
             Ok(found) => {
@@ -259,7 +267,10 @@ impl Service {
             status: 200,
             body: json!({ "received": true, "event_id": event.id, "delivery_id": receipt.id }),
         };
-        Ok(Some((event, answer)))
+        let forwards = self
+            .forwards(&webhook, &event.event, &event.payload, &event.id)
+            .await;
+        Ok(Some((event, forwards, answer)))
     }
 
     pub async fn list_events(&self, req: ListEvents) -> Result<Value> {

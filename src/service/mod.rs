@@ -4,17 +4,21 @@
 
 mod deliveries;
 mod events;
+mod outbound;
 mod webhooks;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
+use crate::dispatcher::Http;
 use crate::store::Store;
 
 pub use deliveries::{QueryDeliveries, TestWebhook};
 pub use events::{ListEvents, ReceiveOutcome, WaitForEvents};
+pub use outbound::{Redeliver, SendEvent};
 pub use webhooks::{CreateWebhook, ListWebhooks, RotateSecret, UpdateWebhook};
 
 /// Announced on the bus after an event is durably stored.
@@ -35,24 +39,29 @@ pub struct Settings {
     pub receiver_addr: Option<SocketAddr>,
     pub delivery_timeout: Duration,
     pub max_body_bytes: usize,
+    /// SSRF guard off: outbound targets may be loopback or private addresses.
+    pub allow_private_targets: bool,
 }
 
 pub struct Service {
     pub store: Store,
     pub settings: Settings,
     bus: broadcast::Sender<EventNotice>,
-    http: reqwest::Client,
+    /// For subscriber targets: SSRF-guarded, no redirects.
+    pub http: Http,
+    /// For the server's own receiver (inbound self-tests) only.
+    internal_http: reqwest::Client,
+    /// Wakes the delivery worker when attempts are queued.
+    pub wake: Arc<Notify>,
 }
 
 impl Service {
     pub fn new(store: Store, settings: Settings) -> Self {
         // Lagging subscribers re-read the store, so a modest buffer loses nothing.
         let (bus, _) = broadcast::channel(1024);
-        let http = reqwest::Client::builder()
+        let http = Http::new(settings.delivery_timeout, settings.allow_private_targets);
+        let internal_http = reqwest::Client::builder()
             .timeout(settings.delivery_timeout)
-            // A webhook target answers; it does not send us elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("webhook-mcp/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds with static settings");
         Service {
@@ -60,6 +69,8 @@ impl Service {
             settings,
             bus,
             http,
+            internal_http,
+            wake: Arc::new(Notify::new()),
         }
     }
 

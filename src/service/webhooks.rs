@@ -36,6 +36,10 @@ pub struct CreateWebhook {
     /// Outbound only: extra static headers sent with every delivery.
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
+    /// Inbound only: outbound webhook ids to relay each verified event to (re-signed with
+    /// each target's secret).
+    #[serde(default)]
+    pub forward_to: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -68,6 +72,9 @@ pub struct UpdateWebhook {
     /// Outbound only: replaces the extra static headers.
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
+    /// Inbound only: replaces the outbound webhook ids each verified event is relayed to.
+    #[serde(default)]
+    pub forward_to: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -94,7 +101,7 @@ impl Service {
         let headers = req.headers.unwrap_or_default();
         validate_headers(&headers)?;
         let target_url = match (req.direction, req.url) {
-            (Direction::Outbound, Some(url)) => validate_target_url(&url)?,
+            (Direction::Outbound, Some(url)) => self.checked_target(&url).await?,
             (Direction::Outbound, None) => {
                 return Err(Error::invalid(
                     "an outbound webhook needs `url`: the http(s) address to deliver events to",
@@ -108,6 +115,15 @@ impl Service {
         if req.direction == Direction::Inbound && !headers.is_empty() {
             return Err(Error::invalid("`headers` apply to outbound webhooks only"));
         }
+        let forward_to = match req.forward_to {
+            Some(_) if req.direction == Direction::Outbound => {
+                return Err(Error::invalid(
+                    "`forward_to` applies to inbound webhooks only",
+                ))
+            }
+            Some(ids) => self.checked_forward_targets(ids).await?,
+            None => vec![],
+        };
         let secret = match req.secret {
             Some(s) => validate_secret(s)?,
             None => generate_secret(),
@@ -127,6 +143,9 @@ impl Service {
             created_at: now,
             updated_at: now,
             failure_count: 0,
+            first_failure_at: None,
+            disabled_reason: None,
+            forward_to,
         };
         self.store.insert_webhook(webhook.clone()).await?;
         tracing::info!(webhook_id = %webhook.id, direction = webhook.direction.as_str(), "webhook created");
@@ -164,6 +183,28 @@ impl Service {
         hint
     }
 
+    /// A valid http(s) URL whose host is not a private address (unless allowed).
+    async fn checked_target(&self, url: &str) -> Result<String> {
+        let url = validate_target_url(url)?;
+        let parsed = reqwest::Url::parse(&url).map_err(|e| Error::invalid(e.to_string()))?;
+        crate::dispatcher::ssrf::check_target(&parsed, self.settings.allow_private_targets)
+            .await
+            .map_err(Error::InvalidArgument)?;
+        Ok(url)
+    }
+
+    async fn checked_forward_targets(&self, ids: Vec<String>) -> Result<Vec<String>> {
+        for id in &ids {
+            let target = self.webhook(id).await?;
+            if target.direction != Direction::Outbound {
+                return Err(Error::invalid(format!(
+                    "forward_to names {id}, which is inbound; name outbound webhooks (create them first)"
+                )));
+            }
+        }
+        Ok(ids)
+    }
+
     pub async fn list_webhooks(&self, req: ListWebhooks) -> Result<Value> {
         let hooks = self.store.list_webhooks(req.direction, req.enabled).await?;
         let list: Vec<Value> = hooks
@@ -193,7 +234,7 @@ impl Service {
                     "an inbound webhook's URL is generated and cannot be changed",
                 ));
             }
-            w.target_url = validate_target_url(&url)?;
+            w.target_url = self.checked_target(&url).await?;
         }
         if let Some(events) = req.events {
             w.events = validate_events(Some(events))?;
@@ -203,6 +244,20 @@ impl Service {
         }
         if let Some(e) = req.enabled {
             w.enabled = e;
+            if e {
+                // Re-enabled by hand: the server's reason and failure streak no longer apply.
+                w.disabled_reason = None;
+                w.first_failure_at = None;
+                w.failure_count = 0;
+            }
+        }
+        if let Some(ids) = req.forward_to {
+            if w.direction == Direction::Outbound {
+                return Err(Error::invalid(
+                    "`forward_to` applies to inbound webhooks only",
+                ));
+            }
+            w.forward_to = self.checked_forward_targets(ids).await?;
         }
         if let Some(h) = req.headers {
             if w.direction == Direction::Inbound {

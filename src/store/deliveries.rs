@@ -7,9 +7,10 @@ use super::Store;
 use crate::error::Result;
 use crate::model::{Delivery, DeliveryStatus, Direction, Millis, Trigger};
 
-const COLUMNS: &str = "seq, id, webhook_id, event_id, event, direction, trigger, attempt, url, \
+pub(super) const COLUMNS: &str =
+    "seq, id, webhook_id, event_id, event, direction, trigger, attempt, url, \
     status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
-    response_body, created_at, next_attempt_at";
+    response_body, created_at, next_attempt_at, message_id";
 
 /// Filters for the delivery log, newest first. `before` is a `seq` cursor.
 #[derive(Debug, Clone, Default)]
@@ -51,8 +52,8 @@ pub(super) fn insert_delivery(c: &Connection, d: &Delivery) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO deliveries (id, webhook_id, event_id, event, direction, trigger, attempt, url, \
          status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
-         response_body, created_at, next_attempt_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         response_body, created_at, next_attempt_at, message_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?
     .execute(params![
         d.id,
@@ -73,6 +74,7 @@ pub(super) fn insert_delivery(c: &Connection, d: &Delivery) -> Result<()> {
         d.response_body,
         d.created_at,
         d.next_attempt_at,
+        d.message_id,
     ])?;
     Ok(())
 }
@@ -102,7 +104,7 @@ fn query(c: &Connection, q: &DeliveryQuery) -> Result<Vec<Delivery>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<Delivery> {
+pub(super) fn from_row(r: &Row) -> rusqlite::Result<Delivery> {
     let direction: String = r.get(5)?;
     let trigger: String = r.get(6)?;
     let status: String = r.get(9)?;
@@ -130,5 +132,6 @@ fn from_row(r: &Row) -> rusqlite::Result<Delivery> {
         response_body: r.get(16)?,
         created_at: r.get(17)?,
         next_attempt_at: r.get(18)?,
+        message_id: r.get(19)?,
     })
 }

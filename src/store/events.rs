@@ -3,6 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::deliveries::insert_delivery;
+use super::queue::{enqueue_tx, Message};
 use super::webhooks::bad_column;
 use super::Store;
 use crate::error::Result;
@@ -32,7 +33,13 @@ pub struct EventQuery {
 impl Store {
     /// Stores `event` and its receipt row in one transaction, unless the webhook already has an
     /// event with the same provider event id; then only the receipt is logged, marked duplicate.
-    pub async fn insert_event(&self, event: Event, mut receipt: Delivery) -> Result<InsertOutcome> {
+    /// `forwards` (relayed copies for outbound webhooks) are queued with a new event only.
+    pub async fn insert_event(
+        &self,
+        event: Event,
+        mut receipt: Delivery,
+        forwards: Vec<(Message, Delivery)>,
+    ) -> Result<InsertOutcome> {
         self.call(move |c| {
             let tx = c.transaction()?;
             let existing: Option<String> = match &event.provider_event_id {
@@ -67,7 +74,9 @@ impl Store {
                             event.payload.to_string(),
                         ],
                     )?;
-                    InsertOutcome::Stored(tx.last_insert_rowid())
+                    let seq = tx.last_insert_rowid();
+                    enqueue_tx(&tx, &forwards)?;
+                    InsertOutcome::Stored(seq)
                 }
             };
             insert_delivery(&tx, &receipt)?;

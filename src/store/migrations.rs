@@ -64,6 +64,25 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, seq);
     CREATE INDEX deliveries_by_status ON deliveries (status, next_attempt_at);
     "#,
+    // 2: the outbound queue. A message is one event for one outbound webhook, its body fixed at
+    // creation; each attempt to send it is a delivery row, written (pending) before it is sent.
+    r#"
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        event_id TEXT,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    ALTER TABLE deliveries ADD COLUMN message_id TEXT;
+    ALTER TABLE deliveries ADD COLUMN lease_until INTEGER;
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX deliveries_by_message ON deliveries (message_id);
+    ALTER TABLE webhooks ADD COLUMN forward_to TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE webhooks ADD COLUMN first_failure_at INTEGER;
+    ALTER TABLE webhooks ADD COLUMN disabled_reason TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -8,6 +8,7 @@
 mod deliveries;
 mod events;
 mod migrations;
+mod queue;
 mod webhooks;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 
 pub use deliveries::DeliveryQuery;
 pub use events::{EventQuery, InsertOutcome};
+pub use queue::{Claimed, Completion, HealthChange, Message};
 
 #[derive(Clone)]
 pub struct Store {

@@ -7,13 +7,14 @@ use crate::error::Result;
 use crate::model::{Direction, Provider, Webhook};
 
 const COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, secret, \
-    previous_secret, previous_secret_expires_at, headers, created_at, updated_at, failure_count";
+    previous_secret, previous_secret_expires_at, headers, created_at, updated_at, failure_count, \
+    first_failure_at, disabled_reason, forward_to";
 
 impl Store {
     pub async fn insert_webhook(&self, w: Webhook) -> Result<()> {
         self.call(move |c| {
             c.execute(
-                &format!("INSERT INTO webhooks ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+                &format!("INSERT INTO webhooks ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
                 params![
                     w.id,
                     w.direction.as_str(),
@@ -29,6 +30,9 @@ impl Store {
                     w.created_at,
                     w.updated_at,
                     w.failure_count,
+                    w.first_failure_at,
+                    w.disabled_reason,
+                    serde_json::to_string(&w.forward_to).unwrap_or_default(),
                 ],
             )?;
             Ok(())
@@ -42,7 +46,8 @@ impl Store {
             let n = c.execute(
                 "UPDATE webhooks SET target_url = ?2, events = ?3, description = ?4, enabled = ?5, \
                  secret = ?6, previous_secret = ?7, previous_secret_expires_at = ?8, headers = ?9, \
-                 updated_at = ?10, failure_count = ?11 WHERE id = ?1",
+                 updated_at = ?10, failure_count = ?11, first_failure_at = ?12, disabled_reason = ?13, \
+                 forward_to = ?14 WHERE id = ?1",
                 params![
                     w.id,
                     w.target_url,
@@ -55,6 +60,9 @@ impl Store {
                     serde_json::to_string(&w.headers).unwrap_or_default(),
                     w.updated_at,
                     w.failure_count,
+                    w.first_failure_at,
+                    w.disabled_reason,
+                    serde_json::to_string(&w.forward_to).unwrap_or_default(),
                 ],
             )?;
             Ok(n == 1)
@@ -93,7 +101,7 @@ impl Store {
     }
 }
 
-fn get(c: &Connection, id: &str) -> Result<Option<Webhook>> {
+pub(super) fn get(c: &Connection, id: &str) -> Result<Option<Webhook>> {
     Ok(c.query_row(
         &format!("SELECT {COLUMNS} FROM webhooks WHERE id = ?1"),
         [id],
@@ -122,6 +130,12 @@ fn from_row(r: &Row) -> rusqlite::Result<Webhook> {
         created_at: r.get(11)?,
         updated_at: r.get(12)?,
         failure_count: r.get(13)?,
+        first_failure_at: r.get(14)?,
+        disabled_reason: r.get(15)?,
+        forward_to: {
+            let f: String = r.get(16)?;
+            serde_json::from_str(&f).map_err(|_| bad_column(16, &f))?
+        },
     })
 }
 

@@ -24,7 +24,7 @@ warnings.simplefilter("ignore")  # the legacy subscribe API is deprecated on pur
 EXPECTED_TOOLS = {
     "create_webhook", "list_webhooks", "get_webhook", "update_webhook", "delete_webhook",
     "rotate_secret", "test_webhook", "query_deliveries", "list_events", "get_event",
-    "wait_for_events", "list_event_types",
+    "wait_for_events", "list_event_types", "send_event", "redeliver",
 }
 
 

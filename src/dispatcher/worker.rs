@@ -1,0 +1,213 @@
+//! The delivery worker pool: claims due attempts from the store, sends them with bounded
+//! concurrency, and writes results back in batches.
+//!
+//! One loop claims (as many attempts as there are free slots), each attempt runs in its own
+//! task, and one writer task commits finished attempts together: at high load many results
+//! share one transaction instead of one fsync each. On shutdown the loop stops claiming,
+//! in-flight attempts get a bounded time to finish, and whatever is unfinished stays pending
+//! (its lease is released at the next start).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+
+use super::policy::{Policy, Verdict};
+use super::{signed_headers, Http};
+use crate::model::{now_millis, DeliveryStatus, Millis};
+use crate::store::{Claimed, Completion, HealthChange, Store};
+
+pub struct Worker {
+    pub store: Store,
+    pub http: Http,
+    pub policy: Policy,
+    /// Signalled whenever attempts are queued, so the loop need not poll.
+    pub wake: Arc<Notify>,
+    pub concurrency: usize,
+    /// A claim is released if its result is not written within this time (covers a stuck
+    /// writer; a crash is covered by the start-up release).
+    pub lease: Duration,
+    /// How long shutdown waits for in-flight attempts.
+    pub drain: Duration,
+}
+
+/// The longest the loop sleeps without a wake-up: a safety net, not the delivery mechanism.
+const IDLE_RECHECK: Duration = Duration::from_secs(30);
+
+impl Worker {
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        match self.store.release_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                attempts = n,
+                "resuming attempts that were in flight at the last stop"
+            ),
+            Err(e) => tracing::error!(error = %e, "could not release leases"),
+        }
+        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let (done_tx, done_rx) = mpsc::channel::<Completion>(self.concurrency * 4);
+        let writer = tokio::spawn(write_results(
+            self.store.clone(),
+            done_rx,
+            self.wake.clone(),
+        ));
+
+        while !*stop.borrow() {
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    p = slots.clone().acquire_owned() => drop(p),
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let now = now_millis();
+            let lease_until = now + self.lease.as_millis() as i64;
+            let claimed = match self.store.claim_due(now, free, lease_until).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not claim deliveries; retrying shortly");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let got = claimed.len();
+            for c in claimed {
+                let permit = slots.clone().acquire_owned().await.expect("never closed");
+                let (this, done) = (self.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    let completion = this.attempt(c).await;
+                    let _ = done.send(completion).await;
+                    drop(permit);
+                });
+            }
+            if got == free {
+                continue; // there may be more due right now
+            }
+            let sleep = match self.store.next_due_at().await {
+                Ok(Some(at)) => {
+                    Duration::from_millis((at - now_millis()).max(0) as u64).min(IDLE_RECHECK)
+                }
+                _ => IDLE_RECHECK,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+
+        // Stop claiming; give in-flight attempts a bounded time, then leave the rest pending.
+        let all = self.concurrency as u32;
+        match tokio::time::timeout(self.drain, slots.acquire_many(all)).await {
+            Ok(_) => tracing::info!("delivery worker stopped; nothing in flight"),
+            Err(_) => tracing::warn!(
+                "delivery worker stopped with attempts in flight; they resume at the next start"
+            ),
+        }
+        drop(done_tx);
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    }
+
+    /// Sends one claimed attempt and decides what follows.
+    async fn attempt(&self, c: Claimed) -> Completion {
+        let mut d = c.attempt;
+        let now = now_millis();
+        d.created_at = now;
+        d.next_attempt_at = None;
+        let Some(webhook) = c.webhook.filter(|w| w.enabled) else {
+            d.status = DeliveryStatus::Failed;
+            d.error = Some("not sent: the webhook was deleted or disabled after this was queued; re-enable it and use redeliver".into());
+            return Completion {
+                attempt: d,
+                next: None,
+                health: HealthChange::None,
+            };
+        };
+        d.url = webhook.target_url.clone();
+        let msg_id = d.message_id.clone().unwrap_or_default();
+        let event = d.event.clone().unwrap_or_default();
+        let headers = signed_headers(&webhook, &msg_id, &event, c.body.as_bytes(), now);
+        let answer = self
+            .http
+            .send(&webhook.target_url, &headers, c.body.as_bytes(), &mut d)
+            .await;
+        let failing_since: Millis = webhook.first_failure_at.unwrap_or(now);
+        let failing_for = Duration::from_millis((now - failing_since).max(0) as u64);
+        let verdict = self.policy.verdict(&d, &answer, failing_for);
+        tracing::debug!(delivery_id = %d.id, webhook_id = %webhook.id, attempt = d.attempt, status = ?d.status_code, ?verdict, "attempt finished");
+        match verdict {
+            Verdict::Done => Completion {
+                attempt: d,
+                next: None,
+                health: HealthChange::Success,
+            },
+            Verdict::RetryIn(delay) => {
+                let mut next = d.clone();
+                next.id = uuid::Uuid::now_v7().to_string();
+                next.attempt = d.attempt + 1;
+                next.trigger = crate::model::Trigger::Scheduled;
+                next.status = DeliveryStatus::Pending;
+                next.status_code = None;
+                next.duration_ms = None;
+                next.error = None;
+                next.request_headers.clear();
+                next.request_body = None;
+                next.response_headers.clear();
+                next.response_body = None;
+                next.next_attempt_at = Some(now + delay.as_millis() as i64);
+                d.next_attempt_at = next.next_attempt_at;
+                Completion {
+                    attempt: d,
+                    next: Some(next),
+                    health: HealthChange::Failure { disable: None },
+                }
+            }
+            Verdict::GiveUp(why) => {
+                append_error(&mut d, &why);
+                Completion {
+                    attempt: d,
+                    next: None,
+                    health: HealthChange::Failure { disable: None },
+                }
+            }
+            Verdict::Disable(why) => {
+                tracing::warn!(webhook_id = %webhook.id, reason = %why, "disabling outbound webhook");
+                append_error(&mut d, &format!("webhook disabled: {why}"));
+                Completion {
+                    attempt: d,
+                    next: None,
+                    health: HealthChange::Failure { disable: Some(why) },
+                }
+            }
+        }
+    }
+}
+
+fn append_error(d: &mut crate::model::Delivery, why: &str) {
+    d.error = Some(match d.error.take() {
+        Some(e) => format!("{e}; {why}"),
+        None => why.to_string(),
+    });
+}
+
+/// Commits finished attempts, batching whatever is ready together.
+async fn write_results(store: Store, mut rx: mpsc::Receiver<Completion>, wake: Arc<Notify>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let retries = batch.iter().any(|c| c.next.is_some());
+        // A failed write leaves the claims leased; they are retried after the lease or restart.
+        if let Err(e) = store.complete(batch).await {
+            tracing::error!(error = %e, "could not record delivery results");
+        }
+        if retries {
+            wake.notify_one();
+        }
+    }
+}
