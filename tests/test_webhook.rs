@@ -2,70 +2,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
-use base64::Engine;
-use common::{hex_hmac, Server};
-use hmac::{Hmac, KeyInit, Mac};
+use common::sink::{hex_ok, standard_ok, Reply, Sink};
+use common::Server;
 use serde_json::{json, Value};
-use sha2::Sha256;
-
-#[derive(Clone, Default)]
-struct Sink {
-    got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
-    status: Arc<Mutex<u16>>,
-}
-
-async fn record(State(sink): State<Sink>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
-    sink.got.lock().unwrap().push((headers, body));
-    let code = *sink.status.lock().unwrap();
-    if code == 999 {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-    }
-    (
-        StatusCode::from_u16(code).unwrap(),
-        format!("sink says {code}"),
-    )
-}
-
-async fn start_sink() -> (String, Sink) {
-    let sink = Sink::default();
-    *sink.status.lock().unwrap() = 200;
-    let app = Router::new()
-        .route("/hook", post(record))
-        .with_state(sink.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hook"), sink)
-}
-
-/// Standard Webhooks verification, written from the spec, independent of the server's code.
-fn standard_ok(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
-    let id = headers["webhook-id"].to_str().unwrap();
-    let ts = headers["webhook-timestamp"].to_str().unwrap();
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap())
-        .unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
-    mac.update(format!("{id}.{ts}.").as_bytes());
-    mac.update(body);
-    let expected = format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    );
-    headers["webhook-signature"]
-        .to_str()
-        .unwrap()
-        .split(' ')
-        .any(|s| s == expected)
-}
 
 #[tokio::test]
 async fn outbound_test_is_signed_logged_and_reports_failures() {
@@ -75,7 +16,8 @@ async fn outbound_test_is_signed_logged_and_reports_failures() {
         &["--delivery-timeout", "1", "--allow-private-targets"],
     )
     .await;
-    let (url, sink) = start_sink().await;
+    let sink = Sink::start().await;
+    let url = sink.url("hook");
     let created = s
         .call(
             "create_webhook",
@@ -93,16 +35,14 @@ async fn outbound_test_is_signed_logged_and_reports_failures() {
     assert!(r["response_excerpt"]
         .as_str()
         .unwrap()
-        .contains("sink says 200"));
+        .contains("sink answered 200"));
     {
-        let got = sink.got.lock().unwrap();
-        let (headers, body) = got.last().unwrap();
+        let got = sink.received();
+        let last = got.last().unwrap();
+        let (headers, body) = (&last.headers, &last.body);
         // The seeds' method: hex HMAC over the exact bytes, and the Standard Webhooks method.
-        assert_eq!(
-            headers["x-webhook-signature"].to_str().unwrap(),
-            hex_hmac(&secret, body)
-        );
-        assert!(standard_ok(&secret, headers, body));
+        assert!(hex_ok(&secret, last));
+        assert!(standard_ok(&secret, last));
         assert_eq!(headers["x-webhook-event"], "action_send_completed");
         assert_eq!(headers["x-team"], "growth");
         assert_eq!(headers["content-type"], "application/json");
@@ -128,7 +68,10 @@ async fn outbound_test_is_signed_logged_and_reports_failures() {
         row["request_headers"]["X-Team"], "***",
         "custom header values are redacted"
     );
-    assert!(row["response_body"].as_str().unwrap().contains("sink says"));
+    assert!(row["response_body"]
+        .as_str()
+        .unwrap()
+        .contains("sink answered"));
 
     // A custom event and data.
     let r = s
@@ -138,18 +81,18 @@ async fn outbound_test_is_signed_logged_and_reports_failures() {
         )
         .await;
     assert_eq!(r["ok"], true);
-    let body: Value = serde_json::from_slice(&sink.got.lock().unwrap().last().unwrap().1).unwrap();
+    let body: Value = serde_json::from_slice(&sink.received().last().unwrap().body).unwrap();
     assert_eq!(body["data"], json!({ "amount": 42 }));
 
     // 5xx, timeout and refused are failed tests, not tool errors.
-    *sink.status.lock().unwrap() = 503;
+    sink.script([Reply::status(503)]);
     let r = s.call("test_webhook", json!({ "id": id })).await;
     assert_eq!(
         (r["ok"].as_bool(), r["status_code"].as_i64()),
         (Some(false), Some(503))
     );
     assert!(r["error"].as_str().unwrap().contains("503"));
-    *sink.status.lock().unwrap() = 999;
+    sink.script([Reply::status(200).after(Duration::from_secs(30))]);
     let r = s.call("test_webhook", json!({ "id": id })).await;
     assert_eq!(r["ok"], false);
     assert_eq!(r["error"], "timeout");

@@ -2,6 +2,8 @@
 //! over its real stdio, with the receiver on a free 127.0.0.1 port.
 #![allow(dead_code)]
 
+pub mod sink;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,6 +45,7 @@ impl ClientHandler for Recorder {
 
 pub struct Server {
     pub client: RunningService<RoleClient, Recorder>,
+    pub pid: u32,
     pub notes: mpsc::UnboundedReceiver<String>,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
@@ -82,6 +85,7 @@ impl Server {
                 .env("WEBHOOK_MCP_LOG", "warn");
         }))
         .unwrap();
+        let pid = transport.id().expect("the server process started");
         let (tx, notes) = mpsc::unbounded_channel();
         let handler = Recorder { tx };
         let client = match era {
@@ -98,6 +102,7 @@ impl Server {
         };
         Server {
             client,
+            pid,
             notes,
             data_dir: dir,
             _tmp: tmp,
@@ -228,6 +233,54 @@ impl Server {
     pub async fn stop(self) {
         let _ = self.client.cancel().await;
     }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill9(&self) {
+        signal(self.pid, "-KILL");
+    }
+
+    /// Polls `tool` until `done` holds for its answer, failing after `secs` seconds.
+    pub async fn wait_for(
+        &self,
+        tool: &str,
+        args: Value,
+        secs: u64,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.call(tool, args.clone()).await;
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{tool} never satisfied the condition; last: {v:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Creates an outbound webhook; returns (id, secret).
+    pub async fn outbound(&self, url: &str, extra: Value) -> (String, String) {
+        let mut args = json!({ "direction": "outbound", "url": url });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            args[k] = v;
+        }
+        let created = self.call("create_webhook", args).await;
+        (
+            created["webhook"]["id"].as_str().unwrap().to_string(),
+            created["webhook"]["secret"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill {sig} {pid} failed");
 }
 
 /// The seeds' signing method: hex HMAC-SHA256 of the exact bytes, computed here independently
