@@ -1,0 +1,153 @@
+//! Outbound throughput: deliveries/s from the durable queue to a local sink, beside a baseline
+//! of the same number of POSTs sent straight to the sink by a plain client at the same
+//! concurrency (the loopback HTTP ceiling, no queue, no store, no signing).
+//!
+//! Run: `cargo bench --bench delivery -- [sends] [webhooks] [concurrency]` (defaults 200, 50, 64):
+//! `sends` send_event calls, each fanned out to `webhooks` outbound webhooks.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
+    let sends: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let hooks: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(50);
+    let concurrency: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(64);
+    let total = sends * hooks;
+
+    // The sink: answers 200 at once and counts.
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let app = Router::new().route(
+        "/sink",
+        post(move || {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, Ordering::Relaxed);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sink = format!("http://{}/sink", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    // Baseline: the same number of POSTs straight to the sink.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let body = json!({"id": "msg_x", "event": "order.paid", "timestamp": "2026-11-24T10:00:00Z", "data": {"amount": 4200}}).to_string();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = vec![];
+    for _ in 0..concurrency {
+        let (http, sink, body, next) = (http.clone(), sink.clone(), body.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let r = http.post(&sink).body(body.clone()).send().await.unwrap();
+                let _ = r.bytes().await;
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let baseline = total as f64 / started.elapsed().as_secs_f64();
+    count.store(0, Ordering::Relaxed);
+
+    // The engine.
+    let dir = tempfile::tempdir().unwrap();
+    if let Ok(keep) = std::env::var("BENCH_KEEP_DIR") {
+        eprintln!("store kept at {keep}");
+    }
+    let dir_path = std::env::var("BENCH_KEEP_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dir.path().to_path_buf());
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--no-receiver",
+            "--allow-private-targets",
+            "--delivery-concurrency",
+        ])
+        .arg(concurrency.to_string())
+        .arg("--data-dir")
+        .arg(&dir_path)
+        .env("WEBHOOK_MCP_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let next_id = AtomicUsize::new(0);
+    let request = |method: &str, params: Value| {
+        let id = next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        format!(
+            "{}\n",
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+        )
+    };
+    let mut setup = request(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
+    );
+    setup.push_str(&format!(
+        "{}\n",
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    ));
+    for _ in 0..hooks {
+        setup.push_str(&request(
+            "tools/call",
+            json!({"name": "create_webhook", "arguments": {"direction": "outbound", "url": sink}}),
+        ));
+    }
+    stdin.write_all(setup.as_bytes()).await.unwrap();
+    // Requests run concurrently: wait for every answer, not just the last one's.
+    let mut answered = 0;
+    while answered < hooks + 1 {
+        let line = lines.next_line().await.unwrap().unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v.get("id").is_some() {
+            answered += 1;
+        }
+    }
+    let mut sends_text = String::new();
+    for i in 0..sends {
+        sends_text.push_str(&request("tools/call", json!({"name": "send_event", "arguments": {"event": "order.paid", "data": {"amount": 4200, "n": i}}})));
+    }
+    let started = Instant::now();
+    stdin.write_all(sends_text.as_bytes()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count.load(Ordering::Relaxed) < total {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {total} deliveries arrived",
+            count.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let engine = total as f64 / started.elapsed().as_secs_f64();
+
+    println!("| path | deliveries | concurrency | deliveries/s |");
+    println!("|---|---|---|---|");
+    println!("| plain POSTs to the sink (baseline) | {total} | {concurrency} | {baseline:.0} |");
+    println!("| send_event -> queue -> signed delivery -> logged | {total} | {concurrency} | {engine:.0} |");
+    println!("\nengine / baseline: {:.2}", engine / baseline);
+    drop(stdin);
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+}
