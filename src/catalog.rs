@@ -92,6 +92,34 @@ fn kakiyo(event: &'static str, description: &'static str, data: Value) -> EventT
     }
 }
 
+fn preset(
+    provider: Provider,
+    event: &'static str,
+    description: &'static str,
+    example: Value,
+) -> EventType {
+    EventType {
+        platform: provider.as_str(),
+        provider,
+        event,
+        category: "platform",
+        description,
+        example,
+    }
+}
+
+fn slack_event(inner: Value) -> Value {
+    json!({
+        "token": "XXYYZZ",
+        "team_id": "T0001",
+        "api_app_id": "A0001",
+        "event": inner,
+        "type": "event_callback",
+        "event_id": "Ev08MFMKH6",
+        "event_time": 1732442400
+    })
+}
+
 fn leadshark(event: &'static str, description: &'static str, data: Value) -> EventType {
     EventType {
         platform: "leadshark",
@@ -274,6 +302,63 @@ static CATALOGUE: LazyLock<Vec<EventType>> = LazyLock::new(|| {
             "automation": { "id": "uuid", "name": "Engagement Campaign" },
             "post_id": "urn:li:activity:7372270383585984512"
         })),
+        // Standard Webhooks senders (Svix and others): {"type", "timestamp", "data"}.
+        preset(Provider::Standard, "user.created", "A Standard Webhooks sender's example event", json!({
+            "type": "user.created", "timestamp": "2026-11-24T10:00:00Z",
+            "data": { "id": "user_Ud3Zn2Nn", "email": "jane@example.com", "name": "Jane Smith" }
+        })),
+        preset(Provider::Standard, "invoice.paid", "A Standard Webhooks sender's billing event", json!({
+            "type": "invoice.paid", "timestamp": "2026-11-24T10:00:00Z",
+            "data": { "id": "inv_9f3k", "amount": 4200, "currency": "usd", "customer": "cus_8a2" }
+        })),
+        // GitHub (event type from X-GitHub-Event).
+        preset(Provider::Github, "push", "Commits were pushed to a repository", json!({
+            "ref": "refs/heads/main", "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+            "after": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+            "repository": { "id": 1296269, "full_name": "octocat/Hello-World" },
+            "pusher": { "name": "octocat" },
+            "commits": [{ "id": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", "message": "Fix the docs", "author": { "name": "Monalisa Octocat" } }]
+        })),
+        preset(Provider::Github, "issues", "An issue was opened, edited, closed, ...", json!({
+            "action": "opened",
+            "issue": { "number": 1347, "title": "Found a bug", "body": "I'm having a problem with this.", "user": { "login": "octocat" } },
+            "repository": { "id": 1296269, "full_name": "octocat/Hello-World" }
+        })),
+        preset(Provider::Github, "pull_request", "A pull request was opened, synchronised, merged, ...", json!({
+            "action": "opened", "number": 2,
+            "pull_request": { "title": "Update the README", "head": { "ref": "docs" }, "base": { "ref": "main" }, "user": { "login": "octocat" } },
+            "repository": { "id": 1296269, "full_name": "octocat/Hello-World" }
+        })),
+        // Stripe (event type in the body's `type`).
+        preset(Provider::Stripe, "payment_intent.succeeded", "A payment succeeded", json!({
+            "id": "evt_3Nq1", "object": "event", "api_version": "2024-06-20", "created": 1732442400,
+            "type": "payment_intent.succeeded", "livemode": false,
+            "data": { "object": { "id": "pi_3Nq1", "object": "payment_intent", "amount": 4200, "currency": "usd", "status": "succeeded" } }
+        })),
+        preset(Provider::Stripe, "checkout.session.completed", "A Checkout session completed", json!({
+            "id": "evt_1Sess", "object": "event", "created": 1732442400, "type": "checkout.session.completed", "livemode": false,
+            "data": { "object": { "id": "cs_test_a1", "object": "checkout.session", "amount_total": 4200, "customer_email": "jane@example.com", "payment_status": "paid" } }
+        })),
+        preset(Provider::Stripe, "invoice.payment_failed", "An invoice payment failed", json!({
+            "id": "evt_1Inv", "object": "event", "created": 1732442400, "type": "invoice.payment_failed", "livemode": false,
+            "data": { "object": { "id": "in_1Inv", "object": "invoice", "amount_due": 4200, "attempt_count": 2, "customer": "cus_8a2" } }
+        })),
+        // Slack Events API (event type from event.type).
+        preset(Provider::Slack, "app_mention", "Someone mentioned the app in a channel", slack_event(json!({
+            "type": "app_mention", "user": "U061F7AUR", "text": "<@U0LAN0Z89> is it everything a river should be?",
+            "ts": "1515449522.000016", "channel": "C123ABC456"
+        }))),
+        preset(Provider::Slack, "message", "A message was posted in a channel the app is in", slack_event(json!({
+            "type": "message", "channel": "C123ABC456", "user": "U123ABC456", "text": "Live long and prospect.", "ts": "1355517523.000005"
+        }))),
+        // Shopify (event type from X-Shopify-Topic).
+        preset(Provider::Shopify, "orders/create", "An order was created", json!({
+            "id": 820982911946154508u64, "email": "jon@example.com", "total_price": "42.00", "currency": "USD",
+            "line_items": [{ "title": "IPod Nano - 8GB", "quantity": 1, "price": "42.00" }]
+        })),
+        preset(Provider::Shopify, "customers/create", "A customer was created", json!({
+            "id": 706405506930370084u64, "email": "bob@example.com", "first_name": "Bob", "last_name": "Biller"
+        })),
         leadshark("new.comment", "Someone commented on your post", json!({
             "lead": { "name": "Sarah Wilson", "title": "Content Marketing Specialist", "linkedin_url": "https://linkedin.com/in/sarah-wilson", "connection_status": "2nd Connection" },
             "comment": { "id": "7371940875070795776", "text": "Great insights! Thanks for sharing.", "created_at": "2025-09-11T16:21:08.656Z" },
@@ -294,9 +379,15 @@ mod tests {
         assert_eq!(count("voxagent"), 2);
         assert_eq!(count("kakiyo"), 6);
         assert_eq!(count("leadshark"), 4);
-        assert_eq!(count("kakiyo"), list(Some("kakiyo")).len());
-        assert_eq!(list(None).len(), 29);
-        for t in list(None) {
+        for p in ["standard", "github", "stripe", "slack", "shopify"] {
+            assert!(count(p) >= 2, "{p} has examples");
+        }
+        assert_eq!(list(None).len(), 41);
+        // The seed senders name the type in the body.
+        for t in list(Some("generic"))
+            .into_iter()
+            .chain(list(Some("kakiyo")))
+        {
             assert_eq!(
                 t.example["event"], t.event,
                 "{} example names its type",

@@ -48,6 +48,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         delivery_timeout: args.delivery_timeout(),
         max_body_bytes: args.max_body_bytes,
         allow_private_targets: args.allow_private_targets,
+        timestamp_tolerance: args.timestamp_tolerance as i64,
     };
     let schedule = parse_schedule(&args.retry_schedule)
         .map_err(|e| StartError(format!("--retry-schedule: {e}")))?;

@@ -65,6 +65,11 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOK_MCP_DELIVERY_CONCURRENCY", default_value_t = 64)]
     pub delivery_concurrency: usize,
 
+    /// Seconds a signed timestamp (standard, stripe, slack) may be off before the request is
+    /// refused as a replay.
+    #[arg(long, env = "WEBHOOK_MCP_TIMESTAMP_TOLERANCE", default_value_t = 300)]
+    pub timestamp_tolerance: u64,
+
     /// Seconds of consecutive failure after which an outbound webhook is disabled.
     #[arg(long, env = "WEBHOOK_MCP_DISABLE_AFTER", default_value_t = crate::dispatcher::policy::DEFAULT_DISABLE_AFTER_SECS)]
     pub disable_after: u64,

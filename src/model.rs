@@ -66,15 +66,42 @@ pub enum Provider {
     Generic,
     /// Hex HMAC-SHA256 of the body in `X-Kakiyo-Signature`.
     Kakiyo,
+    /// Standard Webhooks / Svix: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    Standard,
+    /// GitHub: `X-Hub-Signature-256`, `X-GitHub-Event`, `X-GitHub-Delivery`.
+    Github,
+    /// Stripe: `Stripe-Signature: t=..,v1=..`.
+    Stripe,
+    /// Slack: `X-Slack-Signature: v0=..`, `X-Slack-Request-Timestamp`.
+    Slack,
+    /// Shopify: base64 `X-Shopify-Hmac-Sha256`, `X-Shopify-Topic`.
+    Shopify,
+    /// No signature at all: only with `allow_unsigned: true`.
+    None,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 2] = [Provider::Generic, Provider::Kakiyo];
+    pub const ALL: [Provider; 8] = [
+        Provider::Generic,
+        Provider::Kakiyo,
+        Provider::Standard,
+        Provider::Github,
+        Provider::Stripe,
+        Provider::Slack,
+        Provider::Shopify,
+        Provider::None,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Generic => "generic",
             Provider::Kakiyo => "kakiyo",
+            Provider::Standard => "standard",
+            Provider::Github => "github",
+            Provider::Stripe => "stripe",
+            Provider::Slack => "slack",
+            Provider::Shopify => "shopify",
+            Provider::None => "none",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -153,7 +180,13 @@ impl Webhook {
                 v["failure_count"] = json!(self.failure_count);
                 v["failing_since"] = json!(self.first_failure_at.map(rfc3339));
             }
-            Direction::Inbound => v["forward_to"] = json!(self.forward_to),
+            Direction::Inbound => {
+                v["forward_to"] = json!(self.forward_to);
+                // Required header values are credentials: names only.
+                let names: BTreeMap<&String, &str> =
+                    self.headers.keys().map(|k| (k, "***")).collect();
+                v["require_headers"] = json!(names);
+            }
         }
         if let Some(reason) = &self.disabled_reason {
             v["disabled_reason"] = json!(reason);

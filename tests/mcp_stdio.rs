@@ -497,7 +497,7 @@ async fn resources_and_templates_are_listed() {
 async fn event_catalogue_covers_the_seed_platforms() {
     let s = Server::start().await;
     let all = s.call("list_event_types", json!({})).await;
-    assert_eq!(all["count"], 29);
+    assert_eq!(all["count"], 41);
     let kakiyo = s
         .call("list_event_types", json!({ "provider": "kakiyo" }))
         .await;

@@ -148,11 +148,15 @@ impl Service {
             Some(t) => t.example.clone(),
             None => json!({ "event": event_type, "data": {} }),
         };
-        // Fresh id and timestamp: a test must not be taken for a retry of an earlier one.
-        if payload.get("id").is_some() {
-            payload["id"] = json!(uuid::Uuid::new_v4().to_string());
+        // Fresh ids and timestamp: a test must not be taken for a retry of an earlier one.
+        for id_field in ["id", "event_id"] {
+            if payload.get(id_field).is_some() {
+                payload[id_field] = json!(uuid::Uuid::new_v4().to_string());
+            }
         }
-        payload["timestamp"] = json!(rfc3339(now_millis()));
+        if payload.get("timestamp").is_some() {
+            payload["timestamp"] = json!(rfc3339(now_millis()));
+        }
         if let Some(data) = req.data {
             payload["data"] = data;
         }
@@ -160,18 +164,30 @@ impl Service {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         headers.insert("x-webhook-mcp-test", HeaderValue::from_static("1"));
-        if webhook.provider == Provider::Generic {
-            if let Ok(v) = HeaderValue::from_str(&event_type) {
-                headers.insert("x-webhook-event", v);
-            }
-        }
-        for (k, v) in signing::sign_inbound(webhook.provider, &webhook.secret, body.as_bytes()) {
+        let signed = signing::sign_inbound(
+            webhook.provider,
+            &webhook.secret,
+            body.as_bytes(),
+            now_millis() / 1000,
+        );
+        let required = webhook.headers.iter().map(|(k, v)| (k.clone(), v.clone()));
+        for (k, v) in signed.into_iter().chain(required) {
             if let (Ok(k), Ok(v)) = (
                 HeaderName::from_bytes(k.as_bytes()),
                 HeaderValue::from_str(&v),
             ) {
                 headers.insert(k, v);
             }
+        }
+        // Schemes that name the event in a header name this one.
+        let event_header = match webhook.provider {
+            Provider::Generic => Some("x-webhook-event"),
+            Provider::Github => Some("x-github-event"),
+            Provider::Shopify => Some("x-shopify-topic"),
+            _ => None,
+        };
+        if let (Some(name), Ok(v)) = (event_header, HeaderValue::from_str(&event_type)) {
+            headers.insert(name, v);
         }
         let url = format!("http://{addr}/hooks/{}", webhook.id);
         let started = Instant::now();
@@ -273,8 +289,7 @@ fn pick_event(webhook: &Webhook, requested: Option<&str>) -> String {
     if let Some(e) = webhook.events.iter().find(|e| *e != "*") {
         return e.clone();
     }
-    match webhook.provider {
-        Provider::Generic => "message_received".into(),
-        Provider::Kakiyo => "linkedin.message.received".into(),
-    }
+    catalog::list(Some(webhook.provider.as_str()))
+        .first()
+        .map_or_else(|| "test".to_string(), |t| t.event.to_string())
 }

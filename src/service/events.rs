@@ -14,13 +14,19 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{EventNotice, Service};
 use crate::error::{Error, Result};
 use crate::model::{
-    log_excerpt, now_millis, receive_url, Delivery, DeliveryStatus, Direction, Event, Trigger,
+    log_excerpt, now_millis, receive_url, Delivery, DeliveryStatus, Direction, Event, Provider,
+    Trigger,
 };
 use crate::signing;
 use crate::store::{EventQuery, InsertOutcome, Message};
 
-/// A verified event, the relayed copies to queue with it, and the answer once it is stored.
-type Accepted = (Event, Vec<(Message, Delivery)>, ReceiveOutcome);
+/// Where a verified request goes next.
+enum Step {
+    /// Store the event and queue its relayed copies; then give the answer.
+    Store(Box<Event>, Vec<(Message, Delivery)>, ReceiveOutcome),
+    /// Acknowledge without storing (filtered out, or a provider handshake).
+    Ack(ReceiveOutcome),
+}
 
 /// What the receiver answers: a status and a JSON body.
 #[derive(Debug)]
@@ -93,10 +99,10 @@ impl Service {
             .receive_inner(webhook_id, headers, body, &mut receipt)
             .await;
         match outcome {
-            Ok(Some((event, forwards, outcome))) => {
+            Ok(Step::Store(event, forwards, outcome)) => {
                 match self
                     .store
-                    .insert_event(event.clone(), receipt, forwards)
+                    .insert_event((*event).clone(), receipt, forwards)
                     .await
                 {
                     Ok(InsertOutcome::Stored(seq)) => {
@@ -124,10 +130,11 @@ impl Service {
                     }
                 }
             }
-            Ok(None) => {
-                let reason = receipt.error.clone();
-                let body = json!({ "received": true, "stored": false, "reason": reason });
-                outcome_logged(self, receipt, 200, body).await
+            Ok(Step::Ack(answer)) => {
+                if let Err(e) = self.store.insert_delivery(receipt).await {
+                    tracing::error!(error = %e, "could not log a request");
+                }
+                answer
             }
             Err(rejection) => {
                 receipt.status = DeliveryStatus::Failed;
@@ -185,7 +192,7 @@ impl Service {
         headers: &HeaderMap,
         body: &[u8],
         receipt: &mut Delivery,
-    ) -> Result<Option<Accepted>, ReceiveOutcome> {
+    ) -> Result<Step, ReceiveOutcome> {
         let webhook = match self.store.get_webhook(webhook_id).await {
             Ok(Some(w)) if w.direction == Direction::Inbound && w.enabled => w,
             Ok(found) => {
@@ -212,25 +219,45 @@ impl Service {
             }
         };
         let now = now_millis();
-        let verified =
-            signing::verify_inbound(webhook.provider, headers, body, &webhook.valid_secrets(now))
-                .map_err(|r| ReceiveOutcome::rejected(401, &format!("signature rejected: {r}")))?;
-        let payload: Value = serde_json::from_slice(body)
+        let parsed: Result<Value, _> = serde_json::from_slice(body);
+        // Diagnostics for the log: which scheme, and whether the body parsed, never secrets.
+        let context = format!(
+            "[scheme: {}; body: {}]",
+            webhook.provider.as_str(),
+            if parsed.is_ok() {
+                "valid JSON"
+            } else {
+                "not JSON"
+            }
+        );
+        check_required_headers(&webhook, headers)
+            .map_err(|r| ReceiveOutcome::rejected(401, &format!("{r} {context}")))?;
+        let secrets = webhook.valid_secrets(now);
+        let check = signing::Check {
+            headers,
+            body,
+            secrets: &secrets,
+            now: now / 1000,
+            tolerance: self.settings.timestamp_tolerance,
+        };
+        let verified = signing::verify_inbound(webhook.provider, &check).map_err(|r| {
+            ReceiveOutcome::rejected(401, &format!("signature rejected: {r} {context}"))
+        })?;
+        let payload: Value = parsed
             .map_err(|e| ReceiveOutcome::rejected(400, &format!("body is not valid JSON: {e}")))?;
+        if webhook.provider == Provider::Slack && payload["type"] == "url_verification" {
+            // Slack's one-time handshake when the URL is registered: echo the challenge.
+            receipt.status = DeliveryStatus::Succeeded;
+            receipt.status_code = Some(200);
+            receipt.error = Some("slack url_verification handshake answered; not stored".into());
+            return Ok(Step::Ack(ReceiveOutcome {
+                status: 200,
+                body: json!({ "challenge": payload["challenge"] }),
+            }));
+        }
         let event_type = verified
             .event_type
-            .or_else(|| {
-                payload
-                    .get("event")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .or_else(|| {
-                payload
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
+            .or_else(|| body_event_type(webhook.provider, &payload))
             .unwrap_or_else(|| "unknown".to_string());
         receipt.event = Some(event_type.clone());
         if !webhook.accepts_event(&event_type) {
@@ -239,15 +266,14 @@ impl Service {
             receipt.error = Some(format!(
                 "filtered: event type {event_type:?} is not in this webhook's events filter; acknowledged, not stored"
             ));
-            return Ok(None);
+            return Ok(Step::Ack(ReceiveOutcome {
+                status: 200,
+                body: json!({ "received": true, "stored": false, "reason": receipt.error }),
+            }));
         }
         let provider_event_id = verified
             .provider_event_id
-            .or_else(|| match payload.get("id") {
-                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                Some(Value::Number(n)) => Some(n.to_string()),
-                _ => None,
-            })
+            .or_else(|| body_event_id(webhook.provider, &payload))
             // Senders without an id: an identical body is a retry of the same event.
             .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(body))));
         let event = Event {
@@ -270,7 +296,7 @@ impl Service {
         let forwards = self
             .forwards(&webhook, &event.event, &event.payload, &event.id)
             .await;
-        Ok(Some((event, forwards, answer)))
+        Ok(Step::Store(Box::new(event), forwards, answer))
     }
 
     pub async fn list_events(&self, req: ListEvents) -> Result<Value> {
@@ -341,6 +367,54 @@ impl Service {
     }
 }
 
+/// The event type a provider puts in the body (when no header carried it).
+fn body_event_type(provider: Provider, payload: &Value) -> Option<String> {
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    match provider {
+        // Events API: the envelope's type is event_callback; the event's own type says more.
+        Provider::Slack => text(&payload["event"]["type"]).or_else(|| text(&payload["type"])),
+        Provider::Stripe | Provider::Standard => {
+            text(&payload["type"]).or_else(|| text(&payload["event"]))
+        }
+        _ => text(&payload["event"]).or_else(|| text(&payload["type"])),
+    }
+}
+
+/// The sender's id for the event in the body, used to de-duplicate retries.
+fn body_event_id(provider: Provider, payload: &Value) -> Option<String> {
+    let field = match provider {
+        Provider::Slack => &payload["event_id"],
+        _ => &payload["id"],
+    };
+    match field {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An inbound webhook may demand static header values (e.g. ConnectSafely's optional
+/// `Authorization`) besides the signature. Compared in constant time.
+fn check_required_headers(
+    webhook: &crate::model::Webhook,
+    headers: &HeaderMap,
+) -> Result<(), String> {
+    for (name, expected) in &webhook.headers {
+        let got = headers
+            .get(name.as_str())
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        let key = b"webhook-mcp required header";
+        let want = signing::hmac_sha256(key, &[expected.as_bytes()]);
+        if !signing::mac_matches(key, &[got], &want) {
+            return Err(format!(
+                "required header {name} is missing or wrong (this webhook demands a fixed value for it)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn matches(n: &EventNotice, req: &WaitForEvents) -> bool {
     req.webhook_id.as_ref().is_none_or(|w| *w == n.webhook_id)
         && req.event.as_ref().is_none_or(|e| *e == n.event)
@@ -376,16 +450,4 @@ fn kept_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
             (k.as_str().to_string(), v.chars().take(1024).collect())
         })
         .collect()
-}
-
-async fn outcome_logged(
-    svc: &Service,
-    receipt: Delivery,
-    status: u16,
-    body: Value,
-) -> ReceiveOutcome {
-    if let Err(e) = svc.store.insert_delivery(receipt).await {
-        tracing::error!(error = %e, "could not log a request");
-    }
-    ReceiveOutcome { status, body }
 }

@@ -41,6 +41,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// SSRF guard off: outbound targets may be loopback or private addresses.
     pub allow_private_targets: bool,
+    /// How far a signed timestamp may be from now, in seconds (replay protection).
+    pub timestamp_tolerance: i64,
 }
 
 pub struct Service {

@@ -40,6 +40,13 @@ pub struct CreateWebhook {
     /// each target's secret).
     #[serde(default)]
     pub forward_to: Option<Vec<String>>,
+    /// Inbound only: header values every request must carry besides a valid signature, e.g.
+    /// {"Authorization": "Bearer ..."} as ConnectSafely's optional auth header.
+    #[serde(default)]
+    pub require_headers: Option<BTreeMap<String, String>>,
+    /// Must be true to create a webhook with provider `none` (no signature check at all).
+    #[serde(default)]
+    pub allow_unsigned: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -75,6 +82,9 @@ pub struct UpdateWebhook {
     /// Inbound only: replaces the outbound webhook ids each verified event is relayed to.
     #[serde(default)]
     pub forward_to: Option<Vec<String>>,
+    /// Inbound only: replaces the header values every request must carry ({} removes them).
+    #[serde(default)]
+    pub require_headers: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -113,7 +123,34 @@ impl Service {
             (Direction::Inbound, None) => String::new(),
         };
         if req.direction == Direction::Inbound && !headers.is_empty() {
-            return Err(Error::invalid("`headers` apply to outbound webhooks only"));
+            return Err(Error::invalid(
+                "`headers` apply to outbound webhooks; for inbound ones use `require_headers`",
+            ));
+        }
+        let provider = req.provider.unwrap_or_default();
+        let headers = match (req.direction, req.require_headers) {
+            (Direction::Outbound, Some(_)) => {
+                return Err(Error::invalid(
+                    "`require_headers` applies to inbound webhooks only",
+                ))
+            }
+            (Direction::Inbound, Some(required)) => {
+                validate_required_headers(&required)?;
+                required
+            }
+            (_, None) => headers,
+        };
+        if provider == Provider::None && req.allow_unsigned != Some(true) {
+            return Err(Error::invalid(
+                "provider `none` accepts requests without any signature; pass allow_unsigned: true to confirm, or pick a signed scheme",
+            ));
+        }
+        if req.direction == Direction::Outbound
+            && req.provider.is_some_and(|p| p != Provider::Generic)
+        {
+            return Err(Error::invalid(
+                "`provider` is the signature scheme of an inbound sender; outbound deliveries are always signed the generic and Standard Webhooks ways",
+            ));
         }
         let forward_to = match req.forward_to {
             Some(_) if req.direction == Direction::Outbound => {
@@ -132,7 +169,7 @@ impl Service {
             id: uuid::Uuid::new_v4().to_string(),
             direction: req.direction,
             target_url,
-            provider: req.provider.unwrap_or_default(),
+            provider,
             events,
             description: req.description.unwrap_or_default(),
             enabled: true,
@@ -173,6 +210,28 @@ impl Service {
             ),
             Provider::Kakiyo => format!(
                 "In Kakiyo, register {url} as a webhook endpoint with the events you want (or *), using this secret; Kakiyo signs with X-Kakiyo-Signature."
+            ),
+            Provider::Standard => format!(
+                "At the Standard Webhooks / Svix sender, add the endpoint {url}; if it shows its own whsec_ signing secret, call rotate_secret with id={} and secret=<that secret>.",
+                w.id
+            ),
+            Provider::Github => format!(
+                "GitHub: repository or organisation Settings > Webhooks > Add webhook: Payload URL {url}, Content type application/json, Secret = this secret."
+            ),
+            Provider::Stripe => format!(
+                "Stripe: Developers > Webhooks > Add endpoint {url}; then reveal its signing secret (whsec_...) and call rotate_secret with id={} and secret=<that secret>.",
+                w.id
+            ),
+            Provider::Slack => format!(
+                "Slack: app settings > Event Subscriptions > Request URL {url} (the url_verification challenge is answered automatically); call rotate_secret with id={} and secret=<Basic Information > Signing Secret>.",
+                w.id
+            ),
+            Provider::Shopify => format!(
+                "Shopify: Settings > Notifications > Webhooks (or the app's webhook subscription) with URL {url}, JSON format; call rotate_secret with id={} and secret=<the app's client secret or the shown signing key>.",
+                w.id
+            ),
+            Provider::None => format!(
+                "Unsigned: anyone who knows {url} can post events to it. Keep the URL secret, or prefer a signed scheme."
             ),
         };
         if self.settings.public_url.contains("127.0.0.1")
@@ -261,10 +320,21 @@ impl Service {
         }
         if let Some(h) = req.headers {
             if w.direction == Direction::Inbound {
-                return Err(Error::invalid("`headers` apply to outbound webhooks only"));
+                return Err(Error::invalid(
+                    "`headers` apply to outbound webhooks; for inbound ones use `require_headers`",
+                ));
             }
             validate_headers(&h)?;
             w.headers = h;
+        }
+        if let Some(required) = req.require_headers {
+            if w.direction == Direction::Outbound {
+                return Err(Error::invalid(
+                    "`require_headers` applies to inbound webhooks only",
+                ));
+            }
+            validate_required_headers(&required)?;
+            w.headers = required;
         }
         w.updated_at = now_millis();
         if !self.store.update_webhook(w.clone()).await? {
@@ -336,6 +406,19 @@ fn validate_events(events: Option<Vec<String>>) -> Result<Vec<String>> {
         }
     }
     Ok(events)
+}
+
+fn validate_required_headers(headers: &BTreeMap<String, String>) -> Result<()> {
+    for (k, v) in headers {
+        axum::http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| Error::invalid(format!("{k:?} is not a valid HTTP header name")))?;
+        if v.is_empty() {
+            return Err(Error::invalid(format!(
+                "required header {k:?} needs a value"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn validate_secret(secret: String) -> Result<String> {
