@@ -1,19 +1,23 @@
-//! The `serve` command: opens the store, binds the receiver, runs MCP over stdio, and shuts
-//! everything down on stdin EOF, SIGTERM or Ctrl-C.
+//! The `serve` command: opens the store, binds the listeners, starts the delivery worker, runs
+//! MCP (stdio, or Streamable HTTP with `--http`), and shuts everything down on stdin EOF (stdio),
+//! SIGTERM or Ctrl-C.
 
 use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use rmcp::service::ServerInitializeError;
 use rmcp::ServiceExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::ServeArgs;
+use crate::config::{ReceiverAt, ServeArgs};
 use crate::dispatcher::policy::{parse_schedule, Policy};
 use crate::dispatcher::worker::Worker;
-use crate::mcp::McpServer;
+use crate::mcp::{http, McpServer};
 use crate::receiver;
 use crate::service::{Service, Settings};
 use crate::store::Store;
@@ -24,34 +28,42 @@ use crate::store::Store;
 pub struct StartError(pub String);
 
 pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
-    let data_dir = args.data_dir();
-    std::fs::create_dir_all(&data_dir).map_err(|e| {
-        StartError(format!(
-            "cannot create the data directory {}: {e}; pick another with --data-dir",
-            data_dir.display()
-        ))
-    })?;
-    let db = data_dir.join("webhook-mcp.db");
-    let store = Store::open(&db)
-        .map_err(|e| StartError(format!("cannot open the store {}: {e}", db.display())))?;
-    tracing::info!(path = %db.display(), "store open");
+    let receiver_at = args.receiver().map_err(StartError)?;
+    let schedule = parse_schedule(&args.retry_schedule)
+        .map_err(|e| StartError(format!("--retry-schedule: {e}")))?;
+    if let Some(addr) = args.http {
+        if !addr.ip().is_loopback() && args.auth_token.as_deref().is_none_or(str::is_empty) {
+            return Err(StartError(format!(
+                "--http {addr} is reachable from other machines, so it needs --auth-token <secret> \
+                 (or WEBHOOK_MCP_AUTH_TOKEN); clients then send Authorization: Bearer <secret>. \
+                 Bind 127.0.0.1 to serve this machine only."
+            )));
+        }
+    }
+    let store = open_store(&args)?;
 
-    let listener = if args.no_receiver {
-        None
-    } else {
-        Some(bind_receiver(&args).await?)
+    // Bind everything before announcing anything, so a taken port fails the start cleanly.
+    let receiver_listener = match receiver_at {
+        ReceiverAt::Own(addr) => Some(bind(addr, "receiver", "--receiver-addr").await?),
+        _ => None,
     };
-    let bound = listener.as_ref().and_then(|l| l.local_addr().ok());
+    let http_listener = match args.http {
+        Some(addr) => Some(bind(addr, "MCP HTTP", "--http").await?),
+        None => None,
+    };
+    let receiver_bound = match receiver_at {
+        ReceiverAt::Own(_) => receiver_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        ReceiverAt::SameAsHttp => http_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        ReceiverAt::Off => None,
+    };
     let settings = Settings {
-        public_url: args.public_url(bound),
-        receiver_addr: bound,
+        public_url: args.public_url(receiver_bound),
+        receiver_addr: receiver_bound,
         delivery_timeout: args.delivery_timeout(),
         max_body_bytes: args.max_body_bytes,
         allow_private_targets: args.allow_private_targets,
         timestamp_tolerance: args.timestamp_tolerance as i64,
     };
-    let schedule = parse_schedule(&args.retry_schedule)
-        .map_err(|e| StartError(format!("--retry-schedule: {e}")))?;
     let svc = Arc::new(Service::new(store, settings));
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -68,77 +80,133 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         drain: args.delivery_timeout().min(Duration::from_secs(10)),
     });
     let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
-    let receiver_task = listener.map(|listener| {
-        tracing::info!(addr = ?bound, public_url = %svc.settings.public_url, "receiver listening");
-        let app = receiver::router(svc.clone());
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "receiver stopped");
-            }
-        })
-    });
+    let mut servers = vec![];
+    if let Some(listener) = receiver_listener {
+        tracing::info!(addr = ?receiver_bound, public_url = %svc.settings.public_url, "receiver listening");
+        servers.push(spawn_http(listener, receiver::router(svc.clone()), stop_rx.clone()));
+    }
 
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut failure = None;
-    let session = tokio::select! {
-        started = McpServer::new(svc.clone()).serve(rmcp::transport::stdio()) => match started {
-            Ok(running) => Some(running),
-            // EOF before any client spoke (e.g. `serve < /dev/null`): nothing to serve.
-            Err(ServerInitializeError::ConnectionClosed(_)) => {
-                tracing::info!("stdin closed before a client connected; shutting down");
-                None
+    match http_listener {
+        Some(listener) => {
+            let cancel = CancellationToken::new();
+            let mut app: Router = http::router(
+                svc.clone(),
+                http::HttpOptions {
+                    auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
+                    allowed_hosts: http_hosts(&args),
+                    allowed_origins: args.allowed_origins.clone(),
+                    session_idle_timeout: Duration::from_secs(args.session_idle_timeout.max(1)),
+                    cancel: cancel.clone(),
+                },
+            );
+            if receiver_at == ReceiverAt::SameAsHttp {
+                app = app.merge(receiver::router(svc.clone()));
             }
-            Err(e) => {
-                failure = Some(StartError(format!("MCP over stdio failed to start: {e}")));
-                None
-            }
-        },
-        _ = &mut shutdown => {
+            tracing::info!(addr = ?listener.local_addr().ok(), auth = args.auth_token.is_some(), "MCP over Streamable HTTP at /mcp");
+            servers.push(spawn_http(listener, app, stop_rx.clone()));
+            shutdown.await;
             tracing::info!("signal received; shutting down");
-            None
+            cancel.cancel();
         }
-    };
-    if let Some(running) = session {
-        let cancel = running.cancellation_token();
-        tokio::select! {
-            r = running.waiting() => {
-                if let Err(e) = r { tracing::warn!(error = %e, "MCP session ended with an error"); }
-                tracing::info!("stdin closed; shutting down");
-            }
-            _ = &mut shutdown => {
-                tracing::info!("signal received; shutting down");
-                cancel.cancel();
-            }
+        None => {
+            failure = serve_stdio(svc.clone(), &mut shutdown).await.err();
         }
     }
+
     let _ = stop_tx.send(true);
     // Bounded by the worker's own drain time.
     let _ = worker_task.await;
-    if let Some(task) = receiver_task {
-        // In-flight receipts finish; a stuck client cannot hold the exit hostage.
+    for task in servers {
+        // In-flight requests finish; a stuck client cannot hold the exit hostage.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     failure.map_or(Ok(()), Err)
 }
 
-async fn bind_receiver(args: &ServeArgs) -> Result<TcpListener, StartError> {
-    TcpListener::bind(args.receiver_addr).await.map_err(|e| {
-        let addr = args.receiver_addr;
+/// MCP over stdin/stdout until EOF or a signal.
+async fn serve_stdio(
+    svc: Arc<Service>,
+    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Result<(), StartError> {
+    let session = tokio::select! {
+        started = McpServer::new(svc).serve(rmcp::transport::stdio()) => match started {
+            Ok(running) => running,
+            // EOF before any client spoke (e.g. `serve < /dev/null`): nothing to serve.
+            Err(ServerInitializeError::ConnectionClosed(_)) => {
+                tracing::info!("stdin closed before a client connected; shutting down");
+                return Ok(());
+            }
+            Err(e) => return Err(StartError(format!("MCP over stdio failed to start: {e}"))),
+        },
+        _ = shutdown.as_mut() => {
+            tracing::info!("signal received; shutting down");
+            return Ok(());
+        }
+    };
+    let cancel = session.cancellation_token();
+    tokio::select! {
+        r = session.waiting() => {
+            if let Err(e) = r { tracing::warn!(error = %e, "MCP session ended with an error"); }
+            tracing::info!("stdin closed; shutting down");
+        }
+        _ = shutdown.as_mut() => {
+            tracing::info!("signal received; shutting down");
+            cancel.cancel();
+        }
+    }
+    Ok(())
+}
+
+fn open_store(args: &ServeArgs) -> Result<Store, StartError> {
+    let data_dir = args.data_dir();
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
+        StartError(format!(
+            "cannot create the data directory {}: {e}; pick another with --data-dir",
+            data_dir.display()
+        ))
+    })?;
+    let db = data_dir.join("webhook-mcp.db");
+    let store = Store::open(&db)
+        .map_err(|e| StartError(format!("cannot open the store {}: {e}", db.display())))?;
+    tracing::info!(path = %db.display(), "store open");
+    Ok(store)
+}
+
+/// Host values the HTTP transport accepts beyond loopback: the configured ones, and the bound
+/// IP itself when it is a specific address.
+fn http_hosts(args: &ServeArgs) -> Vec<String> {
+    let mut hosts: Vec<String> = args.allowed_hosts.iter().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
+    if let Some(addr) = args.http {
+        if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+            hosts.push(addr.ip().to_string());
+        }
+    }
+    hosts
+}
+
+fn spawn_http(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    })
+}
+
+async fn bind(addr: SocketAddr, what: &str, flag: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|e| {
         StartError(match e.kind() {
             ErrorKind::AddrInUse => format!(
-                "the receiver address {addr} is already in use (another webhook-mcp?). Pick another \
-                 with --receiver-addr 127.0.0.1:<port> (or WEBHOOK_MCP_RECEIVER_ADDR; port 0 picks \
-                 a free one), or run without a receiver using --no-receiver"
+                "the {what} address {addr} is already in use (another webhook-mcp?). Pick another \
+                 with {flag} 127.0.0.1:<port> (port 0 picks a free one){}",
+                if flag == "--receiver-addr" { ", or run without a receiver using --no-receiver" } else { "" }
             ),
-            _ => format!("cannot listen on {addr}: {e}; choose another --receiver-addr"),
+            _ => format!("cannot listen on {addr} for the {what}: {e}; choose another {flag}"),
         })
     })
 }

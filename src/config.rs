@@ -29,13 +29,32 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOK_MCP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Address of the bundled receiver that providers POST to (port 0 picks a free port).
-    #[arg(
-        long,
-        env = "WEBHOOK_MCP_RECEIVER_ADDR",
-        default_value = "127.0.0.1:8787"
-    )]
-    pub receiver_addr: SocketAddr,
+    /// Address of the bundled receiver that providers POST to (port 0 picks a free port), or
+    /// `same` to serve it on the --http listener under /hooks/.
+    #[arg(long, env = "WEBHOOK_MCP_RECEIVER_ADDR", default_value = "127.0.0.1:8787")]
+    pub receiver_addr: String,
+
+    /// Serve MCP over Streamable HTTP (SSE) at http://<addr>/mcp instead of stdio.
+    #[arg(long, env = "WEBHOOK_MCP_HTTP")]
+    pub http: Option<SocketAddr>,
+
+    /// Bearer token HTTP clients must send (required when --http is not on loopback).
+    #[arg(long, env = "WEBHOOK_MCP_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+
+    /// Extra Host values the HTTP transport accepts (loopback names are always accepted),
+    /// comma-separated.
+    #[arg(long, env = "WEBHOOK_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Browser origins allowed to call the HTTP transport (e.g. https://app.example.com:443);
+    /// requests with any other Origin are refused. Comma-separated.
+    #[arg(long, env = "WEBHOOK_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Seconds an HTTP session (protocol <= 2025-11-25) may stay silent before it is closed.
+    #[arg(long, env = "WEBHOOK_MCP_SESSION_IDLE_TIMEOUT", default_value_t = 3600)]
+    pub session_idle_timeout: u64,
 
     /// The base URL providers reach the receiver at (e.g. a tunnel) [default: http://<receiver-addr>]
     #[arg(long, env = "WEBHOOK_MCP_PUBLIC_URL")]
@@ -101,6 +120,25 @@ impl ServeArgs {
         Duration::from_secs(self.delivery_timeout.max(1))
     }
 
+    /// Where the receiver listens, as configured.
+    pub fn receiver(&self) -> Result<ReceiverAt, String> {
+        if self.no_receiver {
+            return Ok(ReceiverAt::Off);
+        }
+        if self.receiver_addr.eq_ignore_ascii_case("same") {
+            return match self.http {
+                Some(_) => Ok(ReceiverAt::SameAsHttp),
+                None => Err("--receiver-addr same needs --http (the listener to share)".into()),
+            };
+        }
+        self.receiver_addr.parse().map(ReceiverAt::Own).map_err(|_| {
+            format!(
+                "--receiver-addr {:?} is neither host:port (e.g. 127.0.0.1:8787) nor `same`",
+                self.receiver_addr
+            )
+        })
+    }
+
     /// The public URL, defaulting to the address the receiver actually bound.
     pub fn public_url(&self, bound: Option<SocketAddr>) -> String {
         match (&self.public_url, bound) {
@@ -109,4 +147,12 @@ impl ServeArgs {
             (None, None) => format!("http://{}", self.receiver_addr),
         }
     }
+}
+
+/// Where providers reach the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiverAt {
+    Own(SocketAddr),
+    SameAsHttp,
+    Off,
 }

@@ -4,6 +4,7 @@
 //! session or per stateless request). All shared state lives in the `Arc<Service>`; the value
 //! itself only holds the session's legacy subscriptions.
 
+pub mod http;
 mod resources;
 mod subscriptions;
 mod tools;

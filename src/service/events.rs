@@ -404,9 +404,7 @@ fn check_required_headers(
             .get(name.as_str())
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        let key = b"webhook-mcp required header";
-        let want = signing::hmac_sha256(key, &[expected.as_bytes()]);
-        if !signing::mac_matches(key, &[got], &want) {
+        if !signing::constant_time_eq(got, expected.as_bytes()) {
             return Err(format!(
                 "required header {name} is missing or wrong (this webhook demands a fixed value for it)"
             ));

@@ -125,6 +125,13 @@ pub fn mac_matches(key: &[u8], parts: &[&[u8]], signature: &[u8]) -> bool {
     mac.verify_slice(signature).is_ok()
 }
 
+/// Equality of two secrets without a timing side channel (both are MACed under a fixed key and
+/// the MACs compared with `verify_slice`).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    const KEY: &[u8] = b"webhook-mcp constant-time comparison";
+    mac_matches(KEY, &[a], &hmac_sha256(KEY, &[b]))
+}
+
 pub fn sign_hex(secret: &str, body: &[u8]) -> String {
     hex::encode(hmac_sha256(secret.as_bytes(), &[body]))
 }
