@@ -83,7 +83,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let mut servers = vec![];
     if let Some(listener) = receiver_listener {
         tracing::info!(addr = ?receiver_bound, public_url = %svc.settings.public_url, "receiver listening");
-        servers.push(spawn_http(listener, receiver::router(svc.clone()), stop_rx.clone()));
+        servers.push(spawn_http(
+            listener,
+            receiver::router(svc.clone()),
+            stop_rx.clone(),
+        ));
     }
 
     let shutdown = shutdown_signal();
@@ -178,7 +182,12 @@ fn open_store(args: &ServeArgs) -> Result<Store, StartError> {
 /// Host values the HTTP transport accepts beyond loopback: the configured ones, and the bound
 /// IP itself when it is a specific address.
 fn http_hosts(args: &ServeArgs) -> Vec<String> {
-    let mut hosts: Vec<String> = args.allowed_hosts.iter().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
+    let mut hosts: Vec<String> = args
+        .allowed_hosts
+        .iter()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect();
     if let Some(addr) = args.http {
         if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
             hosts.push(addr.ip().to_string());
@@ -187,12 +196,19 @@ fn http_hosts(args: &ServeArgs) -> Vec<String> {
     hosts
 }
 
-fn spawn_http(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+fn spawn_http(
+    listener: TcpListener,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     })
@@ -204,7 +220,11 @@ async fn bind(addr: SocketAddr, what: &str, flag: &str) -> Result<TcpListener, S
             ErrorKind::AddrInUse => format!(
                 "the {what} address {addr} is already in use (another webhook-mcp?). Pick another \
                  with {flag} 127.0.0.1:<port> (port 0 picks a free one){}",
-                if flag == "--receiver-addr" { ", or run without a receiver using --no-receiver" } else { "" }
+                if flag == "--receiver-addr" {
+                    ", or run without a receiver using --no-receiver"
+                } else {
+                    ""
+                }
             ),
             _ => format!("cannot listen on {addr} for the {what}: {e}; choose another {flag}"),
         })

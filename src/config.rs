@@ -31,7 +31,11 @@ pub struct ServeArgs {
 
     /// Address of the bundled receiver that providers POST to (port 0 picks a free port), or
     /// `same` to serve it on the --http listener under /hooks/.
-    #[arg(long, env = "WEBHOOK_MCP_RECEIVER_ADDR", default_value = "127.0.0.1:8787")]
+    #[arg(
+        long,
+        env = "WEBHOOK_MCP_RECEIVER_ADDR",
+        default_value = "127.0.0.1:8787"
+    )]
     pub receiver_addr: String,
 
     /// Serve MCP over Streamable HTTP (SSE) at http://<addr>/mcp instead of stdio.
@@ -131,12 +135,15 @@ impl ServeArgs {
                 None => Err("--receiver-addr same needs --http (the listener to share)".into()),
             };
         }
-        self.receiver_addr.parse().map(ReceiverAt::Own).map_err(|_| {
-            format!(
-                "--receiver-addr {:?} is neither host:port (e.g. 127.0.0.1:8787) nor `same`",
-                self.receiver_addr
-            )
-        })
+        self.receiver_addr
+            .parse()
+            .map(ReceiverAt::Own)
+            .map_err(|_| {
+                format!(
+                    "--receiver-addr {:?} is neither host:port (e.g. 127.0.0.1:8787) nor `same`",
+                    self.receiver_addr
+                )
+            })
     }
 
     /// The public URL, defaulting to the address the receiver actually bound.

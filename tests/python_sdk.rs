@@ -2,53 +2,16 @@
 //! default modes. The SDK lives in `.venv` at the repository root; this test creates it on
 //! first use (`WEBHOOK_MCP_PYTHON` points at another interpreter that has `mcp`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
+
+use common::python;
 
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
-
-fn python() -> PathBuf {
-    static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        if let Some(p) = std::env::var_os("WEBHOOK_MCP_PYTHON") {
-            return PathBuf::from(p);
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let venv = root.join(".venv");
-        let py = venv.join("bin/python");
-        let has_sdk = |py: &Path| {
-            Command::new(py)
-                .args(["-c", "import mcp, sys; sys.exit(0)"])
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !has_sdk(&py) {
-            let ok = Command::new("python3")
-                .arg("-m")
-                .arg("venv")
-                .arg(&venv)
-                .status()
-                .unwrap();
-            assert!(ok.success(), "python3 -m venv failed");
-            let ok = Command::new(&py)
-                .args(["-m", "pip", "install", "-q", "-r"])
-                .arg(root.join("tests/python/requirements.txt"))
-                .status()
-                .unwrap();
-            assert!(ok.success(), "pip install of the Python MCP SDK failed");
-        }
-        assert!(
-            has_sdk(&py),
-            "the Python MCP SDK is not importable from {}",
-            py.display()
-        );
-        py
-    })
-    .clone()
-}
 
 fn run(mode: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();

@@ -59,7 +59,10 @@ pub fn router(svc: Arc<Service>, opts: HttpOptions) -> Router {
     );
     let mcp = Router::new().nest_service("/mcp", service);
     match opts.auth_token {
-        Some(token) => mcp.layer(middleware::from_fn_with_state(Arc::new(token), require_bearer)),
+        Some(token) => mcp.layer(middleware::from_fn_with_state(
+            Arc::new(token),
+            require_bearer,
+        )),
         None => mcp,
     }
 }
@@ -79,7 +82,9 @@ async fn require_bearer(State(token): State<Arc<String>>, req: Request, next: Ne
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
-        Json(json!({ "error": "missing or wrong bearer token: send Authorization: Bearer <token>" })),
+        Json(
+            json!({ "error": "missing or wrong bearer token: send Authorization: Bearer <token>" }),
+        ),
     )
         .into_response()
 }

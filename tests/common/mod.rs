@@ -283,6 +283,49 @@ pub fn signal(pid: u32, sig: &str) {
     assert!(ok.success(), "kill {sig} {pid} failed");
 }
 
+/// A Python interpreter with the official MCP SDK: `WEBHOOK_MCP_PYTHON`, else `.venv` at the
+/// repository root, created (python3 -m venv, pip install -r tests/python/requirements.txt) on
+/// first use.
+pub fn python() -> std::path::PathBuf {
+    static PY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        if let Some(p) = std::env::var_os("WEBHOOK_MCP_PYTHON") {
+            return std::path::PathBuf::from(p);
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let venv = root.join(".venv");
+        let py = venv.join("bin/python");
+        let has_sdk = |py: &std::path::Path| {
+            std::process::Command::new(py)
+                .args(["-c", "import mcp, sys; sys.exit(0)"])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !has_sdk(&py) {
+            let ok = std::process::Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "python3 -m venv failed");
+            let ok = std::process::Command::new(&py)
+                .args(["-m", "pip", "install", "-q", "-r"])
+                .arg(root.join("tests/python/requirements.txt"))
+                .status()
+                .unwrap();
+            assert!(ok.success(), "pip install of the Python MCP SDK failed");
+        }
+        assert!(
+            has_sdk(&py),
+            "the Python MCP SDK is not importable from {}",
+            py.display()
+        );
+        py
+    })
+    .clone()
+}
+
 /// The seeds' signing method: hex HMAC-SHA256 of the exact bytes, computed here independently
 /// of the server's code.
 pub fn hex_hmac(secret: &str, body: &[u8]) -> String {
