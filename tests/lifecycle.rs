@@ -155,6 +155,14 @@ async fn acknowledged_events_survive_kill_9() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
+    let (rows, distinct): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT provider_event_id) FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(rows, distinct, "every sender id stored exactly once");
     drop(conn);
     let s = Server::start_with(common::Era::Legacy, Some(dir.path()), &[]).await;
     let mut stored = std::collections::HashSet::new();
@@ -258,4 +266,51 @@ async fn env_configures_the_server() {
     let (id, url, _) = s.inbound(json!({})).await;
     assert_eq!(url, format!("https://hooks.example.com/hooks/{id}"));
     s.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_client_does_not_block_ingestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = Raw::start(dir.path(), "127.0.0.1:0").await;
+    let created = raw
+        .tool("create_webhook", json!({ "direction": "inbound" }))
+        .await;
+    let url = created["webhook"]["url"].as_str().unwrap().to_string();
+    let secret = created["webhook"]["secret"].as_str().unwrap().to_string();
+    raw.request("resources/subscribe", json!({ "uri": "webhook://events" }))
+        .await;
+    // From here on nobody reads the server's stdout: its pipe fills and its writes block.
+    let http = reqwest::Client::new();
+    let mut tasks = vec![];
+    for t in 0..8 {
+        let (http, url, secret) = (http.clone(), url.clone(), secret.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..250 {
+                let body = voyager_body(&format!("s{t}-{i}"), &"padding ".repeat(20));
+                let sig = hex_hmac(&secret, body.as_bytes());
+                let r = http
+                    .post(&url)
+                    .header("x-webhook-signature", sig)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }));
+    }
+    let all = async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("ingestion stalled behind a client that does not read");
+    // The stored events are all there; the stalled session is the client's problem alone.
+    let conn = rusqlite::Connection::open(dir.path().join("webhook-mcp.db")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2000);
 }

@@ -70,8 +70,15 @@ impl SessionSubscriptions {
                         .filter(|u| subscribed.contains(u))
                         .collect()
                 }
-                // Missed notices: tell every subscribed URI to re-read, to be safe.
-                Ok(Err(RecvError::Lagged(_))) => self.lock().iter().cloned().collect(),
+                // Missed notices (this session reads slower than events arrive): one update per
+                // subscribed URI covers them all, since clients re-read the resource.
+                Ok(Err(RecvError::Lagged(missed))) => {
+                    tracing::warn!(
+                        missed,
+                        "slow MCP session: coalesced notifications it could not keep up with"
+                    );
+                    self.lock().iter().cloned().collect()
+                }
                 Ok(Err(RecvError::Closed)) => break,
             };
             let mut sent = Ok(());
@@ -111,11 +118,16 @@ pub async fn listen(svc: &Service, ctx: SubscriptionContext) {
                 .into_iter()
                 .filter(|u| wants(u))
                 .collect(),
-            Err(RecvError::Lagged(_)) => ctx
-                .accepted()
-                .resource_subscriptions
-                .clone()
-                .unwrap_or_default(),
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "slow MCP subscriber: coalesced notifications it could not keep up with"
+                );
+                ctx.accepted()
+                    .resource_subscriptions
+                    .clone()
+                    .unwrap_or_default()
+            }
             Err(RecvError::Closed) => break,
         };
         for uri in targets {

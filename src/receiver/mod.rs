@@ -23,6 +23,7 @@ pub fn router(svc: Arc<Service>) -> Router {
         // The handler enforces the limit itself so that an oversize request is logged too.
         .layer(DefaultBodyLimit::disable())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(svc)
 }
 
@@ -64,6 +65,14 @@ fn respond(outcome: ReceiveOutcome) -> Response {
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "ok": true, "service": "webhook-mcp", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "error": "method not allowed; providers POST to /hooks/{webhook_id}" })),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

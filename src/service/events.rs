@@ -124,9 +124,9 @@ impl Service {
                         }
                     }
                     Err(e) => {
-                        // Not acknowledged: the sender will retry, so nothing is lost.
-                        tracing::error!(webhook_id, error = %e, "could not store event");
-                        ReceiveOutcome::rejected(500, "the event could not be stored; retry later")
+                        // Not acknowledged: 503 tells the sender to retry, so nothing is lost.
+                        tracing::error!(webhook_id, error = %e, "could not store event (disk full or store read-only?); answered 503");
+                        ReceiveOutcome::rejected(503, "the event could not be stored; retry later")
                     }
                 }
             }

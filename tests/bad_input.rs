@@ -1,0 +1,147 @@
+//! A sweep of malformed requests against the real receiver: every one gets a 4xx (JSON where
+//! the server answers), nothing is stored, and valid requests keep working between them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{hex_hmac, voyager_body, Server};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A tiny deterministic generator, so a failure can be replayed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Sends raw bytes and returns the status code of the answer (0 when the server closed the
+/// connection without answering, which hyper does for some unparseable requests).
+async fn raw(addr: &str, request: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(request).await;
+    let _ = s.shutdown().await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_thousand_malformed_requests_get_4xx_and_valid_ones_still_pass() {
+    let s = Server::start_with(common::Era::Legacy, None, &["--max-body-bytes", "65536"]).await;
+    let (id, url, secret) = s.inbound(json!({})).await;
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let path = format!("/hooks/{id}");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut sent = 0;
+    let mut valid = 0;
+    let http = &s.http;
+
+    for round in 0..170 {
+        // Bad JSON, validly signed.
+        let mut body = voyager_body(&format!("r{round}"), "x");
+        let cut = 1 + (rng.next() as usize % (body.len() - 1));
+        body.truncate(cut);
+        let (st, ans) = s.post_signed(&url, &secret, &body).await;
+        assert_eq!(st, 400, "bad JSON {body:?}: {ans}");
+        // Invalid UTF-8, validly signed.
+        let junk = [
+            b"{\"event\":\"".to_vec(),
+            rng.bytes(16),
+            b"\xff\xfe\"}".to_vec(),
+        ]
+        .concat();
+        let r = http
+            .post(&url)
+            .header("x-webhook-signature", hex_hmac(&secret, &junk))
+            .body(junk)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        // Signature garbage.
+        let garbage = String::from_utf8_lossy(&rng.bytes(24)).replace(['\r', '\n', '\0'], "x");
+        let r = http
+            .post(&url)
+            .header(
+                "x-webhook-signature",
+                garbage
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic())
+                    .collect::<String>(),
+            )
+            .body(voyager_body(&format!("g{round}"), "x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        // Wrong methods.
+        for method in [
+            reqwest::Method::GET,
+            reqwest::Method::PUT,
+            reqwest::Method::DELETE,
+        ] {
+            let r = http.request(method.clone(), &url).send().await.unwrap();
+            assert_eq!(r.status(), 405, "{method}");
+            let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            assert!(v["error"].is_string());
+        }
+        // Truncated body: Content-Length promises more than arrives.
+        let st = raw(
+            &addr,
+            format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"event\":").as_bytes(),
+        )
+        .await;
+        assert!(st == 0 || (400..500).contains(&st), "truncated: {st}");
+        sent += 7;
+        // A valid request between the bad ones still goes through.
+        if round % 10 == 0 {
+            let (st, _) = s
+                .post_signed(&url, &secret, &voyager_body(&format!("ok{round}"), "fine"))
+                .await;
+            assert_eq!(st, 200);
+            valid += 1;
+        }
+    }
+    // Huge headers, an oversize body, a garbage path and a non-HTTP line.
+    let huge = "a".repeat(200_000);
+    let st = raw(&addr, format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nX-Big: {huge}\r\nContent-Length: 2\r\n\r\n{{}}").as_bytes()).await;
+    assert!(st == 0 || (400..500).contains(&st), "huge header: {st}");
+    let big = format!("{{\"pad\":\"{}\"}}", "b".repeat(70_000));
+    let (st, _) = s.post_signed(&url, &secret, &big).await;
+    assert_eq!(st, 413);
+    let (st, _) = s
+        .post_signed(&format!("{url}%00/../../etc"), &secret, "{}")
+        .await;
+    assert!((400..500).contains(&st));
+    let st = raw(&addr, &[rng.bytes(300), b"\r\n\r\n".to_vec()].concat()).await;
+    assert!(st == 0 || (400..500).contains(&st), "binary junk: {st}");
+    sent += 4;
+    assert!(sent >= 1000, "{sent} malformed requests");
+
+    // Still serving; only the valid events were stored.
+    let (st, _) = s
+        .post_signed(&url, &secret, &voyager_body("last", "still here"))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(s.event_count().await, valid + 1);
+    s.stop().await;
+}
