@@ -1,20 +1,33 @@
-//! Receiver throughput: signed events stored per second through the real binary, beside a
-//! baseline of the same load against `GET /healthz` (HTTP + axum, no verification, no store).
+//! Ingest and event-to-agent benchmarks, each beside its baselines, on loopback.
 //!
-//! Run: `cargo bench --bench receiver -- [events] [concurrency]` (defaults 5000, 16).
-//! Prints a Markdown table for BENCHMARKS.md.
+//! Run: `bench/run.sh` (or `cargo bench --bench receiver -- [requests]`, default 5000).
+//!
+//! - ingest: signed POSTs/s stored by the receiver at concurrency 1, 16 and 64 with p50/p99,
+//!   beside (a) a verify-only axum server (HMAC check, 200, no storage: the ceiling) and (b)
+//!   the seeds' Express receiver (LeadShark's example; skipped when node/npm are missing).
+//!   The load generator is this file's: every request carries a unique body and its own HMAC,
+//!   which wrk and oha cannot compute per request.
+//! - event -> agent: POST to `notifications/resources/updated` on a subscribed stdio client.
+//! - stdio cold start to the `initialize` answer, and a `list_webhooks` round trip.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::mpsc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
+const SECRET: &str = "bench-secret-0123456789";
 
 struct Stats {
     per_sec: f64,
@@ -22,124 +35,332 @@ struct Stats {
     p99: Duration,
 }
 
-#[tokio::main]
-async fn main() {
-    let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
-    let total: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5000);
-    let concurrency: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(16);
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--receiver-addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("WEBHOOK_MCP_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for msg in [
-        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}),
-        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_webhook","arguments":{"direction":"inbound"}}}),
-    ] {
-        stdin
-            .write_all(format!("{msg}\n").as_bytes())
-            .await
-            .unwrap();
-    }
-    let webhook = loop {
-        let line = lines.next_line().await.unwrap().unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap();
-        if v["id"] == 2 {
-            break v["result"]["structuredContent"]["webhook"].clone();
-        }
-    };
-    let url = webhook["url"].as_str().unwrap().to_string();
-    let secret = webhook["secret"].as_str().unwrap().to_string();
-    let health = format!("{}/healthz", url.split("/hooks/").next().unwrap());
-
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
-    // Warm up connections and the page cache.
-    let _ = load(&http, &health, None, 200, concurrency).await;
-    let baseline = load(&http, &health, None, total, concurrency).await;
-    let receive = load(&http, &url, Some(&secret), total, concurrency).await;
-
-    println!("| load | requests | concurrency | req/s | p50 | p99 |");
-    println!("|---|---|---|---|---|---|");
-    for (name, s) in [
-        ("GET /healthz (baseline)", &baseline),
-        ("POST /hooks/{id} signed, stored", &receive),
-    ] {
-        println!(
-            "| {name} | {total} | {concurrency} | {:.0} | {:.2} ms | {:.2} ms |",
-            s.per_sec,
-            s.p50.as_secs_f64() * 1e3,
-            s.p99.as_secs_f64() * 1e3
-        );
-    }
-    println!(
-        "\nreceive / baseline throughput ratio: {:.2}",
-        receive.per_sec / baseline.per_sec
-    );
-    drop(stdin);
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+fn hex_hmac(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
 }
 
-/// Sends `total` requests from `concurrency` workers; POSTs signed Voyager-shaped events when a
-/// secret is given, GETs otherwise.
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let total: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5000);
+
+    let mut server = Server::start().await;
+    let ceiling = verify_only_server().await;
+    let express = express_server().await;
+
+    println!("## Ingest ({total} signed POSTs per cell)\n");
+    println!("| receiver | concurrency | req/s | p50 | p99 | vs verify-only | vs Express |");
+    println!("|---|---|---|---|---|---|---|");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    for c in [1usize, 16, 64] {
+        let n = if c == 1 { total / 5 } else { total };
+        let top = load(&http, &ceiling, SECRET, n, c).await;
+        let ours = load(&http, &server.url, &server.secret, n, c).await;
+        let node = match &express {
+            Some((url, _)) => Some(load(&http, url, SECRET, n, c).await),
+            None => None,
+        };
+        let row = |name: &str, s: &Stats, vs_top: String, vs_node: String| {
+            println!(
+                "| {name} | {c} | {:.0} | {:.2} ms | {:.2} ms | {vs_top} | {vs_node} |",
+                s.per_sec,
+                s.p50.as_secs_f64() * 1e3,
+                s.p99.as_secs_f64() * 1e3
+            )
+        };
+        row("verify-only axum (ceiling)", &top, "1.00".into(), "".into());
+        if let Some(node) = &node {
+            row(
+                "seeds' Express (LeadShark example)",
+                node,
+                format!("{:.2}", node.per_sec / top.per_sec),
+                "1.00".into(),
+            );
+        }
+        row(
+            "webhook-mcp (verify + durable store)",
+            &ours,
+            format!("{:.2}", ours.per_sec / top.per_sec),
+            node.as_ref()
+                .map(|n| format!("{:.2}", ours.per_sec / n.per_sec))
+                .unwrap_or_else(|| "n/a (no node)".into()),
+        );
+    }
+
+    let lat = server.event_to_agent(&http, 1000).await;
+    println!("\n## Event to agent (1000 sequential POSTs, subscribed stdio client)\n");
+    println!("| measure | p50 | p99 |");
+    println!("|---|---|---|");
+    println!(
+        "| POST sent -> notifications/resources/updated read by the client | {:.2} ms | {:.2} ms |",
+        percentile(&lat, 50).as_secs_f64() * 1e3,
+        percentile(&lat, 99).as_secs_f64() * 1e3
+    );
+
+    let (cold, call) = cold_start(20).await;
+    println!("\n## Stdio start-up (20 runs)\n");
+    println!("| measure | p50 | p99 (max) |");
+    println!("|---|---|---|");
+    println!(
+        "| spawn -> initialize answer | {:.2} ms | {:.2} ms |",
+        percentile(&cold, 50).as_secs_f64() * 1e3,
+        cold.last().unwrap().as_secs_f64() * 1e3
+    );
+    println!(
+        "| tools/call list_webhooks round trip | {:.2} ms | {:.2} ms |",
+        percentile(&call, 50).as_secs_f64() * 1e3,
+        call.last().unwrap().as_secs_f64() * 1e3
+    );
+    if let Some((_, mut child)) = express {
+        let _ = child.kill().await;
+    }
+}
+
+/// The real binary, talked to over raw stdio JSON-RPC.
+struct Server {
+    _child: Child,
+    stdin: ChildStdin,
+    notes: mpsc::UnboundedReceiver<Instant>,
+    url: String,
+    secret: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--receiver-addr", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("WEBHOOK_MCP_LOG", "error")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for msg in [
+            json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}),
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_webhook","arguments":{"direction":"inbound","secret":SECRET}}}),
+            json!({"jsonrpc":"2.0","id":3,"method":"resources/subscribe","params":{"uri":"webhook://events"}}),
+        ] {
+            stdin
+                .write_all(format!("{msg}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        // Answers may come in any order: requests run concurrently.
+        let mut webhook = Value::Null;
+        let mut subscribed = false;
+        while webhook.is_null() || !subscribed {
+            let line = lines.next_line().await.unwrap().unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == 2 {
+                webhook = v["result"]["structuredContent"]["webhook"].clone();
+            } else if v["id"] == 3 {
+                subscribed = true;
+            }
+        }
+        // Every resources/updated for the feed, timestamped on arrival.
+        let (tx, notes) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("notifications/resources/updated")
+                    && line.contains("\"webhook://events\"")
+                {
+                    let _ = tx.send(Instant::now());
+                }
+            }
+        });
+        Server {
+            _child: child,
+            stdin,
+            notes,
+            url: webhook["url"].as_str().unwrap().to_string(),
+            secret: SECRET.to_string(),
+            _dir: dir,
+        }
+    }
+
+    async fn event_to_agent(&mut self, http: &reqwest::Client, n: usize) -> Vec<Duration> {
+        while self.notes.try_recv().is_ok() {} // notifications from the ingest runs
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while self.notes.try_recv().is_ok() {}
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let body =
+                json!({"id": format!("lat-{i}"), "event": "message_received", "data": {"n": i}})
+                    .to_string();
+            let sig = hex_hmac(&self.secret, body.as_bytes());
+            let sent = Instant::now();
+            let resp = http
+                .post(&self.url)
+                .header("x-webhook-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let got = tokio::time::timeout(Duration::from_secs(5), self.notes.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            out.push(got.saturating_duration_since(sent));
+        }
+        out.sort();
+        let _ = &self.stdin;
+        out
+    }
+}
+
+async fn until_id(lines: &mut Lines<BufReader<ChildStdout>>, id: u64) -> Value {
+    loop {
+        let line = lines.next_line().await.unwrap().unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["id"] == id {
+            return v;
+        }
+    }
+}
+
+/// The ceiling: the same HMAC check, answer 200, store nothing.
+async fn verify_only_server() -> String {
+    async fn handle(headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+        let sig = headers
+            .get("x-webhook-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Ok(sig) = hex::decode(sig) else {
+            return (StatusCode::UNAUTHORIZED, "bad");
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(&body);
+        if mac.verify_slice(&sig).is_err() {
+            return (StatusCode::UNAUTHORIZED, "bad");
+        }
+        (StatusCode::OK, "{\"received\":true}")
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, Router::new().route("/hook", post(handle)))
+            .await
+            .unwrap()
+    });
+    url
+}
+
+/// The seeds' Express receiver (LeadShark's Node.js example), installed into a temporary folder.
+async fn express_server() -> Option<(String, Child)> {
+    let dir = std::env::temp_dir().join("webhook-mcp-bench-express");
+    std::fs::create_dir_all(&dir).ok()?;
+    if !dir.join("node_modules/express").exists() {
+        let ok = Command::new("npm")
+            .args([
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "express@4",
+            ])
+            .current_dir(&dir)
+            .status()
+            .await
+            .ok()?;
+        if !ok.success() {
+            eprintln!("npm install express failed: Express baseline skipped");
+            return None;
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let script = format!(
+        r#"const express = require('express');
+const crypto = require('crypto');
+const app = express();
+app.use(express.json());
+app.post('/webhook', (req, res) => {{
+  const sig = req.headers['x-webhook-signature'];
+  const expected = crypto.createHmac('sha256', '{SECRET}').update(JSON.stringify(req.body)).digest('hex');
+  if (sig !== expected) return res.status(401).json({{ error: 'Invalid' }});
+  res.json({{ received: true }});
+}});
+app.listen({port}, '127.0.0.1');
+"#
+    );
+    std::fs::write(dir.join("server.js"), script).ok()?;
+    let child = Command::new("node")
+        .arg("server.js")
+        .current_dir(&dir)
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Some((format!("http://127.0.0.1:{port}/webhook"), child))
+}
+
+/// `n` requests from `concurrency` workers, each a unique Voyager-shaped body signed for itself.
 async fn load(
     http: &reqwest::Client,
     url: &str,
-    secret: Option<&str>,
-    total: usize,
+    secret: &str,
+    n: usize,
     concurrency: usize,
 ) -> Stats {
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
+    let run = uuid::Uuid::new_v4().simple().to_string();
     let started = Instant::now();
     let mut workers = vec![];
     for _ in 0..concurrency {
-        let (http, url, secret, next) = (
+        let (http, url, secret, next, run) = (
             http.clone(),
             url.to_string(),
-            secret.map(str::to_string),
+            secret.to_string(),
             next.clone(),
+            run.clone(),
         );
         workers.push(tokio::spawn(async move {
-            let mut latencies = vec![];
+            let mut lat = vec![];
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= total {
-                    return latencies;
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return lat;
                 }
+                let body = json!({
+                    "id": format!("{run}-{i}"), "event": "message_received", "tenantName": "Acme",
+                    "timestamp": "2026-03-17T10:30:00Z",
+                    "data": {"userId": "charis", "conversationId": format!("conv{i}"), "lastMessage": "Thanks for connecting! Would love to chat about..."}
+                })
+                .to_string();
+                let sig = hex_hmac(&secret, body.as_bytes());
                 let t = Instant::now();
-                let resp = match &secret {
-                    Some(secret) => {
-                        let body = json!({
-                            "id": uuid::Uuid::new_v4().to_string(),
-                            "event": "message_received",
-                            "tenantName": "Acme",
-                            "timestamp": "2026-03-17T10:30:00Z",
-                            "data": { "userId": "charis", "conversationId": format!("conv{i}"), "lastMessage": "Thanks for connecting! Would love to chat about..." }
-                        })
-                        .to_string();
-                        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-                        mac.update(body.as_bytes());
-                        let sig = hex::encode(mac.finalize().into_bytes());
-                        http.post(&url).header("x-webhook-signature", sig).body(body).send().await
-                    }
-                    None => http.get(&url).send().await,
-                };
-                let resp = resp.expect("request failed");
-                assert!(resp.status().is_success(), "status {}", resp.status());
+                let resp = http.post(&url).header("content-type", "application/json").header("x-webhook-signature", sig).body(body).send().await.unwrap();
+                assert!(resp.status().is_success(), "{url}: {}", resp.status());
                 let _ = resp.bytes().await;
-                latencies.push(t.elapsed());
+                lat.push(t.elapsed());
             }
         }));
     }
@@ -150,8 +371,51 @@ async fn load(
     let elapsed = started.elapsed();
     all.sort();
     Stats {
-        per_sec: total as f64 / elapsed.as_secs_f64(),
-        p50: all[all.len() / 2],
-        p99: all[all.len() * 99 / 100],
+        per_sec: n as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&all, 50),
+        p99: percentile(&all, 99),
     }
+}
+
+/// Spawn -> initialize answer, then one list_webhooks round trip, `runs` times.
+async fn cold_start(runs: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let mut cold = vec![];
+    let mut call = vec![];
+    for _ in 0..runs {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--no-receiver", "--data-dir"])
+            .arg(dir.path())
+            .env("WEBHOOK_MCP_LOG", "error")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        stdin.write_all(format!("{}\n", json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}})).as_bytes()).await.unwrap();
+        until_id(&mut lines, 1).await;
+        cold.push(t.elapsed());
+        stdin
+            .write_all(
+                format!(
+                    "{}\n",
+                    json!({"jsonrpc":"2.0","method":"notifications/initialized"})
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let t = Instant::now();
+        stdin.write_all(format!("{}\n", json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_webhooks","arguments":{}}})).as_bytes()).await.unwrap();
+        until_id(&mut lines, 2).await;
+        call.push(t.elapsed());
+        drop(stdin);
+        let _ = child.wait().await;
+    }
+    cold.sort();
+    call.sort();
+    (cold, call)
 }

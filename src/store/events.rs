@@ -6,7 +6,9 @@ use super::deliveries::insert_delivery;
 use super::queue::{enqueue_tx, Message};
 use super::webhooks::bad_column;
 use super::Store;
-use crate::error::Result;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
 use crate::model::{Delivery, Event};
 
 const COLUMNS: &str =
@@ -31,59 +33,26 @@ pub struct EventQuery {
 }
 
 impl Store {
-    /// Stores `event` and its receipt row in one transaction, unless the webhook already has an
-    /// event with the same provider event id; then only the receipt is logged, marked duplicate.
+    /// Stores `event` and its receipt row durably, unless the webhook already has an event with
+    /// the same provider event id; then only the receipt is logged, marked duplicate.
     /// `forwards` (relayed copies for outbound webhooks) are queued with a new event only.
+    ///
+    /// Receipts go through one writer thread that commits whatever has queued up meanwhile in a
+    /// single transaction (group commit): one fsync serves many concurrent senders, and no
+    /// sender is answered before its event is on disk.
     pub async fn insert_event(
         &self,
         event: Event,
-        mut receipt: Delivery,
+        receipt: Delivery,
         forwards: Vec<(Message, Delivery)>,
     ) -> Result<InsertOutcome> {
-        self.call(move |c| {
-            let tx = c.transaction()?;
-            let existing: Option<String> = match &event.provider_event_id {
-                Some(pid) => tx
-                    .query_row(
-                        "SELECT id FROM events WHERE webhook_id = ?1 AND provider_event_id = ?2",
-                        params![event.webhook_id, pid],
-                        |r| r.get(0),
-                    )
-                    .optional()?,
-                None => None,
-            };
-            let outcome = match existing {
-                Some(id) => {
-                    receipt.event_id = Some(id.clone());
-                    receipt.error = Some(format!(
-                        "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
-                    ));
-                    InsertOutcome::Duplicate(id)
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO events (id, webhook_id, provider_event_id, event, received_at, headers, payload) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![
-                            event.id,
-                            event.webhook_id,
-                            event.provider_event_id,
-                            event.event,
-                            event.received_at,
-                            serde_json::to_string(&event.headers).unwrap_or_default(),
-                            event.payload.to_string(),
-                        ],
-                    )?;
-                    let seq = tx.last_insert_rowid();
-                    enqueue_tx(&tx, &forwards)?;
-                    InsertOutcome::Stored(seq)
-                }
-            };
-            insert_delivery(&tx, &receipt)?;
-            tx.commit()?;
-            Ok(outcome)
-        })
-        .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.receipts
+            .send(ReceiptJob { event, receipt, forwards, reply })
+            .map_err(|_| Error::Unavailable("the store's writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("the store's writer has stopped".into()))?
     }
 
     pub async fn get_event(&self, id: &str) -> Result<Option<Event>> {
@@ -110,6 +79,95 @@ impl Store {
         )
         .await
     }
+}
+
+/// One receipt waiting for the writer thread.
+pub(super) struct ReceiptJob {
+    event: Event,
+    receipt: Delivery,
+    forwards: Vec<(Message, Delivery)>,
+    reply: tokio::sync::oneshot::Sender<Result<InsertOutcome>>,
+}
+
+/// Most receipts committed together.
+const MAX_BATCH: usize = 256;
+
+/// The writer thread: takes one job, then every job that is already waiting, and commits them
+/// in one transaction. Ends when the store is dropped.
+pub(super) fn receipt_writer(conn: Arc<Mutex<Connection>>, jobs: std::sync::mpsc::Receiver<ReceiptJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            write_batch(&mut guard, &mut batch)
+        };
+        match result {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch was committed: every sender gets an error (and a 503).
+                for job in batch {
+                    let _ = job.reply.send(Err(Error::Unavailable(format!("storage error: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<InsertOutcome>> {
+    let tx = c.transaction()?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch.iter_mut() {
+        let (event, receipt) = (&job.event, &mut job.receipt);
+        // Sees earlier jobs of the same batch too: duplicates within a batch are caught.
+        let existing: Option<String> = match &event.provider_event_id {
+            Some(pid) => tx
+                .prepare_cached("SELECT id FROM events WHERE webhook_id = ?1 AND provider_event_id = ?2")?
+                .query_row(params![event.webhook_id, pid], |r| r.get(0))
+                .optional()?,
+            None => None,
+        };
+        let outcome = match existing {
+            Some(id) => {
+                receipt.event_id = Some(id.clone());
+                receipt.error = Some(format!(
+                    "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
+                ));
+                InsertOutcome::Duplicate(id)
+            }
+            None => {
+                tx.prepare_cached(
+                    "INSERT INTO events (id, webhook_id, provider_event_id, event, received_at, headers, payload) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    event.id,
+                    event.webhook_id,
+                    event.provider_event_id,
+                    event.event,
+                    event.received_at,
+                    serde_json::to_string(&event.headers).unwrap_or_default(),
+                    event.payload.to_string(),
+                ])?;
+                let seq = tx.last_insert_rowid();
+                enqueue_tx(&tx, &job.forwards)?;
+                InsertOutcome::Stored(seq)
+            }
+        };
+        insert_delivery(&tx, receipt)?;
+        outcomes.push(outcome);
+    }
+    tx.commit()?;
+    Ok(outcomes)
 }
 
 fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {

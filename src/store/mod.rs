@@ -25,6 +25,8 @@ pub use queue::{Claimed, Completion, HealthChange, Message};
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Receipts for the group-commit writer thread (see `insert_event`).
+    receipts: std::sync::mpsc::Sender<events::ReceiptJob>,
 }
 
 impl Store {
@@ -33,9 +35,14 @@ impl Store {
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
         migrations::apply(&mut conn)?;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = Arc::new(Mutex::new(conn));
+        let (receipts, jobs) = std::sync::mpsc::channel();
+        let writer_conn = conn.clone();
+        std::thread::Builder::new()
+            .name("receipt-writer".into())
+            .spawn(move || events::receipt_writer(writer_conn, jobs))
+            .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
+        Ok(Store { conn, receipts })
     }
 
     /// Runs `f` with the connection on the blocking pool.

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds in release mode and runs every benchmark, printing the tables for BENCHMARKS.md.
+# Loopback only. Needs node and npm for the Express baseline (skipped without them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --benches --quiet
+echo "# webhook-mcp benchmarks — $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -srm)"
+echo
+cargo bench --quiet --bench receiver -- "${REQUESTS:-5000}"
+echo
+echo "## Outbound deliveries"
+echo
+cargo bench --quiet --bench delivery -- 200 50 64
