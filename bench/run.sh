@@ -11,3 +11,7 @@ echo
 echo "## Outbound deliveries"
 echo
 cargo bench --quiet --bench delivery -- 200 50 64
+echo
+echo "## Delivery log at scale"
+echo
+cargo bench --quiet --bench store -- 1000000

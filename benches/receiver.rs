@@ -54,6 +54,7 @@ async fn main() {
     let total: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5000);
 
     let mut server = Server::start().await;
+    let idle_rss = rss_mib(server.pid);
     let ceiling = verify_only_server().await;
     let express = express_server().await;
 
@@ -99,6 +100,7 @@ async fn main() {
         );
     }
 
+    let loaded_rss = rss_mib(server.pid);
     let lat = server.event_to_agent(&http, 1000).await;
     println!("\n## Event to agent (1000 sequential POSTs, subscribed stdio client)\n");
     println!("| measure | p50 | p99 |");
@@ -108,6 +110,12 @@ async fn main() {
         percentile(&lat, 50).as_secs_f64() * 1e3,
         percentile(&lat, 99).as_secs_f64() * 1e3
     );
+
+    println!("\n## Memory (server process RSS)\n");
+    println!("| state | RSS |");
+    println!("|---|---|");
+    println!("| idle, after start | {idle_rss:.1} MiB |");
+    println!("| after the ingest runs above | {loaded_rss:.1} MiB |");
 
     let (cold, call) = cold_start(20).await;
     println!("\n## Stdio start-up (20 runs)\n");
@@ -129,7 +137,25 @@ async fn main() {
 }
 
 /// The real binary, talked to over raw stdio JSON-RPC.
+/// Resident set size of a process, from /proc.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 struct Server {
+    pid: u32,
     _child: Child,
     stdin: ChildStdin,
     notes: mpsc::UnboundedReceiver<Instant>,
@@ -187,6 +213,7 @@ impl Server {
             }
         });
         Server {
+            pid: child.id().unwrap_or(0),
             _child: child,
             stdin,
             notes,

@@ -1,6 +1,7 @@
 //! The delivery log: outbound attempts and inbound receipts.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::webhooks::bad_column;
 use super::Store;
@@ -80,27 +81,39 @@ pub(super) fn insert_delivery(c: &Connection, d: &Delivery) -> Result<()> {
 }
 
 fn query(c: &Connection, q: &DeliveryQuery) -> Result<Vec<Delivery>> {
+    // Only the filters given appear in the SQL, so SQLite can pick the matching index
+    // (`x IS NULL OR col = x` would hide every index from the planner).
+    let mut clauses: Vec<&str> = vec![];
+    let mut args: Vec<Value> = vec![];
+    let mut filter = |clause: &'static str, value: Option<Value>| {
+        if let Some(v) = value {
+            clauses.push(clause);
+            args.push(v);
+        }
+    };
+    filter("webhook_id = ?", q.webhook_id.clone().map(Value::Text));
+    filter(
+        "direction = ?",
+        q.direction.map(|d| Value::Text(d.as_str().into())),
+    );
+    filter(
+        "status = ?",
+        q.status.map(|s| Value::Text(s.as_str().into())),
+    );
+    filter("event = ?", q.event.clone().map(Value::Text));
+    filter("created_at >= ?", q.since.map(Value::Integer));
+    filter("created_at <= ?", q.until.map(Value::Integer));
+    filter("seq < ?", q.before.map(Value::Integer));
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    args.push(Value::Integer(q.limit as i64));
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM deliveries \
-         WHERE (?1 IS NULL OR webhook_id = ?1) AND (?2 IS NULL OR direction = ?2) \
-           AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR event = ?4) \
-           AND (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at <= ?6) \
-           AND (?7 IS NULL OR seq < ?7) \
-         ORDER BY seq DESC LIMIT ?8"
+        "SELECT {COLUMNS} FROM deliveries {where_clause} ORDER BY seq DESC LIMIT ?"
     ))?;
-    let rows = stmt.query_map(
-        params![
-            q.webhook_id,
-            q.direction.map(Direction::as_str),
-            q.status.map(DeliveryStatus::as_str),
-            q.event,
-            q.since,
-            q.until,
-            q.before,
-            q.limit as i64
-        ],
-        from_row,
-    )?;
+    let rows = stmt.query_map(params_from_iter(args), from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 

@@ -1,6 +1,7 @@
 //! Stored events, written together with their inbound delivery-log row.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::deliveries::insert_delivery;
 use super::queue::{enqueue_tx, Message};
@@ -48,7 +49,12 @@ impl Store {
     ) -> Result<InsertOutcome> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.receipts
-            .send(ReceiptJob { event, receipt, forwards, reply })
+            .send(ReceiptJob {
+                event,
+                receipt,
+                forwards,
+                reply,
+            })
             .map_err(|_| Error::Unavailable("the store's writer has stopped".into()))?;
         answer
             .await
@@ -94,7 +100,10 @@ const MAX_BATCH: usize = 256;
 
 /// The writer thread: takes one job, then every job that is already waiting, and commits them
 /// in one transaction. Ends when the store is dropped.
-pub(super) fn receipt_writer(conn: Arc<Mutex<Connection>>, jobs: std::sync::mpsc::Receiver<ReceiptJob>) {
+pub(super) fn receipt_writer(
+    conn: Arc<Mutex<Connection>>,
+    jobs: std::sync::mpsc::Receiver<ReceiptJob>,
+) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -116,7 +125,9 @@ pub(super) fn receipt_writer(conn: Arc<Mutex<Connection>>, jobs: std::sync::mpsc
             Err(e) => {
                 // Nothing of the batch was committed: every sender gets an error (and a 503).
                 for job in batch {
-                    let _ = job.reply.send(Err(Error::Unavailable(format!("storage error: {e}"))));
+                    let _ = job
+                        .reply
+                        .send(Err(Error::Unavailable(format!("storage error: {e}"))));
                 }
             }
         }
@@ -131,7 +142,9 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Inser
         // Sees earlier jobs of the same batch too: duplicates within a batch are caught.
         let existing: Option<String> = match &event.provider_event_id {
             Some(pid) => tx
-                .prepare_cached("SELECT id FROM events WHERE webhook_id = ?1 AND provider_event_id = ?2")?
+                .prepare_cached(
+                    "SELECT id FROM events WHERE webhook_id = ?1 AND provider_event_id = ?2",
+                )?
                 .query_row(params![event.webhook_id, pid], |r| r.get(0))
                 .optional()?,
             None => None,
@@ -171,16 +184,25 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Inser
 }
 
 fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {
+    // Only the filters given appear in the SQL, so the (webhook_id, seq) and (event, seq)
+    // indexes stay usable.
+    let mut clauses = vec!["seq > ?"];
+    let mut args = vec![Value::Integer(q.after.unwrap_or(0))];
+    if let Some(w) = &q.webhook_id {
+        clauses.push("webhook_id = ?");
+        args.push(Value::Text(w.clone()));
+    }
+    if let Some(e) = &q.event {
+        clauses.push("event = ?");
+        args.push(Value::Text(e.clone()));
+    }
+    args.push(Value::Integer(q.limit as i64));
     let order = if q.newest_first { "DESC" } else { "ASC" };
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM events \
-         WHERE (?1 IS NULL OR webhook_id = ?1) AND (?2 IS NULL OR event = ?2) AND seq > ?3 \
-         ORDER BY seq {order} LIMIT ?4"
+        "SELECT {COLUMNS} FROM events WHERE {} ORDER BY seq {order} LIMIT ?",
+        clauses.join(" AND ")
     ))?;
-    let rows = stmt.query_map(
-        params![q.webhook_id, q.event, q.after.unwrap_or(0), q.limit as i64],
-        from_row,
-    )?;
+    let rows = stmt.query_map(params_from_iter(args), from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 

@@ -83,6 +83,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE webhooks ADD COLUMN first_failure_at INTEGER;
     ALTER TABLE webhooks ADD COLUMN disabled_reason TEXT;
     "#,
+    // 3: the delivery log's common query, one webhook's failures newest first, by index.
+    r#"
+    CREATE INDEX deliveries_by_webhook_status ON deliveries (webhook_id, status, seq);
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -1,0 +1,133 @@
+//! Delivery-log query time with 1,000,000 attempt rows, and the store's size on disk.
+//!
+//! Run: `cargo bench --bench store -- [rows]` (default 1000000). Rows are spread over 50
+//! webhooks, one in ten failed. Measures `Store::query_deliveries` (one webhook's failures,
+//! newest first, one page of 50) beside the same query written the naive way
+//! (`?x IS NULL OR col = ?x` for every optional filter), which no index can serve.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::params;
+use webhook_mcp::model::DeliveryStatus;
+use webhook_mcp::store::{DeliveryQuery, Store};
+
+fn pct(v: &mut [Duration], p: usize) -> f64 {
+    v.sort();
+    v[(v.len() * p / 100).min(v.len() - 1)].as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() {
+    let rows: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhook-mcp.db");
+    let store = Store::open(&path).unwrap();
+
+    let started = Instant::now();
+    {
+        let mut c = rusqlite::Connection::open(&path).unwrap();
+        c.pragma_update(None, "synchronous", "OFF").unwrap();
+        let tx = c.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO deliveries (id, webhook_id, event, direction, trigger, attempt, url, status, \
+                     status_code, duration_ms, request_headers, request_body, response_headers, response_body, created_at) \
+                     VALUES (?1, ?2, 'order.paid', 'outbound', 'scheduled', 1, 'https://example.com/hook', ?3, ?4, 12, \
+                     '{\"content-type\":\"application/json\"}', ?5, '{}', 'ok', ?6)",
+                )
+                .unwrap();
+            for i in 0..rows {
+                let failed = (i / 50) % 10 == 0; // one in ten of every webhook's rows
+                insert
+                    .execute(params![
+                        format!("d{i}"),
+                        format!("w{}", i % 50),
+                        if failed { "failed" } else { "succeeded" },
+                        if failed { 500 } else { 200 },
+                        format!("{{\"id\":\"msg_{i}\",\"event\":\"order.paid\",\"timestamp\":\"2026-11-24T10:00:00Z\",\"data\":{{\"amount\":4200,\"customer\":\"cus_{i}\"}}}}"),
+                        1_700_000_000_000i64 + i as i64,
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    }
+    let fill = started.elapsed();
+    let size: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+
+    let query = |w: usize| DeliveryQuery {
+        webhook_id: Some(format!("w{w}")),
+        status: Some(DeliveryStatus::Failed),
+        limit: 50,
+        ..Default::default()
+    };
+    let mut ours = vec![];
+    for i in 0..200 {
+        let t = Instant::now();
+        let page = store.query_deliveries(query(i % 50)).await.unwrap();
+        ours.push(t.elapsed());
+        assert_eq!(page.len(), 50);
+    }
+    let mut newest = vec![];
+    for _ in 0..200 {
+        let t = Instant::now();
+        let page = store
+            .query_deliveries(DeliveryQuery {
+                limit: 50,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        newest.push(t.elapsed());
+        assert_eq!(page.len(), 50);
+    }
+    let naive_conn = rusqlite::Connection::open(&path).unwrap();
+    let mut naive = vec![];
+    for i in 0..20 {
+        let t = Instant::now();
+        let mut stmt = naive_conn
+            .prepare_cached(
+                "SELECT id FROM deliveries WHERE (?1 IS NULL OR webhook_id = ?1) AND (?2 IS NULL OR direction = ?2) \
+                 AND (?3 IS NULL OR status = ?3) ORDER BY seq DESC LIMIT 50",
+            )
+            .unwrap();
+        let n = stmt
+            .query_map(
+                params![format!("w{}", i % 50), Option::<String>::None, "failed"],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap()
+            .count();
+        naive.push(t.elapsed());
+        assert_eq!(n, 50);
+    }
+
+    println!("| store with {rows} delivery rows | value |");
+    println!("|---|---|");
+    println!(
+        "| size on disk (db + wal) | {:.0} MiB |",
+        size as f64 / 1048576.0
+    );
+    println!(
+        "| bulk fill (one transaction, synchronous=OFF) | {:.1} s |",
+        fill.as_secs_f64()
+    );
+    println!("| query_deliveries {{webhook_id, status: failed}}, page of 50, p50 / p99 | {:.2} ms / {:.2} ms |", pct(&mut ours, 50), pct(&mut ours, 99));
+    println!(
+        "| query_deliveries {{}} (newest 50), p50 / p99 | {:.2} ms / {:.2} ms |",
+        pct(&mut newest, 50),
+        pct(&mut newest, 99)
+    );
+    println!(
+        "| baseline: same filter as `?x IS NULL OR col = ?x` SQL, p50 | {:.2} ms |",
+        pct(&mut naive, 50)
+    );
+}
