@@ -205,7 +205,9 @@ impl Service {
                  {{\"url\": \"{url}\", \"secret\": \"<secret>\", \"events\": [...]}}. LeadShark: Dashboard \
                  Settings, webhook endpoint. Voxagent (Webhooks > + Create Webhook) and ConnectSafely \
                  (Webhooks > Create Webhook) generate their own secret: paste the URL there, then call \
-                 rotate_secret with id={id} and secret=<their secret>.",
+                 rotate_secret with id={id} and secret=<their secret>. Voyager polls every 5 minutes and \
+                 its first poll after a session sync only takes a snapshot (no events for what already \
+                 existed); a session_expired event means its LinkedIn cookies need re-syncing.",
                 id = w.id
             ),
             Provider::Kakiyo => format!(
