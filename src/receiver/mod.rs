@@ -39,12 +39,12 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return respond(svc.reject_oversize(&webhook_id, &headers).await);
+        return oversize(&svc, &webhook_id, &headers).await;
     }
     let bytes: Bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return respond(svc.reject_oversize(&webhook_id, &headers).await)
+            return oversize(&svc, &webhook_id, &headers).await
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not read request body");
@@ -56,6 +56,17 @@ async fn receive(
         }
     };
     respond(svc.receive(&webhook_id, &headers, &bytes).await)
+}
+
+/// 413. The rest of the body stays unread, so this connection cannot carry another request:
+/// say so, or a pooling client would send its next request into a closing socket.
+async fn oversize(svc: &Service, webhook_id: &str, headers: &HeaderMap) -> Response {
+    let mut resp = respond(svc.reject_oversize(webhook_id, headers).await);
+    resp.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    resp
 }
 
 fn respond(outcome: ReceiveOutcome) -> Response {

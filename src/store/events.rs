@@ -125,9 +125,7 @@ pub(super) fn receipt_writer(
             Err(e) => {
                 // Nothing of the batch was committed: every sender gets an error (and a 503).
                 for job in batch {
-                    let _ = job
-                        .reply
-                        .send(Err(Error::Unavailable(format!("storage error: {e}"))));
+                    let _ = job.reply.send(Err(Error::Unavailable(e.to_string())));
                 }
             }
         }
