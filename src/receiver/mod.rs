@@ -58,7 +58,7 @@ async fn receive(
     respond(svc.receive(&webhook_id, &headers, &bytes).await)
 }
 
-/// 413. The rest of the body stays unread, so this connection cannot carry another request:
+/// Answers 413. The rest of the body stays unread, so this connection cannot carry another request:
 /// say so, or a pooling client would send its next request into a closing socket.
 async fn oversize(svc: &Service, webhook_id: &str, headers: &HeaderMap) -> Response {
     let mut resp = respond(svc.reject_oversize(webhook_id, headers).await);
