@@ -200,6 +200,32 @@ impl Webhook {
     }
 }
 
+#[cfg(test)]
+impl Webhook {
+    /// A webhook with every optional part empty, for unit tests.
+    pub(crate) fn fixture(id: &str, direction: Direction, secret: &str) -> Webhook {
+        Webhook {
+            id: id.into(),
+            direction,
+            target_url: String::new(),
+            provider: Provider::Generic,
+            events: vec!["*".into()],
+            description: String::new(),
+            enabled: true,
+            secret: secret.into(),
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            headers: BTreeMap::new(),
+            created_at: 0,
+            updated_at: 0,
+            failure_count: 0,
+            first_failure_at: None,
+            disabled_reason: None,
+            forward_to: vec![],
+        }
+    }
+}
+
 pub fn receive_url(public_url: &str, id: &str) -> String {
     format!("{}/hooks/{}", public_url.trim_end_matches('/'), id)
 }
@@ -426,25 +452,9 @@ mod tests {
 
     #[test]
     fn previous_secret_only_during_grace() {
-        let mut w = Webhook {
-            id: "w".into(),
-            direction: Direction::Inbound,
-            target_url: String::new(),
-            provider: Provider::Generic,
-            events: vec!["*".into()],
-            description: String::new(),
-            enabled: true,
-            secret: "new".into(),
-            previous_secret: Some("old".into()),
-            previous_secret_expires_at: Some(1_000),
-            headers: BTreeMap::new(),
-            created_at: 0,
-            updated_at: 0,
-            failure_count: 0,
-            first_failure_at: None,
-            disabled_reason: None,
-            forward_to: vec![],
-        };
+        let mut w = Webhook::fixture("w", Direction::Inbound, "new");
+        w.previous_secret = Some("old".into());
+        w.previous_secret_expires_at = Some(1_000);
         assert_eq!(w.valid_secrets(999), vec!["new", "old"]);
         assert_eq!(w.valid_secrets(1_000), vec!["new"]);
         w.previous_secret = None;
@@ -454,25 +464,7 @@ mod tests {
 
     #[test]
     fn masked_unless_revealed() {
-        let w = Webhook {
-            id: "abc".into(),
-            direction: Direction::Inbound,
-            target_url: String::new(),
-            provider: Provider::Generic,
-            events: vec!["*".into()],
-            description: String::new(),
-            enabled: true,
-            secret: "s3cret".into(),
-            previous_secret: None,
-            previous_secret_expires_at: None,
-            headers: BTreeMap::new(),
-            created_at: 0,
-            updated_at: 0,
-            failure_count: 0,
-            first_failure_at: None,
-            disabled_reason: None,
-            forward_to: vec![],
-        };
+        let w = Webhook::fixture("abc", Direction::Inbound, "s3cret");
         assert_eq!(w.to_json("http://x/", false)["secret"], "***");
         assert_eq!(w.to_json("http://x/", true)["secret"], "s3cret");
         assert_eq!(w.to_json("http://x/", false)["url"], "http://x/hooks/abc");

@@ -235,25 +235,16 @@ mod tests {
     use crate::model::{now_millis, Direction};
 
     fn hook() -> Webhook {
-        Webhook {
-            id: "w1".into(),
-            direction: Direction::Outbound,
-            target_url: "http://127.0.0.1:9/x".into(),
-            provider: crate::model::Provider::Generic,
-            events: vec!["*".into()],
-            description: String::new(),
-            enabled: true,
-            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-            previous_secret: Some("old-secret".into()),
-            previous_secret_expires_at: Some(now_millis() + 60_000),
-            headers: BTreeMap::from([("Authorization".into(), "Bearer abc".into())]),
-            created_at: 0,
-            updated_at: 0,
-            failure_count: 0,
-            first_failure_at: None,
-            disabled_reason: None,
-            forward_to: vec![],
-        }
+        let mut w = Webhook::fixture(
+            "w1",
+            Direction::Outbound,
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        );
+        w.target_url = "http://127.0.0.1:9/x".into();
+        w.previous_secret = Some("old-secret".into());
+        w.previous_secret_expires_at = Some(now_millis() + 60_000);
+        w.headers = BTreeMap::from([("Authorization".into(), "Bearer abc".into())]);
+        w
     }
 
     #[test]
