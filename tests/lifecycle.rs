@@ -87,6 +87,18 @@ impl Raw {
         }
     }
 
+    /// Creates an inbound webhook; returns its receive URL and secret.
+    async fn inbound(&mut self) -> (String, String) {
+        let created = self
+            .tool("create_webhook", json!({ "direction": "inbound" }))
+            .await;
+        let w = &created["webhook"];
+        (
+            w["url"].as_str().unwrap().to_string(),
+            w["secret"].as_str().unwrap().to_string(),
+        )
+    }
+
     async fn tool(&mut self, name: &str, args: Value) -> Value {
         let r = self
             .request("tools/call", json!({ "name": name, "arguments": args }))
@@ -99,11 +111,7 @@ impl Raw {
 async fn acknowledged_events_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut raw = Raw::start(dir.path(), "127.0.0.1:0").await;
-    let created = raw
-        .tool("create_webhook", json!({ "direction": "inbound" }))
-        .await;
-    let url = created["webhook"]["url"].as_str().unwrap().to_string();
-    let secret = created["webhook"]["secret"].as_str().unwrap().to_string();
+    let (url, secret) = raw.inbound().await;
 
     // Eight senders post as fast as they can; the process is killed while they are mid-flight.
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -272,11 +280,7 @@ async fn env_configures_the_server() {
 async fn a_stalled_client_does_not_block_ingestion() {
     let dir = tempfile::tempdir().unwrap();
     let mut raw = Raw::start(dir.path(), "127.0.0.1:0").await;
-    let created = raw
-        .tool("create_webhook", json!({ "direction": "inbound" }))
-        .await;
-    let url = created["webhook"]["url"].as_str().unwrap().to_string();
-    let secret = created["webhook"]["secret"].as_str().unwrap().to_string();
+    let (url, secret) = raw.inbound().await;
     raw.request("resources/subscribe", json!({ "uri": "webhook://events" }))
         .await;
     // From here on nobody reads the server's stdout: its pipe fills and its writes block.
