@@ -170,7 +170,11 @@ impl Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--receiver-addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
-            .env("WEBHOOK_MCP_LOG", "error")
+            // BENCH_SERVER_LOG=webhook_mcp=debug shows the server's own view (batch sizes).
+            .env(
+                "WEBHOOK_MCP_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -414,7 +418,11 @@ async fn cold_start(runs: usize) -> (Vec<Duration>, Vec<Duration>) {
         let mut child = Command::new(BIN)
             .args(["serve", "--no-receiver", "--data-dir"])
             .arg(dir.path())
-            .env("WEBHOOK_MCP_LOG", "error")
+            // BENCH_SERVER_LOG=webhook_mcp=debug shows the server's own view (batch sizes).
+            .env(
+                "WEBHOOK_MCP_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)

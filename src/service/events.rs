@@ -100,13 +100,17 @@ impl Service {
             .await;
         match outcome {
             Ok(Step::Store(event, forwards, outcome)) => {
+                let relayed = !forwards.is_empty();
                 match self
                     .store
                     .insert_event((*event).clone(), receipt, forwards)
                     .await
                 {
                     Ok(InsertOutcome::Stored(seq)) => {
-                        self.wake.notify_one();
+                        if relayed {
+                            // Relayed copies were queued: the delivery worker has work now.
+                            self.wake.notify_one();
+                        }
                         tracing::info!(webhook_id, event_id = %event.id, event = %event.event, seq, "event received");
                         self.publish(EventNotice {
                             seq,

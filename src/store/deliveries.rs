@@ -33,7 +33,7 @@ impl Store {
 
     pub async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>> {
         let id = id.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 &format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"),
                 [id],
@@ -45,7 +45,7 @@ impl Store {
     }
 
     pub async fn query_deliveries(&self, q: DeliveryQuery) -> Result<Vec<Delivery>> {
-        self.call(move |c| query(c, &q)).await
+        self.read(move |c| query(c, &q)).await
     }
 }
 

@@ -63,7 +63,7 @@ impl Store {
 
     pub async fn get_event(&self, id: &str) -> Result<Option<Event>> {
         let id = id.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 &format!("SELECT {COLUMNS} FROM events WHERE id = ?1"),
                 [id],
@@ -75,12 +75,12 @@ impl Store {
     }
 
     pub async fn list_events(&self, q: EventQuery) -> Result<Vec<Event>> {
-        self.call(move |c| list(c, &q)).await
+        self.read(move |c| list(c, &q)).await
     }
 
     /// The highest `seq` stored so far (0 when empty): "now" as an event cursor.
     pub async fn max_event_seq(&self) -> Result<i64> {
-        self.call(
+        self.read(
             |c| Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?),
         )
         .await
@@ -112,9 +112,18 @@ pub(super) fn receipt_writer(
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let result = {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            write_batch(&mut guard, &mut batch)
+            let locked = started.elapsed();
+            let result = write_batch(&mut guard, &mut batch);
+            tracing::debug!(
+                receipts = batch.len(),
+                lock_wait_us = locked.as_micros() as u64,
+                commit_us = (started.elapsed() - locked).as_micros() as u64,
+                "receipt batch committed"
+            );
+            result
         };
         match result {
             Ok(outcomes) => {

@@ -1,9 +1,11 @@
 //! The durable store: one SQLite file in WAL mode holding webhooks, events and the delivery log.
 //!
 //! `Store` is the only interface to persistence; the service layer calls its async methods and
-//! never sees SQL. Each method runs its statements on the blocking pool, on one connection
-//! guarded by a mutex (SQLite serialises writers anyway). A second backend (PostgreSQL, see
-//! DESIGN.md §6) would be a second implementation of these same methods.
+//! never sees SQL. Each method runs its statements on the blocking pool. Writes share one
+//! connection guarded by a mutex (SQLite serialises writers anyway); reads take a connection of
+//! their own from a small pool, so that in WAL mode they never wait behind a commit's fsync
+//! (the receiver looks its webhook up while the group-commit writer is syncing). A second
+//! backend (PostgreSQL, see DESIGN.md §6) would be a second implementation of these methods.
 
 mod deliveries;
 mod events;
@@ -11,10 +13,10 @@ mod migrations;
 mod queue;
 mod webhooks;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 
@@ -25,6 +27,7 @@ pub use queue::{Claimed, Completion, HealthChange, Message};
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
     /// Receipts for the group-commit writer thread (see `insert_event`).
     receipts: std::sync::mpsc::Sender<events::ReceiptJob>,
 }
@@ -42,7 +45,15 @@ impl Store {
             .name("receipt-writer".into())
             .spawn(move || events::receipt_writer(writer_conn, jobs))
             .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
-        Ok(Store { conn, receipts })
+        let readers = Arc::new(Readers {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        });
+        Ok(Store {
+            conn,
+            readers,
+            receipts,
+        })
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -60,6 +71,57 @@ impl Store {
         })
         .await
         .map_err(Error::from)?
+    }
+
+    /// Runs the read-only `f` on a pooled reader connection on the blocking pool. It sees every
+    /// transaction committed before it starts.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = f(&conn);
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(Error::from)?
+    }
+}
+
+/// Idle read-only connections, opened on demand and kept up to `MAX_IDLE_READERS`.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+const MAX_IDLE_READERS: usize = 8;
+
+impl Readers {
+    fn take(&self) -> Result<Connection> {
+        if let Some(c) = self.lock().pop() {
+            return Ok(c);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.lock();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -156,7 +156,7 @@ impl Store {
         until: Millis,
     ) -> Result<Vec<Delivery>> {
         let webhook_id = webhook_id.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM deliveries d WHERE webhook_id = ?1 AND direction = 'outbound' \
                  AND message_id IS NOT NULL AND created_at BETWEEN ?2 AND ?3 \
@@ -172,7 +172,7 @@ impl Store {
     /// The highest attempt number of a message so far, and whether one is pending.
     pub async fn message_state(&self, message_id: &str) -> Result<(i64, bool)> {
         let id = message_id.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT COALESCE(MAX(attempt), 0), COALESCE(SUM(status = 'pending'), 0) > 0 \
                  FROM deliveries WHERE message_id = ?1",

@@ -72,7 +72,7 @@ impl Store {
 
     pub async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>> {
         let id = id.to_string();
-        self.call(move |c| get(c, &id)).await
+        self.read(move |c| get(c, &id)).await
     }
 
     pub async fn list_webhooks(
@@ -80,7 +80,7 @@ impl Store {
         direction: Option<Direction>,
         enabled: Option<bool>,
     ) -> Result<Vec<Webhook>> {
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM webhooks \
                  WHERE (?1 IS NULL OR direction = ?1) AND (?2 IS NULL OR enabled = ?2) \
@@ -102,12 +102,11 @@ impl Store {
 }
 
 pub(super) fn get(c: &Connection, id: &str) -> Result<Option<Webhook>> {
-    Ok(c.query_row(
-        &format!("SELECT {COLUMNS} FROM webhooks WHERE id = ?1"),
-        [id],
-        from_row,
+    Ok(
+        c.prepare_cached(&format!("SELECT {COLUMNS} FROM webhooks WHERE id = ?1"))?
+            .query_row([id], from_row)
+            .optional()?,
     )
-    .optional()?)
 }
 
 fn from_row(r: &Row) -> rusqlite::Result<Webhook> {
