@@ -28,6 +28,7 @@ pub use queue::{Claimed, Completion, HealthChange, Message};
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     readers: Arc<Readers>,
+    webhooks: Arc<webhooks::WebhookCache>,
     /// Receipts for the group-commit writer thread (see `insert_event`).
     receipts: std::sync::mpsc::Sender<events::ReceiptJob>,
 }
@@ -52,6 +53,7 @@ impl Store {
         Ok(Store {
             conn,
             readers,
+            webhooks: Arc::default(),
             receipts,
         })
     }

@@ -113,15 +113,24 @@ impl Store {
 
     /// Writes finished attempts, their follow-ups and webhook health in one transaction.
     pub async fn complete(&self, batch: Vec<Completion>) -> Result<()> {
-        self.call(move |c| {
-            let tx = c.transaction()?;
-            for done in &batch {
-                complete_tx(&tx, done)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        let health_changed = batch
+            .iter()
+            .any(|d| !matches!(d.health, HealthChange::None));
+        let result = self
+            .call(move |c| {
+                let tx = c.transaction()?;
+                for done in &batch {
+                    complete_tx(&tx, done)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await;
+        if health_changed {
+            // Failure counts and auto-disable changed webhook rows.
+            self.webhooks.invalidate();
+        }
+        result
     }
 
     /// When the earliest unleased pending attempt is due.

@@ -1,4 +1,7 @@
-//! Webhook rows.
+//! Webhook rows, and the cache that answers the receiver's per-request lookup.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -42,7 +45,7 @@ impl Store {
 
     /// Writes every mutable field of `w` back; returns false when the row is gone.
     pub async fn update_webhook(&self, w: Webhook) -> Result<bool> {
-        self.call(move |c| {
+        let updated = self.call(move |c| {
             let n = c.execute(
                 "UPDATE webhooks SET target_url = ?2, events = ?3, description = ?4, enabled = ?5, \
                  secret = ?6, previous_secret = ?7, previous_secret_expires_at = ?8, headers = ?9, \
@@ -67,12 +70,24 @@ impl Store {
             )?;
             Ok(n == 1)
         })
-        .await
+        .await;
+        // Even after an error: whether it committed is unknown, so re-read next time.
+        self.webhooks.invalidate();
+        updated
     }
 
+    /// One webhook, from the cache when it holds it (every request to the receiver asks).
     pub async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>> {
+        if let Some(w) = self.webhooks.get(id) {
+            return Ok(Some(w));
+        }
+        let generation = self.webhooks.generation();
         let id = id.to_string();
-        self.read(move |c| get(c, &id)).await
+        let found = self.read(move |c| get(c, &id)).await?;
+        if let Some(w) = &found {
+            self.webhooks.put(generation, w);
+        }
+        Ok(found)
     }
 
     pub async fn list_webhooks(
@@ -96,8 +111,56 @@ impl Store {
     /// Deletes the webhook; its events and delivery log stay (they are history).
     pub async fn delete_webhook(&self, id: &str) -> Result<bool> {
         let id = id.to_string();
-        self.call(move |c| Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [id])? == 1))
-            .await
+        let deleted = self
+            .call(move |c| Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [id])? == 1))
+            .await;
+        self.webhooks.invalidate();
+        deleted
+    }
+}
+
+/// Webhook rows by id, as last read from the store. Webhooks change rarely and only through
+/// this process's `Store` (the process owns its data dir), so every change clears the cache.
+/// Unknown ids are not cached: junk URLs cannot grow it.
+#[derive(Default)]
+pub(super) struct WebhookCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    /// Bumped by every change, so a read that raced a change is not cached (see `put`).
+    generation: u64,
+    rows: HashMap<String, Webhook>,
+}
+
+impl WebhookCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, id: &str) -> Option<Webhook> {
+        self.lock().rows.get(id).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Caches a row read when the cache was at `generation`, unless it changed since: the row
+    /// may predate that change.
+    fn put(&self, generation: u64, w: &Webhook) {
+        let mut inner = self.lock();
+        if inner.generation == generation {
+            inner.rows.insert(w.id.clone(), w.clone());
+        }
+    }
+
+    /// Called after any write to webhook rows has committed.
+    pub(super) fn invalidate(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.rows.clear();
     }
 }
 
@@ -144,4 +207,49 @@ pub(super) fn bad_column(index: usize, value: &str) -> rusqlite::Error {
         rusqlite::types::Type::Text,
         format!("unexpected stored value {value:?}").into(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_cache_never_serves_a_row_older_than_a_committed_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let w = Webhook::fixture("w1", Direction::Inbound, "old-secret");
+        store.insert_webhook(w.clone()).await.unwrap();
+        // First read fills the cache; a change must be visible on the next read.
+        assert_eq!(
+            store.get_webhook("w1").await.unwrap().unwrap().secret,
+            "old-secret"
+        );
+        let mut changed = w.clone();
+        changed.secret = "new-secret".into();
+        store.update_webhook(changed).await.unwrap();
+        assert_eq!(
+            store.get_webhook("w1").await.unwrap().unwrap().secret,
+            "new-secret"
+        );
+        store.delete_webhook("w1").await.unwrap();
+        assert!(store.get_webhook("w1").await.unwrap().is_none());
+        assert!(
+            store.webhooks.get("w1").is_none(),
+            "unknown ids are not cached"
+        );
+    }
+
+    #[test]
+    fn a_read_that_raced_a_change_is_not_cached() {
+        let cache = WebhookCache::default();
+        let before = cache.generation();
+        cache.invalidate(); // a change commits while the read is in flight
+        cache.put(before, &Webhook::fixture("w1", Direction::Inbound, "stale"));
+        assert!(cache.get("w1").is_none());
+        cache.put(
+            cache.generation(),
+            &Webhook::fixture("w1", Direction::Inbound, "fresh"),
+        );
+        assert_eq!(cache.get("w1").unwrap().secret, "fresh");
+    }
 }
