@@ -136,7 +136,10 @@ async fn serve_stdio(
     shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> Result<(), StartError> {
     let session = tokio::select! {
-        started = McpServer::new(svc).serve(rmcp::transport::stdio()) => match started {
+        // Non-blocking pipes when the client launched us with pipes (the usual case): reads and
+        // writes run on the reactor, not a blocking-pool hand-off per message (a notification
+        // per stored event adds up). Anything else falls back to blocking stdio.
+        started = McpServer::new(svc).serve(rmcp::transport::stdio_pipes()) => match started {
             Ok(running) => running,
             // EOF before any client spoke (e.g. `serve < /dev/null`): nothing to serve.
             Err(ServerInitializeError::ConnectionClosed(_)) => {
