@@ -59,8 +59,10 @@ async fn main() {
     let express = express_server().await;
 
     println!("## Ingest ({total} signed POSTs per cell)\n");
-    println!("| receiver | concurrency | req/s | p50 | p99 | vs verify-only | vs Express |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| receiver | concurrency | req/s | p50 | p99 | server CPU per request | vs verify-only | vs Express |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
@@ -68,24 +70,42 @@ async fn main() {
     for c in [1usize, 16, 64] {
         let n = if c == 1 { total / 5 } else { total };
         let top = load(&http, &ceiling, SECRET, n, c).await;
+        // CPU time the receiving process spent per request (user + system), from /proc.
+        let cpu_per_req =
+            |pid: u32, before: f64| format!("{:.0} µs", (cpu_secs(pid) - before) / n as f64 * 1e6);
+        let before = cpu_secs(server.pid);
         let ours = load(&http, &server.url, &server.secret, n, c).await;
+        let ours_cpu = cpu_per_req(server.pid, before);
         let node = match &express {
-            Some((url, _)) => Some(load(&http, url, SECRET, n, c).await),
+            Some((url, child)) => {
+                let pid = child.id().unwrap_or(0);
+                let before = cpu_secs(pid);
+                let stats = load(&http, url, SECRET, n, c).await;
+                Some((stats, cpu_per_req(pid, before)))
+            }
             None => None,
         };
-        let row = |name: &str, s: &Stats, vs_top: String, vs_node: String| {
+        let row = |name: &str, s: &Stats, cpu: &str, vs_top: String, vs_node: String| {
             println!(
-                "| {name} | {c} | {:.0} | {:.2} ms | {:.2} ms | {vs_top} | {vs_node} |",
+                "| {name} | {c} | {:.0} | {:.2} ms | {:.2} ms | {cpu} | {vs_top} | {vs_node} |",
                 s.per_sec,
                 s.p50.as_secs_f64() * 1e3,
                 s.p99.as_secs_f64() * 1e3
             )
         };
-        row("verify-only axum (ceiling)", &top, "1.00".into(), "".into());
-        if let Some(node) = &node {
+        // The ceiling runs inside this harness, so its CPU cannot be told apart from the load's.
+        row(
+            "verify-only axum (ceiling)",
+            &top,
+            "n/a (in harness)",
+            "1.00".into(),
+            "".into(),
+        );
+        if let Some((node, node_cpu)) = &node {
             row(
                 "seeds' Express (LeadShark example)",
                 node,
+                node_cpu,
                 format!("{:.2}", node.per_sec / top.per_sec),
                 "1.00".into(),
             );
@@ -93,9 +113,10 @@ async fn main() {
         row(
             "webhook-mcp (verify + durable store)",
             &ours,
+            &ours_cpu,
             format!("{:.2}", ours.per_sec / top.per_sec),
             node.as_ref()
-                .map(|n| format!("{:.2}", ours.per_sec / n.per_sec))
+                .map(|(n, _)| format!("{:.2}", ours.per_sec / n.per_sec))
                 .unwrap_or_else(|| "n/a (no node)".into()),
         );
     }
@@ -138,6 +159,21 @@ async fn main() {
 
 /// The real binary, talked to over raw stdio JSON-RPC.
 /// Resident set size of a process, from /proc.
+/// User + system CPU seconds a process has used so far (/proc/PID/stat, 100 ticks a second).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
