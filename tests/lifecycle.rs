@@ -317,4 +317,26 @@ async fn a_stalled_client_does_not_block_ingestion() {
         .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 2000);
+    // The client wakes up and reads again: the notices that overflowed its buffer are counted
+    // (not silently lost) and it gets one catch-up round.
+    let mut caught_up = false;
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_millis(1500), raw.stdout.next_line()).await
+    {
+        caught_up |= line.contains("notifications/resources/updated");
+    }
+    assert!(caught_up, "no notification after the client read again");
+    let base = url.split("/hooks/").next().unwrap();
+    let health = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let health: Value = serde_json::from_slice(&health).unwrap();
+    assert_eq!(health["stats"]["events_stored"], 2000, "{health}");
+    let dropped = health["stats"]["notifications_dropped"].as_u64().unwrap();
+    assert!(dropped > 0 && dropped < 2000, "{health}");
 }

@@ -162,6 +162,19 @@ async fn json_stringify_signatures_verify_over_the_compact_form() {
     let sig = hex_hmac(&secret, signed.as_bytes());
     let (st, ans) = s.post(&url, sent, &[("x-webhook-signature", &sig)]).await;
     assert_eq!(st, 200, "{ans}");
+    // The log row shows the request exactly as sent (read back from the stored event, which
+    // keeps the body byte for byte), headers included.
+    let listed = &s
+        .call(
+            "query_deliveries",
+            json!({ "direction": "inbound", "limit": 1 }),
+        )
+        .await["deliveries"][0];
+    assert_eq!(listed["event_id"], ans["event_id"]);
+    let uri = format!("webhook://deliveries/{}", listed["id"].as_str().unwrap());
+    let row = s.read(&uri).await.unwrap();
+    assert_eq!(row["request_body"], sent);
+    assert_eq!(row["request_headers"]["x-webhook-signature"], sig.as_str());
     // Python's json.dumps(separators=(',', ':')) escapes non-ASCII: accepted too.
     let py =
         r#"{"id":"evt-py","event":"message_received","data":{"lastMessage":"Gr\u00fc\u00dfe"}}"#;
@@ -304,12 +317,26 @@ async fn kakiyo_preset_and_rotation_grace() {
 #[tokio::test]
 async fn healthz_and_unknown_paths_answer_json() {
     let s = Server::start().await;
-    let (_, url, _) = s.inbound(json!({})).await;
+    let (_, url, secret) = s.inbound(json!({})).await;
     let base = url.split("/hooks/").next().unwrap();
+    // Counters: two stored, one repeat, one refused.
+    for (body, sig) in [
+        (voyager_body("h-1", "a"), None),
+        (voyager_body("h-2", "b"), None),
+        (voyager_body("h-1", "a"), None),
+        (voyager_body("h-3", "c"), Some("sha256=00")),
+    ] {
+        let sig = sig.map_or_else(|| hex_hmac(&secret, body.as_bytes()), str::to_string);
+        s.post(&url, &body, &[("x-webhook-signature", &sig)]).await;
+    }
     let r = s.http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(v["ok"], true);
+    assert_eq!(v["stats"]["events_stored"], 2, "{v}");
+    assert_eq!(v["stats"]["duplicates"], 1, "{v}");
+    assert_eq!(v["stats"]["rejected"], 1, "{v}");
+    assert_eq!(v["stats"]["store_failures"], 0, "{v}");
     let r = s
         .http
         .get(format!("{base}/elsewhere"))

@@ -6,6 +6,13 @@
 //!
 //! 2026-07-28 sessions: each `subscriptions/listen` request runs `listen`, which forwards bus
 //! notices through the request's sink, limited to the filter the client asked for.
+//!
+//! Both turn a burst into one round: after a notice, every notice already waiting is taken
+//! too, and each URI is announced once for all of them. An idle session still hears about each
+//! event at once; a busy one gets fewer, equally current notifications (`resources/updated`
+//! means "re-read", so one per URI covers the burst). Each session reads the bus through its
+//! own bounded buffer; a session too slow even for that misses notices, which are counted
+//! (`notifications_dropped` at `/healthz`) and folded into one catch-up round.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,10 +22,10 @@ use std::time::Duration;
 use rmcp::model::ResourceUpdatedNotificationParam;
 use rmcp::service::{Peer, SubscriptionContext, SubscriptionSendError};
 use rmcp::RoleServer;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::resources::{inbox_uri, EVENTS};
-use crate::service::{EventNotice, Service};
+use crate::service::{EventNotice, Service, Stats};
 
 /// How often an idle pump checks whether its session is gone.
 const CLOSED_CHECK: Duration = Duration::from_secs(15);
@@ -46,8 +53,8 @@ impl SessionSubscriptions {
             return;
         }
         let bus = svc.subscribe_events();
-        let this = self.clone();
-        tokio::spawn(async move { this.pump(bus, peer).await });
+        let (this, svc) = (self.clone(), svc.clone());
+        tokio::spawn(async move { this.pump(svc, bus, peer).await });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -56,31 +63,21 @@ impl SessionSubscriptions {
 
     async fn pump(
         self,
+        svc: Arc<Service>,
         mut bus: tokio::sync::broadcast::Receiver<EventNotice>,
         peer: Peer<RoleServer>,
     ) {
         loop {
-            let targets: Vec<String> = match tokio::time::timeout(CLOSED_CHECK, bus.recv()).await {
+            let first = match tokio::time::timeout(CLOSED_CHECK, bus.recv()).await {
                 Err(_) if peer.is_transport_closed() => break,
                 Err(_) => continue,
-                Ok(Ok(n)) => {
-                    let subscribed = self.lock();
-                    [EVENTS.to_string(), inbox_uri(&n.webhook_id)]
-                        .into_iter()
-                        .filter(|u| subscribed.contains(u))
-                        .collect()
-                }
-                // Missed notices (this session reads slower than events arrive): one update per
-                // subscribed URI covers them all, since clients re-read the resource.
-                Ok(Err(RecvError::Lagged(missed))) => {
-                    tracing::warn!(
-                        missed,
-                        "slow MCP session: coalesced notifications it could not keep up with"
-                    );
-                    self.lock().iter().cloned().collect()
-                }
                 Ok(Err(RecvError::Closed)) => break,
+                Ok(first) => first,
             };
+            let Some(burst) = Burst::take(&svc, first, &mut bus) else {
+                break;
+            };
+            let targets = burst.uris(self.lock().iter().cloned().collect());
             let mut sent = Ok(());
             for uri in targets {
                 sent = sent.and(
@@ -101,35 +98,22 @@ impl SessionSubscriptions {
 pub async fn listen(svc: &Service, ctx: SubscriptionContext) {
     let mut bus = svc.subscribe_events();
     let sink = ctx.sink().clone();
-    let wants = |uri: &str| {
-        ctx.accepted()
-            .resource_subscriptions
-            .as_ref()
-            .is_some_and(|u| u.iter().any(|x| x == uri))
-    };
+    // Exactly the URIs the client asked for and the server accepted.
+    let subscribed = ctx
+        .accepted()
+        .resource_subscriptions
+        .clone()
+        .unwrap_or_default();
     let list_changed = ctx.accepted().resources_list_changed == Some(true);
     loop {
         let notice = tokio::select! {
             _ = ctx.cancelled() => break,
             n = bus.recv() => n,
         };
-        let targets: Vec<String> = match notice {
-            Ok(n) => [EVENTS.to_string(), inbox_uri(&n.webhook_id)]
-                .into_iter()
-                .filter(|u| wants(u))
-                .collect(),
-            Err(RecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    missed,
-                    "slow MCP subscriber: coalesced notifications it could not keep up with"
-                );
-                ctx.accepted()
-                    .resource_subscriptions
-                    .clone()
-                    .unwrap_or_default()
-            }
-            Err(RecvError::Closed) => break,
+        let Some(burst) = Burst::take(svc, notice, &mut bus) else {
+            break;
         };
+        let targets = burst.uris(subscribed.clone());
         for uri in targets {
             if !keep_going(sink.notify_resource_updated(uri).await) {
                 return;
@@ -138,6 +122,63 @@ pub async fn listen(svc: &Service, ctx: SubscriptionContext) {
         if list_changed && !keep_going(sink.notify_resource_list_changed().await) {
             return;
         }
+    }
+}
+
+/// Notices taken from the bus in one go: a first one and all that were already waiting.
+struct Burst {
+    /// Webhooks that received events, each once.
+    webhooks: HashSet<String>,
+    /// Notices this session missed (its buffer overflowed): it must re-read everything.
+    missed: u64,
+}
+
+impl Burst {
+    /// `None` when the bus is closed (the server is shutting down).
+    fn take(
+        svc: &Service,
+        first: Result<EventNotice, RecvError>,
+        bus: &mut tokio::sync::broadcast::Receiver<EventNotice>,
+    ) -> Option<Burst> {
+        let mut burst = Burst {
+            webhooks: HashSet::new(),
+            missed: 0,
+        };
+        let mut next = first;
+        loop {
+            match next {
+                Ok(n) => {
+                    burst.webhooks.insert(n.webhook_id);
+                }
+                Err(RecvError::Lagged(missed)) => burst.missed += missed,
+                Err(RecvError::Closed) => return None,
+            }
+            next = match bus.try_recv() {
+                Ok(n) => Ok(n),
+                Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            };
+        }
+        if burst.missed > 0 {
+            Stats::add(&svc.stats.notifications_dropped, burst.missed);
+            tracing::warn!(
+                missed = burst.missed,
+                "slow MCP session: dropped notifications it could not keep up with; sent one catch-up round"
+            );
+        }
+        Some(burst)
+    }
+
+    /// The URIs to announce, among those the session `subscribed` to. After missed notices
+    /// that is all of them: which webhooks the missed events were for is unknown.
+    fn uris(&self, subscribed: Vec<String>) -> Vec<String> {
+        if self.missed > 0 {
+            return subscribed;
+        }
+        std::iter::once(EVENTS.to_string())
+            .chain(self.webhooks.iter().map(|w| inbox_uri(w)))
+            .filter(|u| subscribed.contains(u))
+            .collect()
     }
 }
 

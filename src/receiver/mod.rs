@@ -74,8 +74,13 @@ fn respond(outcome: ReceiveOutcome) -> Response {
     (status, Json(outcome.body)).into_response()
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "ok": true, "service": "webhook-mcp", "version": env!("CARGO_PKG_VERSION") }))
+async fn healthz(State(svc): State<Arc<Service>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "ok": true,
+        "service": "webhook-mcp",
+        "version": env!("CARGO_PKG_VERSION"),
+        "stats": svc.stats.to_json(),
+    }))
 }
 
 async fn method_not_allowed() -> Response {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{EventNotice, Service};
+use super::{EventNotice, Service, Stats};
 use crate::error::{Error, Result};
 use crate::model::{
     log_excerpt, now_millis, receive_url, Delivery, DeliveryStatus, Direction, Event, Provider,
@@ -103,10 +103,11 @@ impl Service {
                 let relayed = !forwards.is_empty();
                 match self
                     .store
-                    .insert_event((*event).clone(), receipt, forwards)
+                    .insert_event((*event).clone(), raw_text(body), receipt, forwards)
                     .await
                 {
                     Ok(InsertOutcome::Stored(seq)) => {
+                        Stats::add(&self.stats.events_stored, 1);
                         if relayed {
                             // Relayed copies were queued: the delivery worker has work now.
                             self.wake.notify_one();
@@ -121,6 +122,7 @@ impl Service {
                         outcome
                     }
                     Ok(InsertOutcome::Duplicate(existing)) => {
+                        Stats::add(&self.stats.duplicates, 1);
                         tracing::info!(webhook_id, event_id = %existing, "duplicate delivery acknowledged");
                         ReceiveOutcome {
                             status: 200,
@@ -128,6 +130,7 @@ impl Service {
                         }
                     }
                     Err(e) => {
+                        Stats::add(&self.stats.store_failures, 1);
                         // Not acknowledged: 503 tells the sender to retry, so nothing is lost.
                         tracing::error!(webhook_id, error = %e, "could not store event (disk full or store read-only?); answered 503");
                         ReceiveOutcome::rejected(503, "the event could not be stored; retry later")
@@ -141,6 +144,7 @@ impl Service {
                 answer
             }
             Err(rejection) => {
+                Stats::add(&self.stats.rejected, 1);
                 receipt.status = DeliveryStatus::Failed;
                 receipt.status_code = Some(rejection.status as i64);
                 receipt.error = Some(
@@ -166,6 +170,7 @@ impl Service {
         receipt.status = DeliveryStatus::Failed;
         receipt.status_code = Some(413);
         receipt.error = Some(error.clone());
+        Stats::add(&self.stats.rejected, 1);
         tracing::warn!(webhook_id, limit, "inbound request rejected: too large");
         if let Err(e) = self.store.insert_delivery(receipt).await {
             tracing::error!(error = %e, "could not log a rejected request");
@@ -442,6 +447,11 @@ fn events_page_full(events: &[Event], after: i64) -> Value {
 }
 
 /// The request headers worth keeping, minus credentials; bounded in count and size.
+/// A stored body as text: it parsed as JSON, so it is UTF-8 (lossy only as a safety net).
+fn raw_text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
 fn kept_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     headers
         .iter()

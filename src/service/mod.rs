@@ -8,6 +8,7 @@ mod outbound;
 mod webhooks;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,40 @@ pub struct EventNotice {
     pub id: String,
     pub webhook_id: String,
     pub event: String,
+}
+
+/// Counters since start-up, shown at the receiver's `/healthz`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events durably stored by the receiver.
+    pub events_stored: AtomicU64,
+    /// Requests acknowledged as repeats of a stored event.
+    pub duplicates: AtomicU64,
+    /// Requests refused (bad signature, unknown webhook, too large, not JSON, ...).
+    pub rejected: AtomicU64,
+    /// Requests answered 503 because the store could not write (disk full, read-only).
+    pub store_failures: AtomicU64,
+    /// Event notices a slow MCP session missed: its buffer overflowed, so they were folded
+    /// into one catch-up notification (the session re-reads the resource; nothing is lost
+    /// from the store, but these individual notifications were dropped).
+    pub notifications_dropped: AtomicU64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "events_stored": get(&self.events_stored),
+            "duplicates": get(&self.duplicates),
+            "rejected": get(&self.rejected),
+            "store_failures": get(&self.store_failures),
+            "notifications_dropped": get(&self.notifications_dropped),
+        })
+    }
 }
 
 /// Run-time settings the service needs (a subset of the CLI configuration).
@@ -55,6 +90,7 @@ pub struct Service {
     internal_http: reqwest::Client,
     /// Wakes the delivery worker when attempts are queued.
     pub wake: Arc<Notify>,
+    pub stats: Stats,
 }
 
 impl Service {
@@ -73,6 +109,7 @@ impl Service {
             http,
             internal_http,
             wake: Arc::new(Notify::new()),
+            stats: Stats::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use super::webhooks::bad_column;
 use super::Store;
 use crate::error::Result;
-use crate::model::{Delivery, DeliveryStatus, Direction, Millis, Trigger};
+use crate::model::{log_excerpt, Delivery, DeliveryStatus, Direction, Millis, Trigger};
 
 pub(super) const COLUMNS: &str =
     "seq, id, webhook_id, event_id, event, direction, trigger, attempt, url, \
@@ -34,18 +34,27 @@ impl Store {
     pub async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>> {
         let id = id.to_string();
         self.read(move |c| {
-            Ok(c.query_row(
-                &format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"),
-                [id],
-                from_row,
-            )
-            .optional()?)
+            let found = c
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"),
+                    [id],
+                    from_row,
+                )
+                .optional()?;
+            let mut rows: Vec<Delivery> = found.into_iter().collect();
+            fill_from_events(c, &mut rows)?;
+            Ok(rows.pop())
         })
         .await
     }
 
     pub async fn query_deliveries(&self, q: DeliveryQuery) -> Result<Vec<Delivery>> {
-        self.read(move |c| query(c, &q)).await
+        self.read(move |c| {
+            let mut rows = query(c, &q)?;
+            fill_from_events(c, &mut rows)?;
+            Ok(rows)
+        })
+        .await
     }
 }
 
@@ -77,6 +86,29 @@ pub(super) fn insert_delivery(c: &Connection, d: &Delivery) -> Result<()> {
         d.next_attempt_at,
         d.message_id,
     ])?;
+    Ok(())
+}
+
+/// Gives receipts of stored events the request headers and body their event keeps (such a row
+/// is written without a copy of them: inbound, linked to an event, no error, no body).
+fn fill_from_events(c: &Connection, rows: &mut [Delivery]) -> Result<()> {
+    for d in rows.iter_mut() {
+        let Some(event_id) = &d.event_id else {
+            continue;
+        };
+        if d.direction != Direction::Inbound || d.request_body.is_some() || d.error.is_some() {
+            continue;
+        }
+        let found: Option<(String, String)> = c
+            .prepare_cached("SELECT headers, payload FROM events WHERE id = ?1")?
+            .query_row([event_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((headers, body)) = found {
+            d.request_headers =
+                serde_json::from_str(&headers).map_err(|_| bad_column(6, &headers))?;
+            d.request_body = Some(log_excerpt(body.as_bytes()));
+        }
+    }
     Ok(())
 }
 

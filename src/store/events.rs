@@ -1,4 +1,9 @@
 //! Stored events, written together with their inbound delivery-log row.
+//!
+//! An event keeps the request's body exactly as sent (it parsed as JSON, so it is UTF-8 text)
+//! and its headers. The log row of a request that stored an event does not hold a second copy:
+//! it points at the event (see `deliveries::fill_from_events`), which halves what each receipt
+//! writes.
 
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
@@ -34,8 +39,9 @@ pub struct EventQuery {
 }
 
 impl Store {
-    /// Stores `event` and its receipt row durably, unless the webhook already has an event with
-    /// the same provider event id; then only the receipt is logged, marked duplicate.
+    /// Stores `event` (with `body`, the request body as sent, as its payload) and its receipt
+    /// row durably, unless the webhook already has an event with the same provider event id;
+    /// then only the receipt is logged, marked duplicate, with its own headers and body.
     /// `forwards` (relayed copies for outbound webhooks) are queued with a new event only.
     ///
     /// Receipts go through one writer thread that commits whatever has queued up meanwhile in a
@@ -44,13 +50,18 @@ impl Store {
     pub async fn insert_event(
         &self,
         event: Event,
+        body: String,
         receipt: Delivery,
         forwards: Vec<(Message, Delivery)>,
     ) -> Result<InsertOutcome> {
         let (reply, answer) = tokio::sync::oneshot::channel();
+        // Serialised here, on the caller's task, so the single writer thread does less.
+        let headers = serde_json::to_string(&event.headers).unwrap_or_default();
         self.receipts
             .send(ReceiptJob {
                 event,
+                headers,
+                body,
                 receipt,
                 forwards,
                 reply,
@@ -90,6 +101,9 @@ impl Store {
 /// One receipt waiting for the writer thread.
 pub(super) struct ReceiptJob {
     event: Event,
+    /// The event's headers as JSON, and its payload as sent.
+    headers: String,
+    body: String,
     receipt: Delivery,
     forwards: Vec<(Message, Delivery)>,
     reply: tokio::sync::oneshot::Sender<Result<InsertOutcome>>,
@@ -175,10 +189,13 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Inser
                     event.provider_event_id,
                     event.event,
                     event.received_at,
-                    serde_json::to_string(&event.headers).unwrap_or_default(),
-                    event.payload.to_string(),
+                    job.headers,
+                    job.body,
                 ])?;
                 let seq = tx.last_insert_rowid();
+                // The event holds them; the log row points at it (`receipt.event_id`).
+                receipt.request_headers.clear();
+                receipt.request_body = None;
                 enqueue_tx(&tx, &job.forwards)?;
                 InsertOutcome::Stored(seq)
             }
