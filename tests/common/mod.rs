@@ -50,6 +50,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub http: reqwest::Client,
+    /// The server's stderr (its logs), line by line; also echoed to this test's stderr.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 pub enum Era {
@@ -75,16 +77,31 @@ impl Server {
             .unwrap_or_else(|| tmp.as_ref().unwrap().path().to_path_buf());
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let d = dir.clone();
-        let transport = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|c| {
-            c.arg("serve")
-                .arg("--data-dir")
-                .arg(&d)
-                .arg("--receiver-addr")
-                .arg("127.0.0.1:0")
-                .args(&extra)
-                .env("WEBHOOK_MCP_LOG", "warn");
-        }))
-        .unwrap();
+        let (transport, stderr) =
+            TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|c| {
+                c.arg("serve")
+                    .arg("--data-dir")
+                    .arg(&d)
+                    .arg("--receiver-addr")
+                    .arg("127.0.0.1:0")
+                    .args(&extra)
+                    .env("WEBHOOK_MCP_LOG", "warn");
+            }))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if let Some(stderr) = stderr {
+            let logs = logs.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("{line}");
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
         let pid = transport.id().expect("the server process started");
         let (tx, notes) = mpsc::unbounded_channel();
         let handler = Recorder { tx };
@@ -107,6 +124,7 @@ impl Server {
             data_dir: dir,
             _tmp: tmp,
             http: reqwest::Client::new(),
+            logs,
         }
     }
 
@@ -223,6 +241,15 @@ impl Server {
             out.push(n);
         }
         out
+    }
+
+    /// Whether the server has logged a line containing every one of `parts`.
+    pub fn logged(&self, parts: &[&str]) -> bool {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| parts.iter().all(|p| l.contains(p)))
     }
 
     pub async fn event_count(&self) -> usize {
