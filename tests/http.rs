@@ -224,3 +224,185 @@ fn sessions_of_both_eras_each_get_every_event_once_and_survive_a_dropped_peer() 
         "the modern client heard each webhook once, in order"
     );
 }
+
+/// One legacy session over raw HTTP: initialized, subscribed to the event feed, with its
+/// standalone SSE stream (where the notifications go) opened on a socket whose receive buffer
+/// is as small as the kernel allows. Returns the session id and that stream, unread.
+async fn subscribed_session(port: u16) -> (String, tokio::net::TcpStream) {
+    let http = reqwest::Client::new();
+    let rpc = |session: Option<&str>, body: Value| {
+        let mut req = http
+            .post(format!("http://127.0.0.1:{port}/mcp"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(body.to_string());
+        if let Some(id) = session {
+            req = req.header("mcp-session-id", id);
+        }
+        req.send()
+    };
+    let init = rpc(None, serde_json::from_str(&initialize()).unwrap())
+        .await
+        .unwrap();
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    drop(init);
+    rpc(
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await
+    .unwrap();
+    let sub = rpc(
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "resources/subscribe", "params": {"uri": "webhook://events"}}),
+    )
+    .await
+    .unwrap();
+    assert!(sub.text().await.unwrap().contains("\"id\":2"));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let get = format!(
+        "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Accept: text/event-stream\r\nMcp-Session-Id: {session}\r\n\
+         Mcp-Protocol-Version: 2025-06-18\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, get.as_bytes())
+        .await
+        .unwrap();
+    (session, stream)
+}
+
+#[tokio::test]
+async fn a_stalled_session_blocks_neither_ingestion_nor_other_sessions() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let s = start(&[]);
+    let port = s.port;
+    // The stalled session never reads its stream again.
+    let (_stalled_id, stalled) = subscribed_session(port).await;
+    // The live session counts the notifications it reads.
+    let (live_id, live) = subscribed_session(port).await;
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(live).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("notifications/resources/updated") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    // A webhook to post to, created over the live session.
+    let created = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/mcp"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-session-id", &live_id)
+        .body(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+                "name": "create_webhook", "arguments": {"direction": "inbound"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The answer comes as one SSE event: its `data:` line holds the JSON-RPC response.
+    let answer: Value = created
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .filter(|v| v["id"] == 3)
+        .unwrap_or_else(|| panic!("no answer in {created:?}"));
+    let w = &answer["result"]["structuredContent"]["webhook"];
+    assert!(w.is_object(), "{created}");
+    let (url, secret) = (
+        w["url"].as_str().unwrap().to_string(),
+        w["secret"].as_str().unwrap().to_string(),
+    );
+
+    // Thousands of events from 8 senders at once while the stalled session reads nothing.
+    const PER_SENDER: usize = 1500;
+    let http = reqwest::Client::new();
+    let post = move |i: String| {
+        let (http, url, secret) = (http.clone(), url.clone(), secret.clone());
+        async move {
+            let body = common::voyager_body(&i, &"padding ".repeat(40));
+            let sig = common::hex_hmac(&secret, body.as_bytes());
+            http.post(&url)
+                .header("x-webhook-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let mut tasks = vec![];
+    for t in 0..8 {
+        let post = post.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..PER_SENDER {
+                assert_eq!(post(format!("s{t}-{i}")).await, 200);
+            }
+        }));
+    }
+    let all = async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("ingestion stalled behind a session that does not read");
+
+    // The live session is still served: after draining what it has, one more event reaches it.
+    while tokio::time::timeout(Duration::from_millis(500), heard.recv())
+        .await
+        .is_ok()
+    {}
+    assert_eq!(post("last".into()).await, 200);
+    tokio::time::timeout(Duration::from_secs(5), heard.recv())
+        .await
+        .expect("the live session heard nothing after the stalled one filled up")
+        .unwrap();
+
+    // The stalled session really was behind all along: its stream held a pile of unread
+    // notifications. (Here the kernel's loopback buffers, up to 4 MiB, absorb them before the
+    // server would have to drop any; the stdio test fills a 64 KiB pipe and checks that
+    // dropped notifications are counted.) Once it reads again it is served as before.
+    let mut stalled = BufReader::new(stalled).lines();
+    let (mut pending, mut updates) = (0, 0);
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_millis(1500), stalled.next_line()).await
+    {
+        pending += line.len() + 1;
+        updates += usize::from(line.contains("notifications/resources/updated"));
+    }
+    assert!(pending > 512 * 1024, "only {pending} bytes were waiting");
+    assert!(updates > 1000, "{updates}");
+    let health: Value = serde_json::from_slice(
+        &reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        health["stats"]["events_stored"],
+        8 * PER_SENDER + 1,
+        "{health}"
+    );
+}
