@@ -5,8 +5,11 @@
 //! - ingest: signed POSTs/s stored by the receiver at concurrency 1, 16 and 64 with p50/p99,
 //!   beside (a) a verify-only axum server (HMAC check, 200, no storage: the ceiling) and (b)
 //!   the seeds' Express receiver (LeadShark's example; skipped when node/npm are missing).
-//!   The load generator is this file's: every request carries a unique body and its own HMAC,
-//!   which wrk and oha cannot compute per request.
+//!   The load generator is wrk (Debian's `wrk`) when installed: every request needs a unique
+//!   body with its own HMAC (identical bodies are de-duplicated, not stored), so this harness
+//!   pre-signs bodies into files that a Lua script hands out in turn, and checks afterwards
+//!   (the server's /healthz counters) that every acknowledged request was a new stored event.
+//!   Without wrk it falls back to its own reqwest-based generator and says so.
 //! - event -> agent: POST to `notifications/resources/updated` on a subscribed stdio client.
 //! - stdio cold start to the `initialize` answer, and a `list_webhooks` round trip.
 
@@ -30,6 +33,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
 const SECRET: &str = "bench-secret-0123456789";
 
 struct Stats {
+    /// Requests answered 2xx.
+    requests: usize,
     per_sec: f64,
     p50: Duration,
     p99: Duration,
@@ -58,7 +63,16 @@ async fn main() {
     let ceiling = verify_only_server().await;
     let express = express_server().await;
 
-    println!("## Ingest ({total} signed POSTs per cell)\n");
+    let wrk = WrkLoad::prepare();
+    match &wrk {
+        Some(w) => println!(
+            "## Ingest (wrk, {} s per cell, {WRK_BODIES} pre-signed unique bodies)\n",
+            w.secs
+        ),
+        None => println!(
+            "## Ingest (wrk not installed: the harness's own generator, {total} signed POSTs per cell)\n"
+        ),
+    }
     println!(
         "| receiver | concurrency | req/s | p50 | p99 | server CPU per request | vs verify-only | vs Express |"
     );
@@ -69,19 +83,44 @@ async fn main() {
         .unwrap();
     for c in [1usize, 16, 64] {
         let n = if c == 1 { total / 5 } else { total };
-        let top = load(&http, &ceiling, SECRET, n, c).await;
+        let run = |url: String, unique: bool| {
+            let (http, wrk) = (http.clone(), wrk.clone());
+            async move {
+                match wrk {
+                    Some(w) => w.run(&url, c, unique).await,
+                    None => load(&http, &url, SECRET, n, c).await,
+                }
+            }
+        };
         // CPU time the receiving process spent per request (user + system), from /proc.
-        let cpu_per_req =
-            |pid: u32, before: f64| format!("{:.0} µs", (cpu_secs(pid) - before) / n as f64 * 1e6);
-        let before = cpu_secs(server.pid);
-        let ours = load(&http, &server.url, &server.secret, n, c).await;
-        let ours_cpu = cpu_per_req(server.pid, before);
+        let cpu_per_req = |pid: u32, before: f64, s: &Stats| {
+            format!(
+                "{:.0} µs",
+                (cpu_secs(pid) - before) / s.requests as f64 * 1e6
+            )
+        };
+        let top = run(ceiling.clone(), false).await;
+        let before = (cpu_secs(server.pid), server.stats(&http).await);
+        let ours = run(server.url.clone(), true).await;
+        let ours_cpu = cpu_per_req(server.pid, before.0, &ours);
+        let after = server.stats(&http).await;
+        let delta = |k: &str| after[k].as_u64().unwrap_or(0) - before.1[k].as_u64().unwrap_or(0);
+        // Every acknowledged request must be a new stored event, or the rate means nothing.
+        // (wrk stops counting at its deadline: up to one request per connection was still in
+        // flight then, stored but not counted.)
+        let (stored, repeats) = (delta("events_stored"), delta("duplicates"));
+        assert!(
+            repeats == 0 && (ours.requests..=ours.requests + c).contains(&(stored as usize)),
+            "{stored} stored events, {repeats} repeats for {} acknowledged requests",
+            ours.requests
+        );
         let node = match &express {
             Some((url, child)) => {
                 let pid = child.id().unwrap_or(0);
                 let before = cpu_secs(pid);
-                let stats = load(&http, url, SECRET, n, c).await;
-                Some((stats, cpu_per_req(pid, before)))
+                let stats = run(url.clone(), false).await;
+                let cpu = cpu_per_req(pid, before, &stats);
+                Some((stats, cpu))
             }
             None => None,
         };
@@ -201,6 +240,20 @@ struct Server {
 }
 
 impl Server {
+    /// The receiver's counters (/healthz).
+    async fn stats(&self, http: &reqwest::Client) -> Value {
+        let base = self.url.split("/hooks/").next().unwrap();
+        let body = http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        serde_json::from_slice::<Value>(&body).unwrap()["stats"].clone()
+    }
+
     async fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(BIN)
@@ -438,6 +491,7 @@ async fn load(
     let elapsed = started.elapsed();
     all.sort();
     Stats {
+        requests: n,
         per_sec: n as f64 / elapsed.as_secs_f64(),
         p50: percentile(&all, 50),
         p99: percentile(&all, 99),
@@ -489,4 +543,152 @@ async fn cold_start(runs: usize) -> (Vec<Duration>, Vec<Duration>) {
     cold.sort();
     call.sort();
     (cold, call)
+}
+
+/// Unique pre-signed bodies per wrk run; more than any receiver here stores in a cell.
+const WRK_BODIES: usize = 400_000;
+
+/// wrk with a Lua script that hands out pre-signed bodies, one file per wrk thread.
+#[derive(Clone)]
+struct WrkLoad {
+    dir: Arc<tempfile::TempDir>,
+    secs: u64,
+    /// Bodies already handed out: each run starts past them, so no body is sent twice.
+    used: Arc<AtomicUsize>,
+}
+
+const WRK_THREADS: usize = 2;
+
+impl WrkLoad {
+    fn prepare() -> Option<WrkLoad> {
+        let found = std::process::Command::new("wrk")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !found {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        // Thread t's file holds bodies t, t + THREADS, ...: "signature TAB body" per line.
+        for t in 0..WRK_THREADS {
+            let mut out = String::new();
+            for i in (t..WRK_BODIES).step_by(WRK_THREADS) {
+                let body = json!({
+                    "id": format!("{run}-{i}"), "event": "message_received", "tenantName": "Acme",
+                    "timestamp": "2026-03-17T10:30:00Z",
+                    "data": {"userId": "charis", "conversationId": format!("conv{i}"), "lastMessage": "Thanks for connecting! Would love to chat about..."}
+                })
+                .to_string();
+                out.push_str(&hex_hmac(SECRET, body.as_bytes()));
+                out.push('\t');
+                out.push_str(&body);
+                out.push('\n');
+            }
+            std::fs::write(dir.path().join(format!("bodies-{t}.txt")), out).unwrap();
+        }
+        let script = r#"
+local threads = {}
+function setup(thread)
+  thread:set("file", dir .. "/bodies-" .. #threads .. ".txt")
+  thread:set("skip", skip)
+  table.insert(threads, thread)
+end
+local sigs, bodies, n = {}, {}, 0
+-- Global, so that done() can read each thread's position with thread:get.
+i = 0
+function init(args)
+  for line in io.lines(file) do
+    local tab = line:find("\t", 1, true)
+    n = n + 1
+    sigs[n] = line:sub(1, tab - 1)
+    bodies[n] = line:sub(tab + 1)
+  end
+  i = tonumber(skip)
+end
+function request()
+  -- Past the end the last body repeats: the server counts it a duplicate and the harness fails.
+  if i < n then i = i + 1 end
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
+    ["X-Webhook-Signature"] = sigs[i]}, bodies[i])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  local last = 0
+  for _, t in ipairs(threads) do last = math.max(last, tonumber(t:get("i"))) end
+  io.write(string.format("WRK_RESULT %d %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout,
+    last))
+end
+"#;
+        std::fs::write(dir.path().join("load.lua"), script).unwrap();
+        let secs = std::env::var("WRK_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
+        Some(WrkLoad {
+            dir: Arc::new(dir),
+            secs,
+            used: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// One run against `url`. `unique`: start past every body sent in earlier unique runs (for
+    /// the de-duplicating receiver); the baselines do not care and start from the top.
+    async fn run(&self, url: &str, concurrency: usize, unique: bool) -> Stats {
+        let threads = concurrency.min(WRK_THREADS);
+        let skip = if unique {
+            self.used.load(Ordering::Relaxed)
+        } else {
+            0
+        };
+        let mut script = format!(
+            "dir = {:?}\nskip = {skip}\n",
+            self.dir.path().display().to_string()
+        );
+        script.push_str(&std::fs::read_to_string(self.dir.path().join("load.lua")).unwrap());
+        let path = self.dir.path().join(format!("run-{skip}.lua"));
+        std::fs::write(&path, script).unwrap();
+        let out = Command::new("wrk")
+            .arg(format!("-t{threads}"))
+            .arg(format!("-c{concurrency}"))
+            .arg(format!("-d{}s", self.secs))
+            .arg("-s")
+            .arg(&path)
+            .arg(url)
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("WRK_RESULT "))
+            .unwrap_or_else(|| {
+                panic!(
+                    "wrk printed no result: {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        let f: Vec<u64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
+        let (requests, micros, p50, p99, bad_status, io_errors, last) =
+            (f[0], f[1], f[2], f[3], f[4], f[5], f[6] as usize);
+        assert_eq!(
+            (bad_status, io_errors),
+            (0, 0),
+            "{url}: non-2xx or I/O errors: {text}"
+        );
+        if unique {
+            assert!(
+                last < WRK_BODIES / WRK_THREADS,
+                "wrk ran out of unique bodies; raise WRK_BODIES"
+            );
+            self.used.store(last, Ordering::Relaxed);
+        }
+        Stats {
+            requests: requests as usize,
+            per_sec: requests as f64 / (micros as f64 / 1e6),
+            p50: Duration::from_micros(p50),
+            p99: Duration::from_micros(p99),
+        }
+    }
 }
