@@ -46,6 +46,13 @@ fn hex_hmac(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The run with the median rate.
+fn median<T>(mut runs: Vec<(Stats, T)>) -> (Stats, T) {
+    runs.sort_by(|a, b| a.0.per_sec.total_cmp(&b.0.per_sec));
+    let mid = runs.len() / 2;
+    runs.swap_remove(mid)
+}
+
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
@@ -64,13 +71,17 @@ async fn main() {
     let express = express_server().await;
 
     let wrk = WrkLoad::prepare();
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
     match &wrk {
         Some(w) => println!(
-            "## Ingest (wrk, {} s per cell, {WRK_BODIES} pre-signed unique bodies)\n",
+            "## Ingest (wrk, {} s per run, median of {rounds} interleaved runs per cell, {WRK_BODIES} pre-signed unique bodies)\n",
             w.secs
         ),
         None => println!(
-            "## Ingest (wrk not installed: the harness's own generator, {total} signed POSTs per cell)\n"
+            "## Ingest (wrk not installed: the harness's own generator, {total} signed POSTs per run, median of {rounds} runs per cell)\n"
         ),
     }
     println!(
@@ -99,31 +110,38 @@ async fn main() {
                 (cpu_secs(pid) - before) / s.requests as f64 * 1e6
             )
         };
-        let top = run(ceiling.clone(), false).await;
-        let before = (cpu_secs(server.pid), server.stats(&http).await);
-        let ours = run(server.url.clone(), true).await;
-        let ours_cpu = cpu_per_req(server.pid, before.0, &ours);
-        let after = server.stats(&http).await;
-        let delta = |k: &str| after[k].as_u64().unwrap_or(0) - before.1[k].as_u64().unwrap_or(0);
-        // Every acknowledged request must be a new stored event, or the rate means nothing.
-        // (wrk stops counting at its deadline: up to one request per connection was still in
-        // flight then, stored but not counted.)
-        let (stored, repeats) = (delta("events_stored"), delta("duplicates"));
-        assert!(
-            repeats == 0 && (ours.requests..=ours.requests + c).contains(&(stored as usize)),
-            "{stored} stored events, {repeats} repeats for {} acknowledged requests",
-            ours.requests
-        );
-        let node = match &express {
-            Some((url, child)) => {
+        // Each receiver is measured ROUNDS times, interleaved so that a noisy moment on the
+        // shared machine does not hit one receiver only; the table shows each one's median run.
+        let (mut tops, mut ourses, mut nodes) = (vec![], vec![], vec![]);
+        for _ in 0..rounds {
+            tops.push((run(ceiling.clone(), false).await, String::new()));
+            let before = (cpu_secs(server.pid), server.stats(&http).await);
+            let ours = run(server.url.clone(), true).await;
+            let ours_cpu = cpu_per_req(server.pid, before.0, &ours);
+            let after = server.stats(&http).await;
+            let delta =
+                |k: &str| after[k].as_u64().unwrap_or(0) - before.1[k].as_u64().unwrap_or(0);
+            // Every acknowledged request must be a new stored event, or the rate means nothing.
+            // (wrk stops counting at its deadline: up to one request per connection was still
+            // in flight then, stored but not counted.)
+            let (stored, repeats) = (delta("events_stored"), delta("duplicates"));
+            assert!(
+                repeats == 0 && (ours.requests..=ours.requests + c).contains(&(stored as usize)),
+                "{stored} stored events, {repeats} repeats for {} acknowledged requests",
+                ours.requests
+            );
+            ourses.push((ours, ours_cpu));
+            if let Some((url, child)) = &express {
                 let pid = child.id().unwrap_or(0);
                 let before = cpu_secs(pid);
                 let stats = run(url.clone(), false).await;
                 let cpu = cpu_per_req(pid, before, &stats);
-                Some((stats, cpu))
+                nodes.push((stats, cpu));
             }
-            None => None,
-        };
+        }
+        let (top, _) = median(tops);
+        let (ours, ours_cpu) = median(ourses);
+        let node = (!nodes.is_empty()).then(|| median(nodes));
         let row = |name: &str, s: &Stats, cpu: &str, vs_top: String, vs_node: String| {
             println!(
                 "| {name} | {c} | {:.0} | {:.2} ms | {:.2} ms | {cpu} | {vs_top} | {vs_node} |",
@@ -625,7 +643,7 @@ end
         let secs = std::env::var("WRK_SECS")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(5);
+            .unwrap_or(3);
         Some(WrkLoad {
             dir: Arc::new(dir),
             secs,
