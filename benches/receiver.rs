@@ -276,12 +276,17 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(BIN)
             .args(["serve", "--receiver-addr", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            // BENCH_SERVER_LOG=webhook_mcp=debug shows the server's own view (batch sizes).
-            .env(
-                "WEBHOOK_MCP_LOG",
-                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into()),
-            )
+            .arg(dir.path().join("data"))
+            // At its default log level, logging to a file as a deployment would (one line per
+            // event). BENCH_SERVER_LOG=webhook_mcp=debug shows the server's own view on the
+            // terminal instead (group-commit batch sizes and commit times).
+            .envs(std::env::var("BENCH_SERVER_LOG").map(|l| ("WEBHOOK_MCP_LOG", l)))
+            .stderr(match std::env::var("BENCH_SERVER_LOG") {
+                Ok(_) => Stdio::inherit(),
+                Err(_) => std::fs::File::create(dir.path().join("server.log"))
+                    .unwrap()
+                    .into(),
+            })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -526,11 +531,8 @@ async fn cold_start(runs: usize) -> (Vec<Duration>, Vec<Duration>) {
         let mut child = Command::new(BIN)
             .args(["serve", "--no-receiver", "--data-dir"])
             .arg(dir.path())
-            // BENCH_SERVER_LOG=webhook_mcp=debug shows the server's own view (batch sizes).
-            .env(
-                "WEBHOOK_MCP_LOG",
-                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into()),
-            )
+            // Default log level; its start-up lines go nowhere.
+            .stderr(Stdio::null())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
