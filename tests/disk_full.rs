@@ -146,18 +146,7 @@ async fn a_read_only_data_dir_answers_503_and_the_retry_is_stored_later() {
     );
     // Reads still work, and the refused event is not there.
     assert_eq!(s.event_count().await, 1);
-    let health = url.split("/hooks/").next().unwrap().to_string() + "/healthz";
-    let v: serde_json::Value = serde_json::from_slice(
-        &s.http
-            .get(&health)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let v = common::healthz(&s.http, &url).await;
     assert_eq!(v["stats"]["store_failures"], 1, "{v}");
 
     // The disk is writable again; the sender's retry of the same request is stored, once.

@@ -391,15 +391,8 @@ async fn a_stalled_session_blocks_neither_ingestion_nor_other_sessions() {
     }
     assert!(pending > 512 * 1024, "only {pending} bytes were waiting");
     assert!(updates > 1000, "{updates}");
-    let health: Value = serde_json::from_slice(
-        &reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let health =
+        common::healthz(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}")).await;
     assert_eq!(
         health["stats"]["events_stored"],
         8 * PER_SENDER + 1,

@@ -326,16 +326,7 @@ async fn a_stalled_client_does_not_block_ingestion() {
         caught_up |= line.contains("notifications/resources/updated");
     }
     assert!(caught_up, "no notification after the client read again");
-    let base = url.split("/hooks/").next().unwrap();
-    let health = http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let health: Value = serde_json::from_slice(&health).unwrap();
+    let health = common::healthz(&http, &url).await;
     assert_eq!(health["stats"]["events_stored"], 2000, "{health}");
     let dropped = health["stats"]["notifications_dropped"].as_u64().unwrap();
     assert!(dropped > 0 && dropped < 2000, "{health}");

@@ -361,6 +361,21 @@ pub fn hex_hmac(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The receiver's `/healthz` answer; `url` is any URL on the receiver (a `/hooks/...` URL or
+/// the base).
+pub async fn healthz(http: &reqwest::Client, url: &str) -> Value {
+    let base = url.split("/hooks/").next().unwrap().trim_end_matches('/');
+    let body = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
 pub fn voyager_body(id: &str, text: &str) -> String {
     json!({
         "id": id,
