@@ -40,6 +40,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
             )));
         }
     }
+    // Installed before anything can answer a client (see `shutdown_signal`).
+    let shutdown = shutdown_signal();
     let store = open_store(&args)?;
 
     // Bind everything before announcing anything, so a taken port fails the start cleanly.
@@ -90,7 +92,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         ));
     }
 
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut failure = None;
     match http_listener {
@@ -234,21 +235,32 @@ async fn bind(addr: SocketAddr, what: &str, flag: &str) -> Result<TcpListener, S
     })
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed here, when it is called, not when
+/// the future is first polled: a signal that arrives right after the first answer to a client
+/// must already find them (else the default action kills the process).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                // No signal driver: nothing to wait for; EOF still ends a stdio session.
+                _ => std::future::pending().await,
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
