@@ -389,8 +389,8 @@ async fn a_stalled_session_blocks_neither_ingestion_nor_other_sessions() {
         pending += line.len() + 1;
         updates += usize::from(line.contains("notifications/resources/updated"));
     }
-    assert!(pending > 512 * 1024, "only {pending} bytes were waiting");
-    assert!(updates > 1000, "{updates}");
+    assert!(pending > 256 * 1024, "only {pending} bytes were waiting");
+    assert!(updates > 500, "{updates}");
     let health =
         common::healthz(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}")).await;
     assert_eq!(
