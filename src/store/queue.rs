@@ -113,9 +113,12 @@ impl Store {
 
     /// Writes finished attempts, their follow-ups and webhook health in one transaction.
     pub async fn complete(&self, batch: Vec<Completion>) -> Result<()> {
-        let health_changed = batch
+        // Failure counts and auto-disable change the rows of these webhooks.
+        let touched: Vec<String> = batch
             .iter()
-            .any(|d| !matches!(d.health, HealthChange::None));
+            .filter(|d| !matches!(d.health, HealthChange::None))
+            .map(|d| d.attempt.webhook_id.clone())
+            .collect();
         let result = self
             .call(move |c| {
                 let tx = c.transaction()?;
@@ -126,9 +129,8 @@ impl Store {
                 Ok(())
             })
             .await;
-        if health_changed {
-            // Failure counts and auto-disable changed webhook rows.
-            self.webhooks.invalidate();
+        if !touched.is_empty() {
+            self.webhooks.forget(touched.iter().map(String::as_str));
         }
         result
     }

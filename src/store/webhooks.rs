@@ -45,6 +45,7 @@ impl Store {
 
     /// Writes every mutable field of `w` back; returns false when the row is gone.
     pub async fn update_webhook(&self, w: Webhook) -> Result<bool> {
+        let id = w.id.clone();
         let updated = self.call(move |c| {
             let n = c.execute(
                 "UPDATE webhooks SET target_url = ?2, events = ?3, description = ?4, enabled = ?5, \
@@ -72,7 +73,7 @@ impl Store {
         })
         .await;
         // Even after an error: whether it committed is unknown, so re-read next time.
-        self.webhooks.invalidate();
+        self.webhooks.forget([id.as_str()]);
         updated
     }
 
@@ -110,17 +111,17 @@ impl Store {
 
     /// Deletes the webhook; its events and delivery log stay (they are history).
     pub async fn delete_webhook(&self, id: &str) -> Result<bool> {
-        let id = id.to_string();
+        let owned = id.to_string();
         let deleted = self
-            .call(move |c| Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [id])? == 1))
+            .call(move |c| Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [owned])? == 1))
             .await;
-        self.webhooks.invalidate();
+        self.webhooks.forget([id]);
         deleted
     }
 }
 
-/// Webhook rows by id, as last read from the store. Webhooks change rarely and only through
-/// this process's `Store` (the process owns its data dir), so every change clears the cache.
+/// Webhook rows by id, as last read from the store. Webhooks change only through this
+/// process's `Store` (the process owns its data dir), and every change drops the rows it touched.
 /// Unknown ids are not cached: junk URLs cannot grow it.
 #[derive(Default)]
 pub(super) struct WebhookCache {
@@ -156,11 +157,13 @@ impl WebhookCache {
         }
     }
 
-    /// Called after any write to webhook rows has committed.
-    pub(super) fn invalidate(&self) {
+    /// Called after a write to the rows of `ids` has committed (or may have).
+    pub(super) fn forget<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         let mut inner = self.lock();
         inner.generation += 1;
-        inner.rows.clear();
+        for id in ids {
+            inner.rows.remove(id);
+        }
     }
 }
 
@@ -243,13 +246,16 @@ mod tests {
     fn a_read_that_raced_a_change_is_not_cached() {
         let cache = WebhookCache::default();
         let before = cache.generation();
-        cache.invalidate(); // a change commits while the read is in flight
+        cache.forget(["w1"]); // a change commits while the read is in flight
         cache.put(before, &Webhook::fixture("w1", Direction::Inbound, "stale"));
         assert!(cache.get("w1").is_none());
         cache.put(
             cache.generation(),
             &Webhook::fixture("w1", Direction::Inbound, "fresh"),
         );
+        assert_eq!(cache.get("w1").unwrap().secret, "fresh");
+        // A change to another webhook leaves this one cached.
+        cache.forget(["w2"]);
         assert_eq!(cache.get("w1").unwrap().secret, "fresh");
     }
 }
