@@ -77,7 +77,8 @@ impl SessionSubscriptions {
             let Some(burst) = Burst::take(&svc, first, &mut bus) else {
                 break;
             };
-            let targets = burst.uris(self.lock().iter().cloned().collect());
+            let subscribed: Vec<String> = self.lock().iter().cloned().collect();
+            let targets = burst.uris(&subscribed);
             let mut sent = Ok(());
             for uri in targets {
                 sent = sent.and(
@@ -113,7 +114,7 @@ pub async fn listen(svc: &Service, ctx: SubscriptionContext) {
         let Some(burst) = Burst::take(svc, notice, &mut bus) else {
             break;
         };
-        let targets = burst.uris(subscribed.clone());
+        let targets = burst.uris(&subscribed);
         for uri in targets {
             if !keep_going(sink.notify_resource_updated(uri).await) {
                 return;
@@ -171,9 +172,9 @@ impl Burst {
 
     /// The URIs to announce, among those the session `subscribed` to. After missed notices
     /// that is all of them: which webhooks the missed events were for is unknown.
-    fn uris(&self, subscribed: Vec<String>) -> Vec<String> {
+    fn uris(&self, subscribed: &[String]) -> Vec<String> {
         if self.missed > 0 {
-            return subscribed;
+            return subscribed.to_vec();
         }
         std::iter::once(EVENTS.to_string())
             .chain(self.webhooks.iter().map(|w| inbox_uri(w)))

@@ -446,12 +446,12 @@ fn events_page_full(events: &[Event], after: i64) -> Value {
     })
 }
 
-/// The request headers worth keeping, minus credentials; bounded in count and size.
 /// A stored body as text: it parsed as JSON, so it is UTF-8 (lossy only as a safety net).
 fn raw_text(body: &[u8]) -> String {
     String::from_utf8_lossy(body).into_owned()
 }
 
+/// The request headers worth keeping, minus credentials; bounded in count and size.
 fn kept_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     headers
         .iter()

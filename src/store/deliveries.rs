@@ -34,16 +34,15 @@ impl Store {
     pub async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>> {
         let id = id.to_string();
         self.read(move |c| {
-            let found = c
+            let mut found = c
                 .query_row(
                     &format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"),
                     [id],
                     from_row,
                 )
                 .optional()?;
-            let mut rows: Vec<Delivery> = found.into_iter().collect();
-            fill_from_events(c, &mut rows)?;
-            Ok(rows.pop())
+            fill_from_events(c, found.as_mut_slice())?;
+            Ok(found)
         })
         .await
     }
