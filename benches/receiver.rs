@@ -231,6 +231,24 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Spawns `cmd` with stdin and stdout piped (killed when dropped): the child, its stdin, and
+/// its stdout line by line.
+fn spawn_piped(cmd: &mut Command) -> (Child, ChildStdin, Lines<BufReader<ChildStdout>>) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, stdin, lines)
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}})
+}
+
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -274,28 +292,23 @@ impl Server {
 
     async fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--receiver-addr", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            // At its default log level, logging to a file as a deployment would (one line per
-            // event). BENCH_SERVER_LOG=webhook_mcp=debug shows the server's own view on the
-            // terminal instead (group-commit batch sizes and commit times).
-            .envs(std::env::var("BENCH_SERVER_LOG").map(|l| ("WEBHOOK_MCP_LOG", l)))
-            .stderr(match std::env::var("BENCH_SERVER_LOG") {
-                Ok(_) => Stdio::inherit(),
-                Err(_) => std::fs::File::create(dir.path().join("server.log"))
-                    .unwrap()
-                    .into(),
-            })
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (child, mut stdin, mut lines) = spawn_piped(
+            Command::new(BIN)
+                .args(["serve", "--receiver-addr", "127.0.0.1:0", "--data-dir"])
+                .arg(dir.path().join("data"))
+                // At its default log level, logging to a file as a deployment would (one line per
+                // event). BENCH_SERVER_LOG=webhook_mcp=debug shows the server's own view on the
+                // terminal instead (group-commit batch sizes and commit times).
+                .envs(std::env::var("BENCH_SERVER_LOG").map(|l| ("WEBHOOK_MCP_LOG", l)))
+                .stderr(match std::env::var("BENCH_SERVER_LOG") {
+                    Ok(_) => Stdio::inherit(),
+                    Err(_) => std::fs::File::create(dir.path().join("server.log"))
+                        .unwrap()
+                        .into(),
+                }),
+        );
         for msg in [
-            json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}),
+            initialize(),
             json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
             json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_webhook","arguments":{"direction":"inbound","secret":SECRET}}}),
             json!({"jsonrpc":"2.0","id":3,"method":"resources/subscribe","params":{"uri":"webhook://events"}}),
@@ -528,19 +541,17 @@ async fn cold_start(runs: usize) -> (Vec<Duration>, Vec<Duration>) {
     for _ in 0..runs {
         let dir = tempfile::tempdir().unwrap();
         let t = Instant::now();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--no-receiver", "--data-dir"])
-            .arg(dir.path())
-            // Default log level; its start-up lines go nowhere.
-            .stderr(Stdio::null())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
+        let (mut child, mut stdin, mut lines) = spawn_piped(
+            Command::new(BIN)
+                .args(["serve", "--no-receiver", "--data-dir"])
+                .arg(dir.path())
+                // Default log level; its start-up lines go nowhere.
+                .stderr(Stdio::null()),
+        );
+        stdin
+            .write_all(format!("{}\n", initialize()).as_bytes())
+            .await
             .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        stdin.write_all(format!("{}\n", json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}})).as_bytes()).await.unwrap();
         until_id(&mut lines, 1).await;
         cold.push(t.elapsed());
         stdin
