@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::params;
 use webhook_mcp::model::DeliveryStatus;
+use webhook_mcp::store::sqlite::SqliteStore;
 use webhook_mcp::store::{DeliveryQuery, Store};
 
 fn pct(v: &mut [Duration], p: usize) -> f64 {
@@ -24,7 +25,7 @@ async fn main() {
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("webhook-mcp.db");
-    let store = Store::open(&path).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
 
     let started = Instant::now();
     {
@@ -64,7 +65,7 @@ async fn main() {
         .sum();
 
     let query = |w: usize| DeliveryQuery {
-        webhook_id: Some(format!("w{w}")),
+        webhook_id: Some(format!("w{w}").into()),
         status: Some(DeliveryStatus::Failed),
         limit: 50,
         ..Default::default()

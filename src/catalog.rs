@@ -7,28 +7,16 @@ use serde_json::{json, Value};
 
 use crate::model::Provider;
 
+#[derive(Debug, serde::Serialize)]
 pub struct EventType {
     /// The sending platform, e.g. `voyager`.
-    pub platform: &'static str,
+    pub platform: String,
     /// The signature preset a webhook for this platform uses.
     pub provider: Provider,
     pub event: &'static str,
     pub category: &'static str,
     pub description: &'static str,
     pub example: Value,
-}
-
-impl EventType {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "platform": self.platform,
-            "provider": self.provider,
-            "event": self.event,
-            "category": self.category,
-            "description": self.description,
-            "example": self.example,
-        })
-    }
 }
 
 /// The example payload for `event`, preferring the given scheme's platforms.
@@ -43,12 +31,12 @@ pub fn find(event: &str, provider: Provider) -> Option<&'static EventType> {
 pub fn list(filter: Option<&str>) -> Vec<&'static EventType> {
     CATALOGUE
         .iter()
-        .filter(|t| filter.is_none_or(|f| t.platform == f || t.provider.as_str() == f))
+        .filter(|t| filter.is_none_or(|f| t.platform == f || t.provider.to_string() == f))
         .collect()
 }
 
 pub fn platforms() -> Vec<&'static str> {
-    let mut p: Vec<_> = CATALOGUE.iter().map(|t| t.platform).collect();
+    let mut p: Vec<_> = CATALOGUE.iter().map(|t| t.platform.as_str()).collect();
     p.dedup();
     p
 }
@@ -60,7 +48,7 @@ fn voyager(
     data: Value,
 ) -> EventType {
     EventType {
-        platform: "voyager",
+        platform: "voyager".into(),
         provider: Provider::Generic,
         event,
         category,
@@ -78,7 +66,7 @@ fn voyager(
 
 fn kakiyo(event: &'static str, description: &'static str, data: Value) -> EventType {
     EventType {
-        platform: "kakiyo",
+        platform: "kakiyo".into(),
         provider: Provider::Kakiyo,
         event,
         category: "outreach",
@@ -99,7 +87,7 @@ fn preset(
     example: Value,
 ) -> EventType {
     EventType {
-        platform: provider.as_str(),
+        platform: provider.to_string(),
         provider,
         event,
         category: "platform",
@@ -122,7 +110,7 @@ fn slack_event(inner: Value) -> Value {
 
 fn leadshark(event: &'static str, description: &'static str, data: Value) -> EventType {
     EventType {
-        platform: "leadshark",
+        platform: "leadshark".into(),
         provider: Provider::Generic,
         event,
         category: "engagement",
@@ -199,7 +187,7 @@ static CATALOGUE: LazyLock<Vec<EventType>> = LazyLock::new(|| {
         })),
         // ConnectSafely.
         EventType {
-            platform: "connectsafely",
+            platform: "connectsafely".into(),
             provider: Provider::Generic,
             event: "message.received",
             category: "inbound_signal",
@@ -221,7 +209,7 @@ static CATALOGUE: LazyLock<Vec<EventType>> = LazyLock::new(|| {
         },
         // Voxagent.
         EventType {
-            platform: "voxagent",
+            platform: "voxagent".into(),
             provider: Provider::Generic,
             event: "ConversationComplete",
             category: "voice",
@@ -245,7 +233,7 @@ static CATALOGUE: LazyLock<Vec<EventType>> = LazyLock::new(|| {
             }),
         },
         EventType {
-            platform: "voxagent",
+            platform: "voxagent".into(),
             provider: Provider::Generic,
             event: "SessionStarted",
             category: "voice",

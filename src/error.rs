@@ -1,9 +1,11 @@
-//! The one error type of the service layer, and how it reads to a model or an HTTP client.
+//! The one error type of the service layer.
 //!
 //! Every message says what went wrong and what to do about it: a model reads these as tool
-//! errors and must be able to act on them without seeing the code.
+//! errors (and a person as CLI errors) and must be able to act on them without seeing the code.
+//! Each front end maps the kinds to its own answers (MCP tool errors, HTTP statuses) in one
+//! place of its own.
 
-use axum::http::StatusCode;
+use std::fmt::Display;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,12 +19,12 @@ pub enum Error {
     /// The caller's arguments cannot be used as given.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// The operation is valid but cannot run in this server's configuration.
+    /// The operation is valid but cannot run in this server's configuration or state.
     #[error("{0}")]
     Unavailable(String),
-    /// The store failed; nothing was changed.
+    /// The store failed; nothing was changed. Backends convert their own errors into this.
     #[error("storage error: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -30,21 +32,21 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn webhook_not_found(id: &str) -> Self {
+    pub fn webhook_not_found(id: impl Display) -> Self {
         Error::NotFound {
             kind: "webhook",
             id: id.to_string(),
             hint: "Call list_webhooks to see the ids that exist.",
         }
     }
-    pub fn event_not_found(id: &str) -> Self {
+    pub fn event_not_found(id: impl Display) -> Self {
         Error::NotFound {
             kind: "event",
             id: id.to_string(),
             hint: "Call list_events to see stored events.",
         }
     }
-    pub fn delivery_not_found(id: &str) -> Self {
+    pub fn delivery_not_found(id: impl Display) -> Self {
         Error::NotFound {
             kind: "delivery",
             id: id.to_string(),
@@ -53,16 +55,6 @@ impl Error {
     }
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
-    }
-
-    /// The status an HTTP API answers with for this error.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
     }
 }
 

@@ -2,8 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use webhook_mcp::cli;
-use webhook_mcp::config::{Cli, Command, ServeArgs};
+use webhook_mcp::cli::{self, Cli, Command, ServeArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,7 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(cli::serve(args));
+    let result = runtime.block_on(cli::serve::run(args));
     // The stdin reader sits in a blocking read that only EOF ends: do not wait for it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {

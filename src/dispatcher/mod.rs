@@ -14,14 +14,14 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::model::{log_excerpt, rfc3339, Delivery, DeliveryStatus, Millis, Webhook};
+use crate::model::{log_excerpt, rfc3339, Attempt, DeliveryStatus, MessageId, Millis, Webhook};
 use crate::signing;
 
 /// The body of a message: the seeds' shape `{"id","event","timestamp","data"}` as compact JSON,
 /// or a Slack message for a Slack incoming-webhook target.
 pub fn message_body(
     webhook: &Webhook,
-    msg_id: &str,
+    msg_id: &MessageId,
     event: &str,
     data: &Value,
     now: Millis,
@@ -37,30 +37,30 @@ pub fn message_body(
 /// space-separated during a rotation's grace period). Slack targets need no signature.
 pub fn signed_headers(
     webhook: &Webhook,
-    msg_id: &str,
+    msg_id: &MessageId,
     event: &str,
     body: &[u8],
     now: Millis,
 ) -> BTreeMap<String, String> {
-    let mut headers = webhook.headers.clone();
+    let mut headers = webhook.extra_headers.clone();
     headers.insert("content-type".into(), "application/json".into());
     if slack::is_slack(&webhook.target_url) {
         return headers;
     }
     let ts = (now / 1000).to_string();
     headers.insert("x-webhook-event".into(), event.into());
-    headers.insert("x-webhook-id".into(), msg_id.into());
+    headers.insert("x-webhook-id".into(), msg_id.to_string());
     headers.insert("x-webhook-timestamp".into(), ts.clone());
     headers.insert(
         "x-webhook-signature".into(),
-        signing::sign_hex(&webhook.secret, body),
+        signing::sign_hex(webhook.secret.expose(), body),
     );
-    headers.insert("webhook-id".into(), msg_id.into());
+    headers.insert("webhook-id".into(), msg_id.to_string());
     headers.insert("webhook-timestamp".into(), ts);
     let standard: Vec<String> = webhook
         .valid_secrets(now)
         .iter()
-        .map(|s| signing::sign_standard(s, msg_id, now / 1000, body))
+        .map(|s| signing::sign_standard(s.expose(), msg_id.as_str(), now / 1000, body))
         .collect();
     headers.insert("webhook-signature".into(), standard.join(" "));
     headers
@@ -112,7 +112,7 @@ impl Http {
         url: &str,
         headers: &BTreeMap<String, String>,
         body: &[u8],
-        d: &mut Delivery,
+        d: &mut Attempt,
     ) -> Answer {
         send(&self.client, self.allow_private, url, headers, body, d).await
     }
@@ -124,7 +124,7 @@ async fn send(
     url: &str,
     headers: &BTreeMap<String, String>,
     body: &[u8],
-    d: &mut Delivery,
+    d: &mut Attempt,
 ) -> Answer {
     d.request_headers = redact(headers);
     d.request_body = Some(log_excerpt(body));
@@ -241,9 +241,11 @@ mod tests {
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         );
         w.target_url = "http://127.0.0.1:9/x".into();
-        w.previous_secret = Some("old-secret".into());
-        w.previous_secret_expires_at = Some(now_millis() + 60_000);
-        w.headers = BTreeMap::from([("Authorization".into(), "Bearer abc".into())]);
+        w.previous_secret = Some(crate::model::PreviousSecret {
+            secret: crate::model::Secret::new("old-secret"),
+            expires_at: now_millis() + 60_000,
+        });
+        w.extra_headers = BTreeMap::from([("Authorization".into(), "Bearer abc".into())]);
         w
     }
 
@@ -251,24 +253,25 @@ mod tests {
     fn request_is_signed_over_the_exact_body() {
         let w = hook();
         let now = now_millis();
-        let body = message_body(&w, "msg_1", "order.paid", &json!({"n": 1}), now);
+        let msg = MessageId::from("msg_1");
+        let body = message_body(&w, &msg, "order.paid", &json!({"n": 1}), now);
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             (v["id"].as_str(), v["event"].as_str()),
             (Some("msg_1"), Some("order.paid"))
         );
         assert_eq!(v["data"]["n"], 1);
-        let h = signed_headers(&w, "msg_1", "order.paid", body.as_bytes(), now);
+        let h = signed_headers(&w, &msg, "order.paid", body.as_bytes(), now);
         assert_eq!(
             h["x-webhook-signature"],
-            signing::sign_hex(&w.secret, body.as_bytes())
+            signing::sign_hex(w.secret.expose(), body.as_bytes())
         );
         let ts: i64 = h["webhook-timestamp"].parse().unwrap();
         let sigs: Vec<&str> = h["webhook-signature"].split(' ').collect();
         assert_eq!(sigs.len(), 2, "both secrets sign during a rotation");
         assert_eq!(
             sigs[0],
-            signing::sign_standard(&w.secret, "msg_1", ts, body.as_bytes())
+            signing::sign_standard(w.secret.expose(), "msg_1", ts, body.as_bytes())
         );
         assert_eq!(
             sigs[1],
@@ -279,7 +282,7 @@ mod tests {
     #[test]
     fn custom_header_values_are_redacted_in_the_log() {
         let w = hook();
-        let h = signed_headers(&w, "m", "e", b"{}", now_millis());
+        let h = signed_headers(&w, &MessageId::from("m"), "e", b"{}", now_millis());
         let logged = redact(&h);
         assert_eq!(logged["Authorization"], "***");
         assert_eq!(logged["x-webhook-id"], "m");
@@ -289,9 +292,10 @@ mod tests {
     fn slack_targets_get_a_slack_message_without_signatures() {
         let mut w = hook();
         w.target_url = "https://hooks.slack.com/services/T0/B0/xyz".into();
+        let m = MessageId::from("m");
         let body = message_body(
             &w,
-            "m",
+            &m,
             "message_received",
             &json!({"participantName": "Jane"}),
             0,
@@ -299,7 +303,7 @@ mod tests {
         let v: Value = serde_json::from_str(&body).unwrap();
         assert!(v["text"].as_str().unwrap().contains("message_received"));
         assert!(v["blocks"].is_array());
-        let h = signed_headers(&w, "m", "message_received", body.as_bytes(), 0);
+        let h = signed_headers(&w, &m, "message_received", body.as_bytes(), 0);
         assert!(!h.contains_key("x-webhook-signature"));
     }
 }

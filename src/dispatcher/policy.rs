@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::model::{Delivery, DeliveryStatus};
+use crate::model::{Attempt, DeliveryStatus};
 
 /// Seconds between attempts after the first (immediate) one: 5 s, 5 min, 30 min, 2 h, 5 h,
 /// 10 h, 10 h.
@@ -58,7 +58,7 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 impl Policy {
     /// Decides after attempt `d` (already filled with its outcome). `failing_for` is how long the
     /// webhook has failed without a success in between, this attempt included.
-    pub fn verdict(&self, d: &Delivery, answer: &super::Answer, failing_for: Duration) -> Verdict {
+    pub fn verdict(&self, d: &Attempt, answer: &super::Answer, failing_for: Duration) -> Verdict {
         if d.status == DeliveryStatus::Succeeded {
             return Verdict::Done;
         }
@@ -74,8 +74,8 @@ impl Policy {
         if answer.abort {
             return Verdict::GiveUp("the target answered webhook-delivery: abort-message".into());
         }
-        let Some(base) = self.schedule.get(d.attempt.max(1) as usize - 1).copied() else {
-            return Verdict::GiveUp(format!("no retries left after {} attempts", d.attempt));
+        let Some(base) = self.schedule.get(d.number.max(1) as usize - 1).copied() else {
+            return Verdict::GiveUp(format!("no retries left after {} attempts", d.number));
         };
         let mut delay = jitter(base);
         if let Some(asked) = answer.retry_after {
@@ -100,11 +100,17 @@ fn jitter(d: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::dispatcher::Answer;
-    use crate::model::{Direction, Trigger};
+    use crate::model::{MessageId, Trigger};
 
-    fn failed(attempt: i64, code: Option<i64>) -> Delivery {
-        let mut d = Delivery::new("w", Direction::Outbound, Trigger::Scheduled, "http://x");
-        d.attempt = attempt;
+    fn failed(attempt: i64, code: Option<i64>) -> Attempt {
+        let mut d = Attempt::new(
+            "w".into(),
+            MessageId::generate(),
+            "e".into(),
+            Trigger::Scheduled,
+            "http://x".into(),
+        );
+        d.number = attempt;
         d.status = DeliveryStatus::Failed;
         d.status_code = code;
         d

@@ -14,11 +14,11 @@ use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
 use super::policy::{Policy, Verdict};
 use super::{signed_headers, Http};
-use crate::model::{now_millis, DeliveryStatus, Millis};
-use crate::store::{Claimed, Completion, HealthChange, Store};
+use crate::model::{now_millis, Attempt, DeliveryStatus, Millis, Trigger};
+use crate::store::{Claimed, Completion, HealthChange, SharedStore};
 
 pub struct Worker {
-    pub store: Store,
+    pub store: SharedStore,
     pub http: Http,
     pub policy: Policy,
     /// Signalled whenever attempts are queued, so the loop need not poll.
@@ -115,7 +115,7 @@ impl Worker {
         let now = now_millis();
         d.created_at = now;
         d.next_attempt_at = None;
-        let Some(webhook) = c.webhook.filter(|w| w.enabled) else {
+        let Some(webhook) = c.webhook.filter(|w| w.may_send().is_ok()) else {
             d.status = DeliveryStatus::Failed;
             d.error = Some("not sent: the webhook was deleted or disabled after this was queued; re-enable it and use redeliver".into());
             return Completion {
@@ -125,9 +125,7 @@ impl Worker {
             };
         };
         d.url = webhook.target_url.clone();
-        let msg_id = d.message_id.clone().unwrap_or_default();
-        let event = d.event.clone().unwrap_or_default();
-        let headers = signed_headers(&webhook, &msg_id, &event, c.body.as_bytes(), now);
+        let headers = signed_headers(&webhook, &d.message_id, &d.event, c.body.as_bytes(), now);
         let answer = self
             .http
             .send(&webhook.target_url, &headers, c.body.as_bytes(), &mut d)
@@ -135,7 +133,7 @@ impl Worker {
         let failing_since: Millis = webhook.first_failure_at.unwrap_or(now);
         let failing_for = Duration::from_millis((now - failing_since).max(0) as u64);
         let verdict = self.policy.verdict(&d, &answer, failing_for);
-        tracing::debug!(delivery_id = %d.id, webhook_id = %webhook.id, attempt = d.attempt, status = ?d.status_code, ?verdict, "attempt finished");
+        tracing::debug!(delivery_id = %d.id, webhook_id = %webhook.id, attempt = d.number, status = ?d.status_code, ?verdict, "attempt finished");
         match verdict {
             Verdict::Done => Completion {
                 attempt: d,
@@ -143,19 +141,12 @@ impl Worker {
                 health: HealthChange::Success,
             },
             Verdict::RetryIn(delay) => {
-                let mut next = d.clone();
-                next.id = uuid::Uuid::now_v7().to_string();
-                next.attempt = d.attempt + 1;
-                next.trigger = crate::model::Trigger::Scheduled;
-                next.status = DeliveryStatus::Pending;
-                next.status_code = None;
-                next.duration_ms = None;
-                next.error = None;
-                next.request_headers.clear();
-                next.request_body = None;
-                next.response_headers.clear();
-                next.response_body = None;
-                next.next_attempt_at = Some(now + delay.as_millis() as i64);
+                let next = d.follow_up(
+                    Trigger::Scheduled,
+                    d.number + 1,
+                    d.url.clone(),
+                    now + delay.as_millis() as i64,
+                );
                 d.next_attempt_at = next.next_attempt_at;
                 Completion {
                     attempt: d,
@@ -184,7 +175,7 @@ impl Worker {
     }
 }
 
-fn append_error(d: &mut crate::model::Delivery, why: &str) {
+fn append_error(d: &mut Attempt, why: &str) {
     d.error = Some(match d.error.take() {
         Some(e) => format!("{e}; {why}"),
         None => why.to_string(),
@@ -192,7 +183,7 @@ fn append_error(d: &mut crate::model::Delivery, why: &str) {
 }
 
 /// Commits finished attempts, batching whatever is ready together.
-async fn write_results(store: Store, mut rx: mpsc::Receiver<Completion>, wake: Arc<Notify>) {
+async fn write_results(store: SharedStore, mut rx: mpsc::Receiver<Completion>, wake: Arc<Notify>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 512 {

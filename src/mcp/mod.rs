@@ -5,6 +5,7 @@
 //! itself only holds the session's legacy subscriptions.
 
 pub mod http;
+mod render;
 mod resources;
 mod subscriptions;
 mod tools;

@@ -9,10 +9,10 @@ use rmcp::model::{
 use rmcp::ErrorData as McpError;
 use serde_json::{json, Value};
 
+use super::render;
 use crate::error::Error;
-use crate::model::{Direction, Event, UNTRUSTED_NOTICE};
+use crate::model::{DeliveryId, Direction, Event, EventId, WebhookId};
 use crate::service::{ListWebhooks, Service};
-use crate::store::EventQuery;
 
 pub const EVENTS: &str = "webhook://events";
 const JSON: &str = "application/json";
@@ -20,8 +20,16 @@ const JSON: &str = "application/json";
 const FEED_LEN: usize = 50;
 
 /// The inbox URI of one webhook.
-pub fn inbox_uri(webhook_id: &str) -> String {
+pub fn inbox_uri(webhook_id: &WebhookId) -> String {
     format!("webhook://webhooks/{webhook_id}/events")
+}
+
+pub fn event_uri(id: &EventId) -> String {
+    format!("webhook://events/{id}")
+}
+
+pub fn delivery_uri(id: &DeliveryId) -> String {
+    format!("webhook://deliveries/{id}")
 }
 
 enum Uri<'a> {
@@ -63,28 +71,27 @@ pub async fn list(svc: &Service) -> Result<ListResourcesResult, McpError> {
         })
         .await
         .map_err(internal)?;
-    for w in hooks["webhooks"].as_array().into_iter().flatten() {
-        let id = w["id"].as_str().unwrap_or_default();
-        let label = w["description"]
-            .as_str()
-            .filter(|d| !d.is_empty())
-            .unwrap_or(id);
+    for view in &hooks {
+        let w = &view.webhook;
+        let label = if w.description.is_empty() {
+            w.id.as_str()
+        } else {
+            w.description.as_str()
+        };
         out.push(
-            Resource::new(inbox_uri(id), format!("inbox {label}"))
+            Resource::new(inbox_uri(&w.id), format!("inbox {label}"))
                 .with_description(format!(
-                    "Events received by inbound webhook {id}. Subscribable."
+                    "Events received by inbound webhook {}. Subscribable.",
+                    w.id
                 ))
                 .with_mime_type(JSON),
         );
     }
     for e in newest(svc, None).await? {
         out.push(
-            Resource::new(
-                format!("webhook://events/{}", e.id),
-                format!("event {} #{}", e.event, e.seq),
-            )
-            .with_description(format!("{} received by webhook {}", e.event, e.webhook_id))
-            .with_mime_type(JSON),
+            Resource::new(event_uri(&e.id), format!("event {} #{}", e.event, e.seq))
+                .with_description(format!("{} received by webhook {}", e.event, e.webhook_id))
+                .with_mime_type(JSON),
         );
     }
     Ok(ListResourcesResult::with_all_items(out))
@@ -107,18 +114,27 @@ pub fn templates() -> ListResourceTemplatesResult {
 pub async fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpError> {
     let body: Value = match parse(uri) {
         None => return Err(not_found(uri, "unknown resource URI")),
-        Some(Uri::Events) => feed(&newest(svc, None).await?),
+        Some(Uri::Events) => render::feed(&newest(svc, None).await?),
         Some(Uri::Inbox(id)) => {
-            let events = newest(svc, Some(id)).await?;
-            if events.is_empty() && svc.store.get_webhook(id).await.map_err(internal)?.is_none() {
+            let id = WebhookId::from(id);
+            let events = newest(svc, Some(&id)).await?;
+            if events.is_empty() && !svc.webhook_exists(&id).await.map_err(internal)? {
                 return Err(not_found(uri, "no such webhook"));
             }
-            let mut v = feed(&events);
+            let mut v = render::feed(&events);
             v["webhook_id"] = json!(id);
             v
         }
-        Some(Uri::Event(id)) => svc.get_event(id).await.map_err(|e| map(uri, e))?,
-        Some(Uri::Delivery(id)) => svc.get_delivery(id).await.map_err(|e| map(uri, e))?,
+        Some(Uri::Event(id)) => svc
+            .get_event(&EventId::from(id))
+            .await
+            .map(|e| render::event(&e))
+            .map_err(|e| map(uri, e))?,
+        Some(Uri::Delivery(id)) => svc
+            .get_delivery(&DeliveryId::from(id))
+            .await
+            .map(|d| render::delivery(&d, true))
+            .map_err(|e| map(uri, e))?,
     };
     let text = serde_json::to_string_pretty(&body).unwrap_or_default();
     Ok(ReadResourceResult::new(vec![ResourceContents::text(
@@ -127,25 +143,10 @@ pub async fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpErr
     .with_mime_type(JSON)]))
 }
 
-async fn newest(svc: &Service, webhook_id: Option<&str>) -> Result<Vec<Event>, McpError> {
-    svc.store
-        .list_events(EventQuery {
-            webhook_id: webhook_id.map(str::to_string),
-            limit: FEED_LEN,
-            newest_first: true,
-            ..Default::default()
-        })
+async fn newest(svc: &Service, webhook_id: Option<&WebhookId>) -> Result<Vec<Event>, McpError> {
+    svc.newest_events(webhook_id, FEED_LEN)
         .await
         .map_err(internal)
-}
-
-fn feed(events: &[Event]) -> Value {
-    json!({
-        "notice": UNTRUSTED_NOTICE,
-        "count": events.len(),
-        "order": "newest first",
-        "events": events.iter().map(Event::to_json).collect::<Vec<_>>(),
-    })
 }
 
 fn map(uri: &str, e: Error) -> McpError {

@@ -25,6 +25,7 @@ use rmcp::RoleServer;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::resources::{inbox_uri, EVENTS};
+use crate::model::WebhookId;
 use crate::service::{EventNotice, Service, Stats};
 
 /// How often an idle pump checks whether its session is gone.
@@ -129,7 +130,7 @@ pub async fn listen(svc: &Service, ctx: SubscriptionContext) {
 /// Notices taken from the bus in one go: a first one and all that were already waiting.
 struct Burst {
     /// Webhooks that received events, each once.
-    webhooks: HashSet<String>,
+    webhooks: HashSet<WebhookId>,
     /// Notices this session missed (its buffer overflowed): it must re-read everything.
     missed: u64,
 }
@@ -161,7 +162,7 @@ impl Burst {
             };
         }
         if burst.missed > 0 {
-            Stats::add(&svc.stats.notifications_dropped, burst.missed);
+            Stats::add(&svc.stats().notifications_dropped, burst.missed);
             tracing::warn!(
                 missed = burst.missed,
                 "slow MCP session: dropped notifications it could not keep up with; sent one catch-up round"
@@ -177,7 +178,7 @@ impl Burst {
             return subscribed.to_vec();
         }
         std::iter::once(EVENTS.to_string())
-            .chain(self.webhooks.iter().map(|w| inbox_uri(w)))
+            .chain(self.webhooks.iter().map(inbox_uri))
             .filter(|u| subscribed.contains(u))
             .collect()
     }

@@ -5,10 +5,9 @@ use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router, ErrorData as McpError};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{reply, McpServer};
-use crate::catalog;
+use super::{render, reply, McpServer};
+use crate::model::{EventId, WebhookId};
 use crate::service::{
     CreateWebhook, ListEvents, ListWebhooks, QueryDeliveries, Redeliver, RotateSecret, SendEvent,
     TestWebhook, UpdateWebhook, WaitForEvents,
@@ -16,9 +15,16 @@ use crate::service::{
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct IdArg {
-    /// The id, as returned by the create, list or query tools.
-    pub id: String,
+pub struct WebhookIdArg {
+    /// The webhook id, as returned by create_webhook or list_webhooks.
+    pub id: WebhookId,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventIdArg {
+    /// The event id, as returned by list_events, wait_for_events or a resource.
+    pub id: EventId,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -45,7 +51,12 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<CreateWebhook>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.create_webhook(req).await)
+        reply(
+            self.svc
+                .create_webhook(req)
+                .await
+                .map(|c| render::created(&c)),
+        )
     }
 
     #[tool(
@@ -55,15 +66,25 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<ListWebhooks>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.list_webhooks(req).await)
+        reply(
+            self.svc
+                .list_webhooks(req)
+                .await
+                .map(|l| render::webhooks(&l)),
+        )
     }
 
     #[tool(description = "Get one webhook by id (secret masked as \"***\").")]
     async fn get_webhook(
         &self,
-        Parameters(req): Parameters<IdArg>,
+        Parameters(req): Parameters<WebhookIdArg>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.get_webhook(&req.id).await)
+        reply(
+            self.svc
+                .get_webhook(&req.id)
+                .await
+                .map(|w| render::one_webhook(&w)),
+        )
     }
 
     #[tool(
@@ -73,7 +94,12 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<UpdateWebhook>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.update_webhook(req).await)
+        reply(
+            self.svc
+                .update_webhook(req)
+                .await
+                .map(|w| render::one_webhook(&w)),
+        )
     }
 
     #[tool(
@@ -81,9 +107,14 @@ impl McpServer {
     )]
     async fn delete_webhook(
         &self,
-        Parameters(req): Parameters<IdArg>,
+        Parameters(req): Parameters<WebhookIdArg>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.delete_webhook(&req.id).await)
+        reply(
+            self.svc
+                .delete_webhook(&req.id)
+                .await
+                .map(|()| render::deleted(&req.id)),
+        )
     }
 
     #[tool(
@@ -93,7 +124,12 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<RotateSecret>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.rotate_secret(req).await)
+        reply(
+            self.svc
+                .rotate_secret(req)
+                .await
+                .map(|r| render::rotated(&r)),
+        )
     }
 
     #[tool(
@@ -103,7 +139,12 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<TestWebhook>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.test_webhook(req).await)
+        reply(
+            self.svc
+                .test_webhook(req)
+                .await
+                .map(|r| render::test_report(&r)),
+        )
     }
 
     #[tool(
@@ -113,7 +154,7 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<SendEvent>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.send_event(req).await)
+        reply(self.svc.send_event(req).await.map(|s| render::sent(&s)))
     }
 
     #[tool(
@@ -123,7 +164,12 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<Redeliver>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.redeliver(req).await)
+        reply(
+            self.svc
+                .redeliver(req)
+                .await
+                .map(|r| render::redelivered(&r)),
+        )
     }
 
     #[tool(
@@ -133,7 +179,12 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<QueryDeliveries>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.query_deliveries(req).await)
+        reply(
+            self.svc
+                .query_deliveries(req)
+                .await
+                .map(|p| render::deliveries(&p)),
+        )
     }
 
     #[tool(
@@ -143,7 +194,12 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<ListEvents>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.list_events(req).await)
+        reply(
+            self.svc
+                .list_events(req)
+                .await
+                .map(|p| render::event_summaries(&p)),
+        )
     }
 
     #[tool(
@@ -151,9 +207,9 @@ impl McpServer {
     )]
     async fn get_event(
         &self,
-        Parameters(req): Parameters<IdArg>,
+        Parameters(req): Parameters<EventIdArg>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.get_event(&req.id).await)
+        reply(self.svc.get_event(&req.id).await.map(|e| render::event(&e)))
     }
 
     #[tool(
@@ -163,7 +219,12 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<WaitForEvents>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.wait_for_events(req).await)
+        reply(
+            self.svc
+                .wait_for_events(req)
+                .await
+                .map(|p| render::events_full(&p)),
+        )
     }
 
     #[tool(
@@ -173,17 +234,10 @@ impl McpServer {
         &self,
         Parameters(req): Parameters<ListEventTypes>,
     ) -> Result<CallToolResult, McpError> {
-        let entries = catalog::list(req.provider.as_deref());
-        if entries.is_empty() {
-            return reply(Err(crate::error::Error::invalid(format!(
-                "unknown provider {:?}; use one of {:?} or a preset (generic, kakiyo)",
-                req.provider.unwrap_or_default(),
-                catalog::platforms()
-            ))));
-        }
-        reply(Ok(json!({
-            "count": entries.len(),
-            "event_types": entries.iter().map(|t| t.to_json()).collect::<Vec<_>>(),
-        })))
+        reply(
+            self.svc
+                .event_types(req.provider.as_deref())
+                .map(|entries| render::event_types(&entries)),
+        )
     }
 }

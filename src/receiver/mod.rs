@@ -1,7 +1,8 @@
 //! The bundled HTTP receiver: `POST /hooks/{webhook_id}` for providers, `GET /healthz`.
 //!
 //! Handlers only frame HTTP: they bound the body, hand it to `Service::receive`, and turn the
-//! outcome into a JSON response. The pipeline itself lives in the service layer.
+//! outcome into a JSON response (`answer`, the one place that says what a provider is told).
+//! The pipeline itself lives in the service layer.
 
 use std::sync::Arc;
 
@@ -12,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, Limited};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::service::{ReceiveOutcome, Service};
+use crate::service::{InboundRequest, ReceiveOutcome, Service};
 
 pub fn router(svc: Arc<Service>) -> Router {
     Router::new()
@@ -33,7 +34,7 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let limit = svc.settings.max_body_bytes;
+    let limit = svc.settings().max_body_bytes;
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -55,13 +56,17 @@ async fn receive(
                 .into_response();
         }
     };
-    respond(svc.receive(&webhook_id, &headers, &bytes).await)
+    let request = InboundRequest {
+        headers: &headers,
+        body: &bytes,
+    };
+    respond(&svc.receive(&webhook_id, request).await)
 }
 
 /// Answers 413. The rest of the body stays unread, so this connection cannot carry another request:
 /// say so, or a pooling client would send its next request into a closing socket.
 async fn oversize(svc: &Service, webhook_id: &str, headers: &HeaderMap) -> Response {
-    let mut resp = respond(svc.reject_oversize(webhook_id, headers).await);
+    let mut resp = respond(&svc.reject_oversize(webhook_id, headers).await);
     resp.headers_mut().insert(
         axum::http::header::CONNECTION,
         axum::http::HeaderValue::from_static("close"),
@@ -69,9 +74,31 @@ async fn oversize(svc: &Service, webhook_id: &str, headers: &HeaderMap) -> Respo
     resp
 }
 
-fn respond(outcome: ReceiveOutcome) -> Response {
-    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(outcome.body)).into_response()
+fn respond(outcome: &ReceiveOutcome) -> Response {
+    let (status, body) = answer(outcome);
+    (status, Json(body)).into_response()
+}
+
+/// What the provider is told: the outcome's status and a JSON body. `test_webhook` shows the
+/// same answer to the agent.
+pub fn answer(outcome: &ReceiveOutcome) -> (StatusCode, Value) {
+    let status =
+        StatusCode::from_u16(outcome.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = match outcome {
+        ReceiveOutcome::Stored {
+            event_id,
+            delivery_id,
+        } => json!({ "received": true, "event_id": event_id, "delivery_id": delivery_id }),
+        ReceiveOutcome::Duplicate { event_id } => {
+            json!({ "received": true, "duplicate": true, "event_id": event_id })
+        }
+        ReceiveOutcome::Filtered { reason } => {
+            json!({ "received": true, "stored": false, "reason": reason })
+        }
+        ReceiveOutcome::Challenge(challenge) => json!({ "challenge": challenge }),
+        ReceiveOutcome::Refused(why) => json!({ "received": false, "error": why.to_string() }),
+    };
+    (status, body)
 }
 
 async fn healthz(State(svc): State<Arc<Service>>) -> Json<serde_json::Value> {
@@ -79,7 +106,7 @@ async fn healthz(State(svc): State<Arc<Service>>) -> Json<serde_json::Value> {
         "ok": true,
         "service": "webhook-mcp",
         "version": env!("CARGO_PKG_VERSION"),
-        "stats": svc.stats.to_json(),
+        "stats": svc.stats().snapshot(),
     }))
 }
 

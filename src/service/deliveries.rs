@@ -1,20 +1,20 @@
-//! The delivery log and test deliveries.
+//! The delivery log, and test deliveries.
 
 use std::time::Instant;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::outbound::new_message_id;
+use super::events::{InboundRequest, ReceiveOutcome};
 use super::Service;
 use crate::catalog;
 use crate::dispatcher;
 use crate::error::{Error, Result};
 use crate::model::{
-    now_millis, parse_rfc3339, rfc3339, Delivery, DeliveryStatus, Direction, Provider, Trigger,
-    Webhook,
+    now_millis, parse_rfc3339, rfc3339, Attempt, Delivery, DeliveryId, DeliveryStatus, Direction,
+    MessageId, Provider, Trigger, Webhook, WebhookId,
 };
 use crate::signing;
 use crate::store::DeliveryQuery;
@@ -23,7 +23,7 @@ use crate::store::DeliveryQuery;
 #[serde(deny_unknown_fields)]
 pub struct QueryDeliveries {
     #[serde(default)]
-    pub webhook_id: Option<String>,
+    pub webhook_id: Option<WebhookId>,
     /// `inbound` (requests the receiver got, accepted or rejected) or `outbound` (attempts sent).
     #[serde(default)]
     pub direction: Option<Direction>,
@@ -51,7 +51,7 @@ pub struct QueryDeliveries {
 #[serde(deny_unknown_fields)]
 pub struct TestWebhook {
     /// The webhook id.
-    pub id: String,
+    pub id: WebhookId,
     /// The event type of the sample (see list_event_types). Default: the first type in the
     /// webhook's filter that the catalogue knows, else a typical event for its provider.
     #[serde(default)]
@@ -61,10 +61,33 @@ pub struct TestWebhook {
     pub data: Option<Value>,
 }
 
+/// One page of the delivery log, newest first.
+#[derive(Debug, Clone)]
+pub struct DeliveryPage {
+    pub rows: Vec<Delivery>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What a test delivery did.
+#[derive(Debug, Clone)]
+pub enum TestReport {
+    /// A signed sample went through the receive pipeline in this process.
+    Inbound {
+        event: String,
+        outcome: ReceiveOutcome,
+        duration_ms: i64,
+        /// Whether this process runs a receiver at all (the pipeline runs either way).
+        receiver_running: bool,
+    },
+    /// One signed POST to the target, logged with trigger `test`.
+    Outbound { attempt: Box<Attempt> },
+}
+
 const MAX_PAGE: usize = 500;
 
 impl Service {
-    pub async fn query_deliveries(&self, req: QueryDeliveries) -> Result<Value> {
+    pub async fn query_deliveries(&self, req: QueryDeliveries) -> Result<DeliveryPage> {
         let limit = req.limit.unwrap_or(50);
         if limit == 0 || limit > MAX_PAGE {
             return Err(Error::invalid(format!("`limit` must be 1 to {MAX_PAGE}")));
@@ -103,26 +126,19 @@ impl Service {
             })
             .await?;
         let next_cursor = (rows.len() == limit)
-            .then(|| rows.last().map(|d| d.seq.to_string()))
+            .then(|| rows.last().map(|d| d.seq().to_string()))
             .flatten();
-        Ok(json!({
-            "count": rows.len(),
-            "deliveries": rows.iter().map(|d| d.to_json(false)).collect::<Vec<_>>(),
-            "next_cursor": next_cursor,
-            "hint": "Full request/response of one row: read its resource_uri (webhook://deliveries/{id}).",
-        }))
+        Ok(DeliveryPage { rows, next_cursor })
     }
 
-    pub async fn get_delivery(&self, id: &str) -> Result<Value> {
-        let d = self
-            .store
+    pub async fn get_delivery(&self, id: &DeliveryId) -> Result<Delivery> {
+        self.store
             .get_delivery(id)
             .await?
-            .ok_or_else(|| Error::delivery_not_found(id))?;
-        Ok(d.to_json(true))
+            .ok_or_else(|| Error::delivery_not_found(id))
     }
 
-    pub async fn test_webhook(&self, req: TestWebhook) -> Result<Value> {
+    pub async fn test_webhook(&self, req: TestWebhook) -> Result<TestReport> {
         let webhook = self.webhook(&req.id).await?;
         if let Some(d) = &req.data {
             if !d.is_object() {
@@ -130,19 +146,15 @@ impl Service {
             }
         }
         match webhook.direction {
-            Direction::Inbound => self.test_inbound(&webhook, req).await,
+            Direction::Inbound => Ok(self.test_inbound(&webhook, req).await),
             Direction::Outbound => self.test_outbound(&webhook, req).await,
         }
     }
 
-    /// Signs a catalogue sample with the webhook's own scheme and secret and posts it to its
-    /// own receive URL, through the real receiver.
-    async fn test_inbound(&self, webhook: &Webhook, req: TestWebhook) -> Result<Value> {
-        let Some(addr) = self.settings.receiver_addr else {
-            return Err(Error::Unavailable(
-                "the receiver is off (--no-receiver), so inbound webhooks cannot be tested".into(),
-            ));
-        };
+    /// Signs a catalogue sample with the webhook's own scheme and secret and runs it through
+    /// the receive pipeline, the same code a provider's POST goes through (signature check,
+    /// store, notifications), in process.
+    async fn test_inbound(&self, webhook: &Webhook, req: TestWebhook) -> TestReport {
         let event_type = pick_event(webhook, req.event.as_deref());
         let mut payload = match catalog::find(&event_type, webhook.provider) {
             Some(t) => t.example.clone(),
@@ -166,11 +178,14 @@ impl Service {
         headers.insert("x-webhook-mcp-test", HeaderValue::from_static("1"));
         let signed = signing::sign_inbound(
             webhook.provider,
-            &webhook.secret,
+            webhook.secret.expose(),
             body.as_bytes(),
             now_millis() / 1000,
         );
-        let required = webhook.headers.iter().map(|(k, v)| (k.clone(), v.clone()));
+        let required = webhook
+            .required_headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string()));
         for (k, v) in signed.into_iter().chain(required) {
             if let (Ok(k), Ok(v)) = (
                 HeaderName::from_bytes(k.as_bytes()),
@@ -189,89 +204,53 @@ impl Service {
         if let (Some(name), Ok(v)) = (event_header, HeaderValue::from_str(&event_type)) {
             headers.insert(name, v);
         }
-        let url = format!("http://{addr}/hooks/{}", webhook.id);
         let started = Instant::now();
-        let resp = self
-            .internal_http
-            .post(&url)
-            .headers(headers)
-            .body(body)
-            .send()
+        let outcome = self
+            .receive(
+                webhook.id.as_str(),
+                InboundRequest {
+                    headers: &headers,
+                    body: body.as_bytes(),
+                },
+            )
             .await;
-        let duration_ms = started.elapsed().as_millis() as i64;
-        let (status, answer): (u16, Value) = match resp {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let bytes = r.bytes().await.unwrap_or_default();
-                (
-                    status,
-                    serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                )
-            }
-            Err(e) => {
-                return Ok(json!({
-                    "ok": false,
-                    "error": format!("could not reach the receiver at {url}: {e}"),
-                    "duration_ms": duration_ms,
-                }))
-            }
-        };
-        let event_id = answer["event_id"].as_str().map(str::to_string);
-        let stored = match &event_id {
-            Some(id) => self.store.get_event(id).await?.is_some(),
-            None => false,
-        };
-        Ok(json!({
-            "ok": status == 200 && stored,
-            "event": event_type,
-            "status_code": status,
-            "duration_ms": duration_ms,
-            "receiver_answer": answer,
-            "event_id": event_id,
-            "delivery_id": answer["delivery_id"],
-            "arrived": stored,
-            "event_resource_uri": event_id.map(|id| format!("webhook://events/{id}")),
-            "note": "The sample went through the real receiver (signature check, store, notifications) \
-                     and carries the header x-webhook-mcp-test: 1.",
-        }))
+        TestReport::Inbound {
+            event: event_type,
+            outcome,
+            duration_ms: started.elapsed().as_millis() as i64,
+            receiver_running: self.settings.receiver_addr.is_some(),
+        }
     }
 
     /// One signed POST to the target, logged with trigger `test`.
-    async fn test_outbound(&self, webhook: &Webhook, req: TestWebhook) -> Result<Value> {
+    async fn test_outbound(&self, webhook: &Webhook, req: TestWebhook) -> Result<TestReport> {
         let event_type = pick_event(webhook, req.event.as_deref());
         let data = req.data.unwrap_or_else(|| {
             catalog::find(&event_type, webhook.provider)
                 .map(|t| t.example["data"].clone())
                 .unwrap_or_else(|| json!({ "test": true }))
         });
-        let msg_id = new_message_id();
+        let msg_id = MessageId::generate();
         let now = now_millis();
         let body = dispatcher::message_body(webhook, &msg_id, &event_type, &data, now);
         let headers =
             dispatcher::signed_headers(webhook, &msg_id, &event_type, body.as_bytes(), now);
-        let mut attempt = Delivery::new(
-            &webhook.id,
-            Direction::Outbound,
+        let mut attempt = Attempt::new(
+            webhook.id.clone(),
+            msg_id,
+            event_type,
             Trigger::Test,
-            &webhook.target_url,
+            webhook.target_url.clone(),
         );
-        attempt.event = Some(event_type.clone());
-        attempt.message_id = Some(msg_id.clone());
+        attempt.next_attempt_at = None;
         self.http
             .send(&webhook.target_url, &headers, body.as_bytes(), &mut attempt)
             .await;
-        self.store.insert_delivery(attempt.clone()).await?;
+        self.store.log_attempt(attempt.clone()).await?;
         tracing::info!(webhook_id = %webhook.id, status = ?attempt.status_code, error = ?attempt.error, "test delivery");
-        Ok(json!({
-            "ok": attempt.status == DeliveryStatus::Succeeded,
-            "event": event_type,
-            "status_code": attempt.status_code,
-            "duration_ms": attempt.duration_ms,
-            "error": attempt.error,
-            "response_excerpt": attempt.response_body.as_deref().map(|b| b.chars().take(500).collect::<String>()),
-            "delivery_id": attempt.id,
-            "message_id": msg_id,
-        }))
+        Ok(TestReport::Outbound {
+            attempt: Box::new(attempt),
+        })
     }
 }
 
@@ -289,7 +268,7 @@ fn pick_event(webhook: &Webhook, requested: Option<&str>) -> String {
     if let Some(e) = webhook.events.iter().find(|e| *e != "*") {
         return e.clone();
     }
-    catalog::list(Some(webhook.provider.as_str()))
+    catalog::list(Some(&webhook.provider.to_string()))
         .first()
         .map_or_else(|| "test".to_string(), |t| t.event.to_string())
 }

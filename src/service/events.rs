@@ -4,44 +4,94 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{EventNotice, Service, Stats};
 use crate::error::{Error, Result};
 use crate::model::{
-    log_excerpt, now_millis, receive_url, Delivery, DeliveryStatus, Direction, Event, Provider,
-    Trigger,
+    log_excerpt, now_millis, DeliveryId, DeliveryStatus, Event, EventId, Provider, Receipt,
+    Webhook, WebhookId,
 };
 use crate::signing;
-use crate::store::{EventQuery, InsertOutcome, Message};
+use crate::store::{EventQuery, Ingest, InsertOutcome, Outgoing};
 
-/// Where a verified request goes next.
-enum Step {
-    /// Store the event and queue its relayed copies; then give the answer.
-    Store(Box<Event>, Vec<(Message, Delivery)>, ReceiveOutcome),
-    /// Acknowledge without storing (filtered out, or a provider handshake).
-    Ack(ReceiveOutcome),
+/// One request to the receiver, after its body was read within the size limit. Headers are
+/// part of a webhook's content (signatures, event types, delivery ids), so they come as the
+/// `http` crate's map; nothing about the connection does.
+pub struct InboundRequest<'a> {
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
 }
 
-/// What the receiver answers: a status and a JSON body.
-#[derive(Debug)]
-pub struct ReceiveOutcome {
-    pub status: u16,
-    pub body: Value,
+/// What became of a request to the receiver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReceiveOutcome {
+    /// Verified and durably stored.
+    Stored {
+        event_id: EventId,
+        delivery_id: DeliveryId,
+    },
+    /// A repeat of an event already stored (same provider event id): acknowledged, not stored.
+    Duplicate { event_id: EventId },
+    /// Verified, but its type is not in the webhook's events filter: acknowledged, not stored.
+    Filtered { reason: String },
+    /// Slack's url_verification handshake: answered with the challenge, not stored.
+    Challenge(Value),
+    /// Not accepted.
+    Refused(Refusal),
+}
+
+/// Why a request was not accepted. The webhook protocol answers each with its own status: a
+/// sender retries a 5xx, and gives up on a 4xx.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// The store could not commit (disk full, read-only): retry later, nothing was kept.
+    #[error("{0}")]
+    StoreUnavailable(String),
+    /// The store could not be read to look the webhook up.
+    #[error("{0}")]
+    LookupFailed(String),
 }
 
 impl ReceiveOutcome {
-    fn rejected(status: u16, error: &str) -> Self {
-        ReceiveOutcome {
-            status,
-            body: json!({ "received": false, "error": error }),
+    /// The status the receiver answers with, and that the receipt records.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            ReceiveOutcome::Stored { .. }
+            | ReceiveOutcome::Duplicate { .. }
+            | ReceiveOutcome::Filtered { .. }
+            | ReceiveOutcome::Challenge(_) => 200,
+            ReceiveOutcome::Refused(r) => match r {
+                Refusal::NotFound(_) => 404,
+                Refusal::Unauthorized(_) => 401,
+                Refusal::Malformed(_) => 400,
+                Refusal::TooLarge(_) => 413,
+                Refusal::StoreUnavailable(_) => 503,
+                Refusal::LookupFailed(_) => 500,
+            },
         }
     }
+}
+
+/// Where a verified request goes next.
+enum Step {
+    /// Store the event and queue its relayed copies.
+    Store(Box<Event>, Vec<Outgoing>),
+    /// Acknowledge without storing (filtered out, or a provider handshake).
+    Ack(ReceiveOutcome),
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -49,7 +99,7 @@ impl ReceiveOutcome {
 pub struct ListEvents {
     /// Only events received by this inbound webhook.
     #[serde(default)]
-    pub webhook_id: Option<String>,
+    pub webhook_id: Option<WebhookId>,
     /// Only events of this type (e.g. `message_received`).
     #[serde(default)]
     pub event: Option<String>,
@@ -66,7 +116,7 @@ pub struct ListEvents {
 pub struct WaitForEvents {
     /// Only events received by this inbound webhook.
     #[serde(default)]
-    pub webhook_id: Option<String>,
+    pub webhook_id: Option<WebhookId>,
     /// Only events of this type.
     #[serde(default)]
     pub event: Option<String>,
@@ -79,6 +129,15 @@ pub struct WaitForEvents {
     pub timeout_ms: Option<u64>,
 }
 
+/// Events in cursor order, and the cursor to continue from.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    pub next_cursor: i64,
+    /// `wait_for_events` only: nothing arrived before the timeout.
+    pub timed_out: bool,
+}
+
 const MAX_WAIT_MS: u64 = 60_000;
 const MAX_LIST: usize = 200;
 
@@ -86,144 +145,137 @@ const MAX_LIST: usize = 200;
 const HIDDEN_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
 impl Service {
-    /// The receiver's pipeline for `POST /hooks/{webhook_id}`, after the body was read within
-    /// the size limit. Every outcome is written to the delivery log.
-    pub async fn receive(
-        &self,
-        webhook_id: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> ReceiveOutcome {
-        let mut receipt = self.receipt(webhook_id, headers, Some(body));
-        let outcome = self
-            .receive_inner(webhook_id, headers, body, &mut receipt)
-            .await;
-        match outcome {
-            Ok(Step::Store(event, forwards, outcome)) => {
-                let relayed = !forwards.is_empty();
-                match self
-                    .store
-                    .insert_event((*event).clone(), raw_text(body), receipt, forwards)
-                    .await
-                {
-                    Ok(InsertOutcome::Stored(seq)) => {
-                        Stats::add(&self.stats.events_stored, 1);
-                        if relayed {
-                            // Relayed copies were queued: the delivery worker has work now.
-                            self.wake.notify_one();
-                        }
-                        tracing::info!(webhook_id, event_id = %event.id, event = %event.event, seq, "event received");
-                        self.publish(EventNotice {
-                            seq,
-                            id: event.id.clone(),
-                            webhook_id: event.webhook_id.clone(),
-                            event: event.event.clone(),
-                        });
-                        outcome
-                    }
-                    Ok(InsertOutcome::Duplicate(existing)) => {
-                        Stats::add(&self.stats.duplicates, 1);
-                        tracing::info!(webhook_id, event_id = %existing, "duplicate delivery acknowledged");
-                        ReceiveOutcome {
-                            status: 200,
-                            body: json!({ "received": true, "duplicate": true, "event_id": existing }),
-                        }
-                    }
-                    Err(e) => {
-                        Stats::add(&self.stats.store_failures, 1);
-                        // Not acknowledged: 503 tells the sender to retry, so nothing is lost.
-                        tracing::error!(webhook_id, error = %e, "could not store event (disk full or store read-only?); answered 503");
-                        ReceiveOutcome::rejected(503, "the event could not be stored; retry later")
-                    }
-                }
+    /// The receiver's pipeline for `POST /hooks/{webhook_id}`. Every outcome is written to the
+    /// delivery log; a stored event is announced on the bus only after its commit.
+    pub async fn receive(&self, webhook_id: &str, req: InboundRequest<'_>) -> ReceiveOutcome {
+        let mut receipt = self.receipt(webhook_id, req.headers, Some(req.body));
+        let outcome = match self.verify(webhook_id, &req, &mut receipt).await {
+            Ok(Step::Store(event, relays)) => {
+                return self.store_event(*event, req.body, receipt, relays).await
             }
-            Ok(Step::Ack(answer)) => {
-                if let Err(e) = self.store.insert_delivery(receipt).await {
-                    tracing::error!(error = %e, "could not log a request");
-                }
-                answer
-            }
-            Err(rejection) => {
+            Ok(Step::Ack(answer)) => answer,
+            Err(refusal) => {
                 Stats::add(&self.stats.rejected, 1);
                 receipt.status = DeliveryStatus::Failed;
-                receipt.status_code = Some(rejection.status as i64);
-                receipt.error = Some(
-                    rejection.body["error"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-                tracing::warn!(webhook_id, status = rejection.status, reason = ?receipt.error, "inbound request rejected");
-                if let Err(e) = self.store.insert_delivery(receipt).await {
-                    tracing::error!(error = %e, "could not log a rejected request");
-                }
-                rejection
+                receipt.error = Some(refusal.to_string());
+                tracing::warn!(webhook_id = %receipt.webhook_id, reason = %refusal, "inbound request rejected");
+                ReceiveOutcome::Refused(refusal)
             }
+        };
+        receipt.status_code = Some(outcome.status_code() as i64);
+        if let Err(e) = self.store.log_receipt(receipt).await {
+            tracing::error!(error = %e, "could not log an inbound request");
         }
+        outcome
     }
 
     /// Logs a request refused before its body was read (too large).
     pub async fn reject_oversize(&self, webhook_id: &str, headers: &HeaderMap) -> ReceiveOutcome {
         let limit = self.settings.max_body_bytes;
         let mut receipt = self.receipt(webhook_id, headers, None);
-        let error = format!("body larger than the {limit}-byte limit");
+        let refusal = Refusal::TooLarge(format!("body larger than the {limit}-byte limit"));
+        let outcome = ReceiveOutcome::Refused(refusal.clone());
         receipt.status = DeliveryStatus::Failed;
-        receipt.status_code = Some(413);
-        receipt.error = Some(error.clone());
+        receipt.status_code = Some(outcome.status_code() as i64);
+        receipt.error = Some(refusal.to_string());
         Stats::add(&self.stats.rejected, 1);
-        tracing::warn!(webhook_id, limit, "inbound request rejected: too large");
-        if let Err(e) = self.store.insert_delivery(receipt).await {
+        tracing::warn!(webhook_id = %receipt.webhook_id, limit, "inbound request rejected: too large");
+        if let Err(e) = self.store.log_receipt(receipt).await {
             tracing::error!(error = %e, "could not log a rejected request");
         }
-        ReceiveOutcome::rejected(413, &error)
+        outcome
     }
 
-    fn receipt(&self, webhook_id: &str, headers: &HeaderMap, body: Option<&[u8]>) -> Delivery {
+    async fn store_event(
+        &self,
+        event: Event,
+        body: &[u8],
+        mut receipt: Receipt,
+        relays: Vec<Outgoing>,
+    ) -> ReceiveOutcome {
+        let relayed = !relays.is_empty();
+        let (event_id, delivery_id) = (event.id.clone(), receipt.id.clone());
+        let notice = EventNotice {
+            seq: 0,
+            id: event.id.clone(),
+            webhook_id: event.webhook_id.clone(),
+            event: event.event.clone(),
+        };
+        receipt.status = DeliveryStatus::Succeeded;
+        receipt.status_code = Some(200);
+        let ingest = Ingest {
+            event,
+            body: raw_text(body),
+            receipt,
+            relays,
+        };
+        match self.store.insert_event(ingest).await {
+            Ok(InsertOutcome::Stored(seq)) => {
+                Stats::add(&self.stats.events_stored, 1);
+                if relayed {
+                    // Relayed copies were queued: the delivery worker has work now.
+                    self.wake.notify_one();
+                }
+                tracing::info!(webhook_id = %notice.webhook_id, event_id = %notice.id, event = %notice.event, seq, "event received");
+                self.publish(EventNotice { seq, ..notice });
+                ReceiveOutcome::Stored {
+                    event_id,
+                    delivery_id,
+                }
+            }
+            Ok(InsertOutcome::Duplicate(existing)) => {
+                Stats::add(&self.stats.duplicates, 1);
+                tracing::info!(webhook_id = %notice.webhook_id, event_id = %existing, "duplicate delivery acknowledged");
+                ReceiveOutcome::Duplicate { event_id: existing }
+            }
+            Err(e) => {
+                Stats::add(&self.stats.store_failures, 1);
+                // Not acknowledged: 503 tells the sender to retry, so nothing is lost.
+                tracing::error!(webhook_id = %notice.webhook_id, error = %e, "could not store event (disk full or store read-only?); answered 503");
+                ReceiveOutcome::Refused(Refusal::StoreUnavailable(
+                    "the event could not be stored; retry later".into(),
+                ))
+            }
+        }
+    }
+
+    fn receipt(&self, webhook_id: &str, headers: &HeaderMap, body: Option<&[u8]>) -> Receipt {
         // The id comes from the URL: keep the log readable even when it is garbage.
-        let webhook_id: String = webhook_id.chars().take(100).collect();
-        let mut d = Delivery::new(
-            &webhook_id,
-            Direction::Inbound,
-            Trigger::Scheduled,
-            &receive_url(&self.settings.public_url, &webhook_id),
-        );
-        d.request_headers = kept_headers(headers);
-        d.request_body = body.map(log_excerpt);
-        d
+        let webhook_id = WebhookId::from(webhook_id.chars().take(100).collect::<String>());
+        let url = self.receive_url(&webhook_id);
+        let mut r = Receipt::new(webhook_id, url);
+        r.request_headers = kept_headers(headers);
+        r.request_body = body.map(log_excerpt);
+        r
     }
 
-    /// Verifies and parses; `Ok(Some)` is an event to store with the answer to give once it is
-    /// stored, `Ok(None)` an acknowledged request that is not stored (filtered out),
-    /// `Err` a rejection.
-    async fn receive_inner(
+    /// Looks the webhook up, verifies and parses: an event to store, a request to acknowledge
+    /// without storing, or a refusal.
+    async fn verify(
         &self,
         webhook_id: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-        receipt: &mut Delivery,
-    ) -> Result<Step, ReceiveOutcome> {
-        let webhook = match self.store.get_webhook(webhook_id).await {
-            Ok(Some(w)) if w.direction == Direction::Inbound && w.enabled => w,
+        req: &InboundRequest<'_>,
+        receipt: &mut Receipt,
+    ) -> Result<Step, Refusal> {
+        let (headers, body) = (req.headers, req.body);
+        let webhook = match self.store.get_webhook(&WebhookId::from(webhook_id)).await {
+            Ok(Some(w)) if w.may_receive() => w,
             Ok(found) => {
                 let why = match found {
                     None => "unknown webhook id",
-                    Some(w) if w.direction == Direction::Outbound => {
-                        "webhook is outbound, not inbound"
-                    }
-                    Some(_) => "webhook is disabled",
+                    Some(w) if !w.enabled => "webhook is disabled",
+                    Some(_) => "webhook is outbound, not inbound",
                 };
                 // Ids are random UUIDs, so saying why does not help anyone probe; it does help
                 // the person reading the sender's dashboard.
-                return Err(ReceiveOutcome::rejected(
-                    404,
-                    &format!("no enabled inbound webhook at this URL ({why})"),
-                ));
+                return Err(Refusal::NotFound(format!(
+                    "no enabled inbound webhook at this URL ({why})"
+                )));
             }
             Err(e) => {
                 tracing::error!(error = %e, "store unavailable");
-                return Err(ReceiveOutcome::rejected(
-                    500,
-                    "store unavailable; retry later",
+                return Err(Refusal::LookupFailed(
+                    "store unavailable; retry later".into(),
                 ));
             }
         };
@@ -232,7 +284,7 @@ impl Service {
         // Diagnostics for the log: which scheme, and whether the body parsed, never secrets.
         let context = format!(
             "[scheme: {}; body: {}]",
-            webhook.provider.as_str(),
+            webhook.provider,
             if parsed.is_ok() {
                 "valid JSON"
             } else {
@@ -240,8 +292,12 @@ impl Service {
             }
         );
         check_required_headers(&webhook, headers)
-            .map_err(|r| ReceiveOutcome::rejected(401, &format!("{r} {context}")))?;
-        let secrets = webhook.valid_secrets(now);
+            .map_err(|r| Refusal::Unauthorized(format!("{r} {context}")))?;
+        let secrets: Vec<&str> = webhook
+            .valid_secrets(now)
+            .into_iter()
+            .map(|s| s.expose())
+            .collect();
         let check = signing::Check {
             headers,
             body,
@@ -249,20 +305,17 @@ impl Service {
             now: now / 1000,
             tolerance: self.settings.timestamp_tolerance,
         };
-        let verified = signing::verify_inbound(webhook.provider, &check).map_err(|r| {
-            ReceiveOutcome::rejected(401, &format!("signature rejected: {r} {context}"))
-        })?;
-        let payload: Value = parsed
-            .map_err(|e| ReceiveOutcome::rejected(400, &format!("body is not valid JSON: {e}")))?;
+        let verified = signing::verify_inbound(webhook.provider, &check)
+            .map_err(|r| Refusal::Unauthorized(format!("signature rejected: {r} {context}")))?;
+        let payload: Value =
+            parsed.map_err(|e| Refusal::Malformed(format!("body is not valid JSON: {e}")))?;
         if webhook.provider == Provider::Slack && payload["type"] == "url_verification" {
             // Slack's one-time handshake when the URL is registered: echo the challenge.
             receipt.status = DeliveryStatus::Succeeded;
-            receipt.status_code = Some(200);
             receipt.error = Some("slack url_verification handshake answered; not stored".into());
-            return Ok(Step::Ack(ReceiveOutcome {
-                status: 200,
-                body: json!({ "challenge": payload["challenge"] }),
-            }));
+            return Ok(Step::Ack(ReceiveOutcome::Challenge(
+                payload["challenge"].clone(),
+            )));
         }
         let event_type = verified
             .event_type
@@ -270,15 +323,12 @@ impl Service {
             .unwrap_or_else(|| "unknown".to_string());
         receipt.event = Some(event_type.clone());
         if !webhook.accepts_event(&event_type) {
-            receipt.status = DeliveryStatus::Succeeded;
-            receipt.status_code = Some(200);
-            receipt.error = Some(format!(
+            let reason = format!(
                 "filtered: event type {event_type:?} is not in this webhook's events filter; acknowledged, not stored"
-            ));
-            return Ok(Step::Ack(ReceiveOutcome {
-                status: 200,
-                body: json!({ "received": true, "stored": false, "reason": receipt.error }),
-            }));
+            );
+            receipt.status = DeliveryStatus::Succeeded;
+            receipt.error = Some(reason.clone());
+            return Ok(Step::Ack(ReceiveOutcome::Filtered { reason }));
         }
         let provider_event_id = verified
             .provider_event_id
@@ -287,7 +337,7 @@ impl Service {
             .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(body))));
         let event = Event {
             seq: 0,
-            id: uuid::Uuid::now_v7().to_string(),
+            id: EventId::generate(),
             webhook_id: webhook.id.clone(),
             provider_event_id: Some(provider_event_id),
             event: event_type,
@@ -296,45 +346,59 @@ impl Service {
             payload,
         };
         receipt.event_id = Some(event.id.clone());
-        receipt.status = DeliveryStatus::Succeeded;
-        receipt.status_code = Some(200);
-        let answer = ReceiveOutcome {
-            status: 200,
-            body: json!({ "received": true, "event_id": event.id, "delivery_id": receipt.id }),
-        };
-        let forwards = self
-            .forwards(&webhook, &event.event, &event.payload, &event.id)
+        let relays = self
+            .relays(&webhook, &event.event, &event.payload, &event.id)
             .await;
-        Ok(Step::Store(Box::new(event), forwards, answer))
+        Ok(Step::Store(Box::new(event), relays))
     }
 
-    pub async fn list_events(&self, req: ListEvents) -> Result<Value> {
+    pub async fn list_events(&self, req: ListEvents) -> Result<EventPage> {
         let limit = req.limit.unwrap_or(20).clamp(1, MAX_LIST);
+        let after = req.after.unwrap_or(0);
         let events = self
             .store
             .list_events(EventQuery {
                 webhook_id: req.webhook_id,
                 event: req.event,
-                after: req.after,
+                after: Some(after),
                 limit,
                 newest_first: false,
             })
             .await?;
-        Ok(events_page(&events, req.after.unwrap_or(0)))
+        Ok(page(events, after, false))
     }
 
-    pub async fn get_event(&self, id: &str) -> Result<Value> {
-        let event = self
-            .store
+    /// The newest events, newest first (feeds), of one webhook or of all.
+    pub async fn newest_events(
+        &self,
+        webhook_id: Option<&WebhookId>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        self.store
+            .list_events(EventQuery {
+                webhook_id: webhook_id.cloned(),
+                limit: limit.clamp(1, MAX_LIST),
+                newest_first: true,
+                ..Default::default()
+            })
+            .await
+    }
+
+    /// Whether a webhook of that id exists (an inbox of a deleted webhook may still hold events).
+    pub async fn webhook_exists(&self, id: &WebhookId) -> Result<bool> {
+        Ok(self.store.get_webhook(id).await?.is_some())
+    }
+
+    pub async fn get_event(&self, id: &EventId) -> Result<Event> {
+        self.store
             .get_event(id)
             .await?
-            .ok_or_else(|| Error::event_not_found(id))?;
-        Ok(event.to_json())
+            .ok_or_else(|| Error::event_not_found(id))
     }
 
-    /// Returns matching events after the cursor as soon as one is stored, or an empty list at
+    /// Returns matching events after the cursor as soon as one is stored, or an empty page at
     /// the timeout. Waits on the event bus, not by polling the store.
-    pub async fn wait_for_events(&self, req: WaitForEvents) -> Result<Value> {
+    pub async fn wait_for_events(&self, req: WaitForEvents) -> Result<EventPage> {
         let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(30_000).min(MAX_WAIT_MS));
         // Subscribe before reading the cursor so no event can slip between the two.
         let mut bus = self.subscribe_events();
@@ -353,17 +417,13 @@ impl Service {
         loop {
             let events = self.store.list_events(query.clone()).await?;
             if !events.is_empty() {
-                return Ok(events_page_full(&events, after));
+                return Ok(page(events, after, false));
             }
             // Sleep until a notice that matches the filter (or a lag, after which the store is
             // re-read), or until the deadline.
             loop {
                 match tokio::time::timeout_at(deadline, bus.recv()).await {
-                    Err(_) => {
-                        let mut page = events_page_full(&[], after);
-                        page["timed_out"] = json!(true);
-                        return Ok(page);
-                    }
+                    Err(_) => return Ok(page(vec![], after, true)),
                     Ok(Ok(n)) if n.seq > after && matches(&n, &req) => break,
                     Ok(Ok(_)) => continue,
                     Ok(Err(RecvError::Lagged(_))) => break,
@@ -374,6 +434,19 @@ impl Service {
             }
         }
     }
+}
+
+fn page(events: Vec<Event>, after: i64, timed_out: bool) -> EventPage {
+    EventPage {
+        next_cursor: events.last().map_or(after, |e| e.seq),
+        events,
+        timed_out,
+    }
+}
+
+fn matches(n: &EventNotice, req: &WaitForEvents) -> bool {
+    req.webhook_id.as_ref().is_none_or(|w| *w == n.webhook_id)
+        && req.event.as_ref().is_none_or(|e| *e == n.event)
 }
 
 /// The event type a provider puts in the body (when no header carried it).
@@ -404,46 +477,19 @@ fn body_event_id(provider: Provider, payload: &Value) -> Option<String> {
 
 /// An inbound webhook may demand static header values (e.g. ConnectSafely's optional
 /// `Authorization`) besides the signature. Compared in constant time.
-fn check_required_headers(
-    webhook: &crate::model::Webhook,
-    headers: &HeaderMap,
-) -> Result<(), String> {
-    for (name, expected) in &webhook.headers {
+fn check_required_headers(webhook: &Webhook, headers: &HeaderMap) -> Result<(), String> {
+    for (name, expected) in &webhook.required_headers {
         let got = headers
             .get(name.as_str())
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        if !signing::constant_time_eq(got, expected.as_bytes()) {
+        if !signing::constant_time_eq(got, expected.expose().as_bytes()) {
             return Err(format!(
                 "required header {name} is missing or wrong (this webhook demands a fixed value for it)"
             ));
         }
     }
     Ok(())
-}
-
-fn matches(n: &EventNotice, req: &WaitForEvents) -> bool {
-    req.webhook_id.as_ref().is_none_or(|w| *w == n.webhook_id)
-        && req.event.as_ref().is_none_or(|e| *e == n.event)
-}
-
-/// A page of event summaries with its cursor.
-fn events_page(events: &[Event], after: i64) -> Value {
-    json!({
-        "count": events.len(),
-        "events": events.iter().map(Event::summary_json).collect::<Vec<_>>(),
-        "next_cursor": events.last().map_or(after, |e| e.seq),
-        "hint": "Read one with get_event or the resource_uri; pass next_cursor as `after` to continue.",
-    })
-}
-
-/// A page of full events (payloads in their untrusted-data envelope) with its cursor.
-fn events_page_full(events: &[Event], after: i64) -> Value {
-    json!({
-        "count": events.len(),
-        "events": events.iter().map(Event::to_json).collect::<Vec<_>>(),
-        "next_cursor": events.last().map_or(after, |e| e.seq),
-    })
 }
 
 /// A stored body as text: it parsed as JSON, so it is UTF-8 (lossy only as a safety net).

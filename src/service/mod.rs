@@ -1,10 +1,17 @@
-//! The service API: every operation the product offers, used alike by the MCP tools, the
-//! receiver and the CLI. It owns the store, the live-event bus and the HTTP client; it knows
-//! nothing about MCP or HTTP framing.
+//! The service API: every operation the product offers, as typed functions over domain types,
+//! used alike by the MCP tools, the receiver and (later) the CLI and the dashboard.
+//!
+//! It owns the store (no front end touches it), the live-event bus, the outbound HTTP client
+//! and the counters. It returns domain values (`WebhookView`, `EventPage`, `Delivery`,
+//! `ReceiveOutcome`, ...); each front end renders them its own way (`mcp/render.rs`,
+//! `receiver/`). The webhook protocol's status codes are part of the domain (a provider
+//! retries on 5xx, not on 4xx), so `ReceiveOutcome` knows its status; HTTP framing does not live
+//! here.
 
 mod deliveries;
 mod events;
 mod outbound;
+mod setup;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -12,24 +19,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::sync::{broadcast, Notify};
 
+use crate::dispatcher::policy::Policy;
+use crate::dispatcher::worker::Worker;
 use crate::dispatcher::Http;
-use crate::store::Store;
+use crate::model::WebhookId;
+use crate::store::SharedStore;
 
-pub use deliveries::{QueryDeliveries, TestWebhook};
-pub use events::{ListEvents, ReceiveOutcome, WaitForEvents};
-pub use outbound::{Redeliver, SendEvent};
-pub use webhooks::{CreateWebhook, ListWebhooks, RotateSecret, UpdateWebhook};
-
-/// Announced on the bus after an event is durably stored.
-#[derive(Debug, Clone)]
-pub struct EventNotice {
-    pub seq: i64,
-    pub id: String,
-    pub webhook_id: String,
-    pub event: String,
-}
+pub use crate::store::EventNotice;
+pub use deliveries::{DeliveryPage, QueryDeliveries, TestReport, TestWebhook};
+pub use events::{EventPage, InboundRequest, ListEvents, ReceiveOutcome, Refusal, WaitForEvents};
+pub use outbound::{Queued, Redeliver, Redelivered, SendEvent, Sent};
+pub use webhooks::{
+    CreateWebhook, Created, ListWebhooks, RotateSecret, Rotated, UpdateWebhook, WebhookView,
+};
 
 /// Counters since start-up, shown at the receiver's `/healthz`.
 #[derive(Debug, Default)]
@@ -48,20 +53,30 @@ pub struct Stats {
     pub notifications_dropped: AtomicU64,
 }
 
+/// The counters at one instant.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StatsSnapshot {
+    pub events_stored: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub store_failures: u64,
+    pub notifications_dropped: u64,
+}
+
 impl Stats {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        serde_json::json!({
-            "events_stored": get(&self.events_stored),
-            "duplicates": get(&self.duplicates),
-            "rejected": get(&self.rejected),
-            "store_failures": get(&self.store_failures),
-            "notifications_dropped": get(&self.notifications_dropped),
-        })
+        StatsSnapshot {
+            events_stored: get(&self.events_stored),
+            duplicates: get(&self.duplicates),
+            rejected: get(&self.rejected),
+            store_failures: get(&self.store_failures),
+            notifications_dropped: get(&self.notifications_dropped),
+        }
     }
 }
 
@@ -80,36 +95,60 @@ pub struct Settings {
     pub timestamp_tolerance: i64,
 }
 
+/// How the delivery worker runs (see `dispatcher::worker`).
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub policy: Policy,
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub drain: Duration,
+}
+
 pub struct Service {
-    pub store: Store,
-    pub settings: Settings,
+    store: SharedStore,
+    settings: Settings,
     bus: broadcast::Sender<EventNotice>,
     /// For subscriber targets: SSRF-guarded, no redirects.
-    pub http: Http,
-    /// For the server's own receiver (inbound self-tests) only.
-    internal_http: reqwest::Client,
+    http: Http,
     /// Wakes the delivery worker when attempts are queued.
-    pub wake: Arc<Notify>,
-    pub stats: Stats,
+    wake: Arc<Notify>,
+    stats: Stats,
 }
 
 impl Service {
-    pub fn new(store: Store, settings: Settings) -> Self {
+    pub fn new(store: SharedStore, settings: Settings) -> Self {
         // Lagging subscribers re-read the store, so a modest buffer loses nothing.
         let (bus, _) = broadcast::channel(1024);
         let http = Http::new(settings.delivery_timeout, settings.allow_private_targets);
-        let internal_http = reqwest::Client::builder()
-            .timeout(settings.delivery_timeout)
-            .build()
-            .expect("the HTTP client builds with static settings");
         Service {
             store,
             settings,
             bus,
             http,
-            internal_http,
             wake: Arc::new(Notify::new()),
             stats: Stats::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The delivery worker over this service's store and HTTP client; run it with
+    /// `Worker::run`.
+    pub fn worker(&self, ws: WorkerSettings) -> Worker {
+        Worker {
+            store: self.store.clone(),
+            http: self.http.clone(),
+            policy: ws.policy,
+            wake: self.wake.clone(),
+            concurrency: ws.concurrency.max(1),
+            lease: ws.lease,
+            drain: ws.drain,
         }
     }
 
@@ -121,5 +160,33 @@ impl Service {
     fn publish(&self, notice: EventNotice) {
         // No receivers is normal (nobody is listening yet).
         let _ = self.bus.send(notice);
+    }
+
+    /// Where providers POST to reach an inbound webhook.
+    pub fn receive_url(&self, id: &WebhookId) -> String {
+        format!(
+            "{}/hooks/{}",
+            self.settings.public_url.trim_end_matches('/'),
+            id
+        )
+    }
+}
+
+impl Service {
+    /// The catalogue of event types, for a platform (`voyager`) or a signature preset
+    /// (`generic`), or all of it.
+    pub fn event_types(
+        &self,
+        provider: Option<&str>,
+    ) -> crate::error::Result<Vec<&'static crate::catalog::EventType>> {
+        let entries = crate::catalog::list(provider);
+        if entries.is_empty() {
+            return Err(crate::error::Error::invalid(format!(
+                "unknown provider {:?}; use one of {:?} or a preset (generic, kakiyo)",
+                provider.unwrap_or_default(),
+                crate::catalog::platforms()
+            )));
+        }
+        Ok(entries)
     }
 }

@@ -3,15 +3,16 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::Service;
 use crate::dispatcher;
 use crate::error::{Error, Result};
 use crate::model::{
-    now_millis, parse_rfc3339, Delivery, DeliveryStatus, Direction, Trigger, Webhook,
+    now_millis, parse_rfc3339, Attempt, DeliveryId, DeliveryStatus, EventId, MessageId, Trigger,
+    Webhook, WebhookId,
 };
-use crate::store::Message;
+use crate::store::{Message, Outgoing, WebhookFilter};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +24,7 @@ pub struct SendEvent {
     pub data: Value,
     /// Send only to these outbound webhooks (still subject to their filters).
     #[serde(default)]
-    pub webhook_ids: Option<Vec<String>>,
+    pub webhook_ids: Option<Vec<WebhookId>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -31,11 +32,11 @@ pub struct SendEvent {
 pub struct Redeliver {
     /// One delivery (from query_deliveries) to send again now, as a new manual attempt.
     #[serde(default)]
-    pub delivery_id: Option<String>,
+    pub delivery_id: Option<DeliveryId>,
     /// Bulk recovery: with `since` (and optionally `until`), re-queue every message of this
     /// outbound webhook whose delivery finally failed in that window.
     #[serde(default)]
-    pub webhook_id: Option<String>,
+    pub webhook_id: Option<WebhookId>,
     /// RFC 3339 start of the bulk window.
     #[serde(default)]
     pub since: Option<String>,
@@ -44,42 +45,64 @@ pub struct Redeliver {
     pub until: Option<String>,
 }
 
-pub fn new_message_id() -> String {
-    format!("msg_{}", uuid::Uuid::now_v7().simple())
+/// One message queued for one webhook.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub webhook_id: WebhookId,
+    pub message_id: MessageId,
+    pub delivery_id: DeliveryId,
 }
 
-/// A message for `webhook` and its first attempt, due now.
-pub(super) fn queue_item(
+/// What `send_event` queued.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub event: String,
+    pub queued: Vec<Queued>,
+}
+
+/// What `redeliver` queued.
+#[derive(Debug, Clone)]
+pub enum Redelivered {
+    One {
+        delivery_id: DeliveryId,
+        message_id: MessageId,
+        attempt: i64,
+    },
+    Window {
+        webhook_id: WebhookId,
+        queued: usize,
+    },
+}
+
+/// Message `message_id` (whose body names it) for `webhook`, and its first attempt, due now.
+fn outgoing(
     webhook: &Webhook,
+    message_id: MessageId,
     event: &str,
     body: String,
-    event_id: Option<String>,
-    msg_id: String,
-) -> (Message, Delivery) {
-    let now = now_millis();
-    let mut first = Delivery::new(
-        &webhook.id,
-        Direction::Outbound,
+    event_id: Option<EventId>,
+) -> Outgoing {
+    let mut first = Attempt::new(
+        webhook.id.clone(),
+        message_id.clone(),
+        event.to_string(),
         Trigger::Scheduled,
-        &webhook.target_url,
+        webhook.target_url.clone(),
     );
-    first.event = Some(event.to_string());
     first.event_id = event_id.clone();
-    first.message_id = Some(msg_id.clone());
-    first.next_attempt_at = Some(now);
     let message = Message {
-        id: msg_id,
+        id: message_id,
         webhook_id: webhook.id.clone(),
         event: event.to_string(),
         event_id,
         body,
-        created_at: now,
+        created_at: first.created_at,
     };
-    (message, first)
+    Outgoing { message, first }
 }
 
 impl Service {
-    pub async fn send_event(&self, req: SendEvent) -> Result<Value> {
+    pub async fn send_event(&self, req: SendEvent) -> Result<Sent> {
         if req.event.trim().is_empty() || req.event.len() > 200 {
             return Err(Error::invalid(
                 "`event` must be a non-empty event type of at most 200 characters",
@@ -90,75 +113,67 @@ impl Service {
                 let mut out = vec![];
                 for id in ids {
                     let w = self.webhook(id).await?;
-                    if w.direction != Direction::Outbound {
-                        return Err(Error::invalid(format!(
-                            "webhook {id} is inbound; send_event delivers to outbound webhooks"
-                        )));
-                    }
-                    if !w.enabled {
-                        return Err(Error::invalid(format!(
-                            "webhook {id} is disabled{}; enable it with update_webhook first",
-                            w.disabled_reason
-                                .as_deref()
-                                .map(|r| format!(" ({r})"))
-                                .unwrap_or_default()
-                        )));
-                    }
+                    w.may_send().map_err(|why| {
+                        Error::invalid(format!(
+                            "{why}; send_event delivers to enabled outbound webhooks (enable one with update_webhook)"
+                        ))
+                    })?;
                     out.push(w);
                 }
                 out
             }
             None => {
                 self.store
-                    .list_webhooks(Some(Direction::Outbound), Some(true))
+                    .list_webhooks(WebhookFilter {
+                        direction: Some(crate::model::Direction::Outbound),
+                        enabled: Some(true),
+                    })
                     .await?
             }
         };
         let now = now_millis();
-        let mut items = vec![];
-        for w in targets.iter().filter(|w| w.accepts_event(&req.event)) {
-            let msg_id = new_message_id();
-            let body = dispatcher::message_body(w, &msg_id, &req.event, &req.data, now);
-            items.push(queue_item(w, &req.event, body, None, msg_id));
-        }
-        let queued: Vec<Value> = items
+        let items: Vec<Outgoing> = targets
             .iter()
-            .map(|(m, d)| json!({ "webhook_id": m.webhook_id, "message_id": m.id, "delivery_id": d.id }))
+            .filter(|w| w.may_send().is_ok() && w.accepts_event(&req.event))
+            .map(|w| {
+                let msg_id = MessageId::generate();
+                let body = dispatcher::message_body(w, &msg_id, &req.event, &req.data, now);
+                outgoing(w, msg_id, &req.event, body, None)
+            })
+            .collect();
+        let queued: Vec<Queued> = items
+            .iter()
+            .map(|o| Queued {
+                webhook_id: o.message.webhook_id.clone(),
+                message_id: o.message.id.clone(),
+                delivery_id: o.first.id.clone(),
+            })
             .collect();
         if !items.is_empty() {
             self.store.enqueue(items).await?;
             self.wake.notify_one();
         }
         tracing::info!(event = %req.event, queued = queued.len(), "event queued");
-        let mut out = json!({ "event": req.event, "queued": queued.len(), "deliveries": queued });
-        if queued.is_empty() {
-            out["hint"] = json!("No enabled outbound webhook's events filter matches this event type; check list_webhooks {\"direction\": \"outbound\"}.");
-        } else {
-            out["hint"] = json!(
-                "Delivery runs in the background with retries; follow it with query_deliveries."
-            );
-        }
-        Ok(out)
+        Ok(Sent {
+            event: req.event,
+            queued,
+        })
     }
 
     /// The relayed copies of an inbound event for its `forward_to` targets: the verified payload
     /// re-serialised, re-signed per target at send time.
-    pub(super) async fn forwards(
+    pub(super) async fn relays(
         &self,
         inbound: &Webhook,
         event: &str,
         payload: &Value,
-        event_id: &str,
-    ) -> Vec<(Message, Delivery)> {
+        event_id: &EventId,
+    ) -> Vec<Outgoing> {
         let mut out = vec![];
         for id in &inbound.forward_to {
             match self.store.get_webhook(id).await {
-                Ok(Some(w))
-                    if w.direction == Direction::Outbound
-                        && w.enabled
-                        && w.accepts_event(event) =>
-                {
-                    let msg_id = new_message_id();
+                Ok(Some(w)) if w.may_send().is_ok() && w.accepts_event(event) => {
+                    let msg_id = MessageId::generate();
                     let body = if dispatcher::is_slack(&w.target_url) {
                         let data = payload.get("data").unwrap_or(payload);
                         dispatcher::message_body(&w, &msg_id, event, data, now_millis())
@@ -167,13 +182,7 @@ impl Service {
                         // signs it at send time.
                         payload.to_string()
                     };
-                    out.push(queue_item(
-                        &w,
-                        event,
-                        body,
-                        Some(event_id.to_string()),
-                        msg_id,
-                    ));
+                    out.push(outgoing(&w, msg_id, event, body, Some(event_id.clone())));
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "could not load a forward target"),
@@ -182,7 +191,7 @@ impl Service {
         out
     }
 
-    pub async fn redeliver(&self, req: Redeliver) -> Result<Value> {
+    pub async fn redeliver(&self, req: Redeliver) -> Result<Redelivered> {
         match (&req.delivery_id, &req.webhook_id) {
             (Some(id), None) => self.redeliver_one(id).await,
             (None, Some(webhook_id)) => self.redeliver_window(webhook_id, &req).await,
@@ -192,45 +201,49 @@ impl Service {
         }
     }
 
-    async fn redeliver_one(&self, delivery_id: &str) -> Result<Value> {
+    async fn redeliver_one(&self, delivery_id: &DeliveryId) -> Result<Redelivered> {
         let d = self
             .store
             .get_delivery(delivery_id)
             .await?
             .ok_or_else(|| Error::delivery_not_found(delivery_id))?;
-        let Some(message_id) = d
-            .message_id
-            .clone()
-            .filter(|_| d.direction == Direction::Outbound)
-        else {
+        let crate::model::Delivery::Attempt(prev) = d else {
             return Err(Error::invalid(
                 "only outbound deliveries can be redelivered; inbound requests come from the provider (ask it to resend)",
             ));
         };
-        let webhook = self.webhook(&d.webhook_id).await?;
-        if !webhook.enabled {
-            return Err(Error::invalid(format!(
-                "webhook {} is disabled; enable it with update_webhook before redelivering",
-                webhook.id
-            )));
-        }
-        let (last, pending) = self.store.message_state(&message_id).await?;
-        if pending {
+        let webhook = self.webhook(&prev.webhook_id).await?;
+        webhook.may_send().map_err(|why| {
+            Error::invalid(format!(
+                "{why}; enable it with update_webhook before redelivering"
+            ))
+        })?;
+        let state = self.store.message_state(&prev.message_id).await?;
+        if state.pending {
             return Err(Error::invalid("this message already has an attempt pending; wait for it or check query_deliveries"));
         }
-        if d.trigger == Trigger::Test {
+        if prev.trigger == Trigger::Test {
             return Err(Error::invalid(
                 "test deliveries are not queued; run test_webhook again",
             ));
         }
-        let attempt = self.manual_attempt(&d, &webhook, last + 1);
-        let id = attempt.id.clone();
+        let number = state.last_attempt + 1;
+        let attempt = manual_attempt(&prev, &webhook, number);
+        let (delivery_id, message_id) = (attempt.id.clone(), attempt.message_id.clone());
         self.store.enqueue_attempts(vec![attempt]).await?;
         self.wake.notify_one();
-        Ok(json!({ "queued": 1, "delivery_id": id, "message_id": message_id, "attempt": last + 1 }))
+        Ok(Redelivered::One {
+            delivery_id,
+            message_id,
+            attempt: number,
+        })
     }
 
-    async fn redeliver_window(&self, webhook_id: &str, req: &Redeliver) -> Result<Value> {
+    async fn redeliver_window(
+        &self,
+        webhook_id: &WebhookId,
+        req: &Redeliver,
+    ) -> Result<Redelivered> {
         let since = req.since.as_deref().ok_or_else(|| {
             Error::invalid("bulk redelivery needs `since` (RFC 3339), e.g. 2026-11-24T00:00:00Z")
         })?;
@@ -242,39 +255,34 @@ impl Service {
             None => now_millis(),
         };
         let webhook = self.webhook(webhook_id).await?;
-        if webhook.direction != Direction::Outbound || !webhook.enabled {
-            return Err(Error::invalid(format!(
-                "webhook {webhook_id} must be an enabled outbound webhook to redeliver to it"
-            )));
-        }
+        webhook.may_send().map_err(|why| {
+            Error::invalid(format!(
+                "{why}; it must be an enabled outbound webhook to redeliver to it"
+            ))
+        })?;
         let failed = self.store.finally_failed(webhook_id, since, until).await?;
-        let attempts: Vec<Delivery> = failed
+        let attempts: Vec<Attempt> = failed
             .iter()
-            .filter(|d| d.status == DeliveryStatus::Failed)
-            .map(|d| self.manual_attempt(d, &webhook, d.attempt + 1))
+            .filter(|a| a.status == DeliveryStatus::Failed)
+            .map(|a| manual_attempt(a, &webhook, a.number + 1))
             .collect();
-        let n = attempts.len();
-        if n > 0 {
+        let queued = attempts.len();
+        if queued > 0 {
             self.store.enqueue_attempts(attempts).await?;
             self.wake.notify_one();
         }
-        Ok(
-            json!({ "queued": n, "webhook_id": webhook_id, "note": "Each finally-failed message in the window gets one new manual attempt." }),
-        )
+        Ok(Redelivered::Window {
+            webhook_id: webhook_id.clone(),
+            queued,
+        })
     }
+}
 
-    fn manual_attempt(&self, prev: &Delivery, webhook: &Webhook, attempt: i64) -> Delivery {
-        let mut d = Delivery::new(
-            &webhook.id,
-            Direction::Outbound,
-            Trigger::Manual,
-            &webhook.target_url,
-        );
-        d.attempt = attempt;
-        d.event = prev.event.clone();
-        d.event_id = prev.event_id.clone();
-        d.message_id = prev.message_id.clone();
-        d.next_attempt_at = Some(now_millis());
-        d
-    }
+fn manual_attempt(prev: &Attempt, webhook: &Webhook, number: i64) -> Attempt {
+    prev.follow_up(
+        Trigger::Manual,
+        number,
+        webhook.target_url.clone(),
+        now_millis(),
+    )
 }

@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::Service;
 use crate::error::{Error, Result};
-use crate::model::{now_millis, receive_url, Direction, Provider, Webhook};
-use crate::signing::generate_secret;
+use crate::model::{now_millis, Direction, Provider, Secret, Webhook, WebhookId};
+use crate::store::{WebhookChange, WebhookFilter};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -30,7 +29,7 @@ pub struct CreateWebhook {
     /// The signing secret. Leave out to have a strong one generated. For inbound webhooks
     /// whose provider generates the secret (e.g. ConnectSafely shows it once), pass it here.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     #[serde(default)]
     pub description: Option<String>,
     /// Outbound only: extra static headers sent with every delivery.
@@ -39,11 +38,11 @@ pub struct CreateWebhook {
     /// Inbound only: outbound webhook ids to relay each verified event to (re-signed with
     /// each target's secret).
     #[serde(default)]
-    pub forward_to: Option<Vec<String>>,
+    pub forward_to: Option<Vec<WebhookId>>,
     /// Inbound only: header values every request must carry besides a valid signature, e.g.
     /// {"Authorization": "Bearer ..."} as ConnectSafely's optional auth header.
     #[serde(default)]
-    pub require_headers: Option<BTreeMap<String, String>>,
+    pub require_headers: Option<BTreeMap<String, Secret>>,
     /// Must be true to create a webhook with provider `none` (no signature check at all).
     #[serde(default)]
     pub allow_unsigned: Option<bool>,
@@ -64,7 +63,7 @@ pub struct ListWebhooks {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     /// The webhook id (from create_webhook or list_webhooks).
-    pub id: String,
+    pub id: WebhookId,
     /// Outbound only: a new target URL.
     #[serde(default)]
     pub url: Option<String>,
@@ -81,31 +80,55 @@ pub struct UpdateWebhook {
     pub headers: Option<BTreeMap<String, String>>,
     /// Inbound only: replaces the outbound webhook ids each verified event is relayed to.
     #[serde(default)]
-    pub forward_to: Option<Vec<String>>,
+    pub forward_to: Option<Vec<WebhookId>>,
     /// Inbound only: replaces the header values every request must carry ({} removes them).
     #[serde(default)]
-    pub require_headers: Option<BTreeMap<String, String>>,
+    pub require_headers: Option<BTreeMap<String, Secret>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// The webhook id.
-    pub id: String,
+    pub id: WebhookId,
     /// How long the old secret keeps verifying, in seconds (default 86400 = 24 h; 0 ends it now).
     #[serde(default)]
     pub grace_seconds: Option<u64>,
     /// Use this secret instead of generating one: for providers that generate their own secret
     /// (ConnectSafely, Voxagent), paste theirs here.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
+}
+
+/// A webhook as shown to a client: the row, and the URL that goes with it (outbound: the
+/// target; inbound: the receive URL, derived from the public URL so that changing
+/// `--public-url` changes every URL).
+#[derive(Debug, Clone)]
+pub struct WebhookView {
+    pub webhook: Webhook,
+    pub url: String,
+}
+
+/// A new webhook. Its secret is shown to the creator this once.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub view: WebhookView,
+    /// Inbound: where the URL and secret go at the sending platform.
+    pub setup: Option<String>,
+}
+
+/// A rotated secret. The new secret is shown this once; the old one verifies for the grace.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub view: WebhookView,
+    pub grace_seconds: u64,
 }
 
 const DEFAULT_GRACE_SECONDS: u64 = 86_400;
 const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
 
 impl Service {
-    pub async fn create_webhook(&self, req: CreateWebhook) -> Result<Value> {
+    pub async fn create_webhook(&self, req: CreateWebhook) -> Result<Created> {
         let now = now_millis();
         let events = validate_events(req.events)?;
         let headers = req.headers.unwrap_or_default();
@@ -128,7 +151,7 @@ impl Service {
             ));
         }
         let provider = req.provider.unwrap_or_default();
-        let headers = match (req.direction, req.require_headers) {
+        let required_headers = match (req.direction, req.require_headers) {
             (Direction::Outbound, Some(_)) => {
                 return Err(Error::invalid(
                     "`require_headers` applies to inbound webhooks only",
@@ -138,7 +161,7 @@ impl Service {
                 validate_required_headers(&required)?;
                 required
             }
-            (_, None) => headers,
+            (_, None) => BTreeMap::new(),
         };
         if provider == Provider::None && req.allow_unsigned != Some(true) {
             return Err(Error::invalid(
@@ -163,85 +186,24 @@ impl Service {
         };
         let secret = match req.secret {
             Some(s) => validate_secret(s)?,
-            None => generate_secret(),
+            None => Secret::generate(),
         };
-        let webhook = Webhook {
-            id: uuid::Uuid::new_v4().to_string(),
-            direction: req.direction,
-            target_url,
-            provider,
-            events,
-            description: req.description.unwrap_or_default(),
-            enabled: true,
-            secret,
-            previous_secret: None,
-            previous_secret_expires_at: None,
-            headers,
-            created_at: now,
-            updated_at: now,
-            failure_count: 0,
-            first_failure_at: None,
-            disabled_reason: None,
-            forward_to,
-        };
-        self.store.insert_webhook(webhook.clone()).await?;
-        tracing::info!(webhook_id = %webhook.id, direction = webhook.direction.as_str(), "webhook created");
-        let mut out = json!({ "webhook": webhook.to_json(&self.settings.public_url, true) });
-        out["secret_notice"] = json!(
-            "This is the only time the secret is shown; store it now. Later reads show \"***\"."
-        );
-        if webhook.direction == Direction::Inbound {
-            out["setup"] = json!(self.setup_hint(&webhook));
-        }
-        Ok(out)
-    }
-
-    /// One line on where the receive URL and secret go at the sending platform.
-    fn setup_hint(&self, w: &Webhook) -> String {
-        let url = receive_url(&self.settings.public_url, &w.id);
-        let mut hint = match w.provider {
-            Provider::Generic => format!(
-                "Give the sender the URL {url} and this secret. Voyager: POST /api/webhooks with \
-                 {{\"url\": \"{url}\", \"secret\": \"<secret>\", \"events\": [...]}}. LeadShark: Dashboard \
-                 Settings, webhook endpoint. Voxagent (Webhooks > + Create Webhook) and ConnectSafely \
-                 (Webhooks > Create Webhook) generate their own secret: paste the URL there, then call \
-                 rotate_secret with id={id} and secret=<their secret>. Voyager polls every 5 minutes and \
-                 its first poll after a session sync only takes a snapshot (no events for what already \
-                 existed); a session_expired event means its LinkedIn cookies need re-syncing.",
-                id = w.id
-            ),
-            Provider::Kakiyo => format!(
-                "In Kakiyo, register {url} as a webhook endpoint with the events you want (or *), using this secret; Kakiyo signs with X-Kakiyo-Signature."
-            ),
-            Provider::Standard => format!(
-                "At the Standard Webhooks / Svix sender, add the endpoint {url}; if it shows its own whsec_ signing secret, call rotate_secret with id={} and secret=<that secret>.",
-                w.id
-            ),
-            Provider::Github => format!(
-                "GitHub: repository or organisation Settings > Webhooks > Add webhook: Payload URL {url}, Content type application/json, Secret = this secret."
-            ),
-            Provider::Stripe => format!(
-                "Stripe: Developers > Webhooks > Add endpoint {url}; then reveal its signing secret (whsec_...) and call rotate_secret with id={} and secret=<that secret>.",
-                w.id
-            ),
-            Provider::Slack => format!(
-                "Slack: app settings > Event Subscriptions > Request URL {url} (the url_verification challenge is answered automatically); call rotate_secret with id={} and secret=<Basic Information > Signing Secret>.",
-                w.id
-            ),
-            Provider::Shopify => format!(
-                "Shopify: Settings > Notifications > Webhooks (or the app's webhook subscription) with URL {url}, JSON format; call rotate_secret with id={} and secret=<the app's client secret or the shown signing key>.",
-                w.id
-            ),
-            Provider::None => format!(
-                "Unsigned: anyone who knows {url} can post events to it. Keep the URL secret, or prefer a signed scheme."
-            ),
-        };
-        if self.settings.public_url.contains("127.0.0.1")
-            || self.settings.public_url.contains("localhost")
-        {
-            hint.push_str(" The receive URL is local: a provider on the internet needs a tunnel (ngrok, cloudflared) and --public-url set to it.");
-        }
-        hint
+        let mut webhook = Webhook::new(WebhookId::generate(), req.direction, secret, now);
+        webhook.target_url = target_url;
+        webhook.provider = provider;
+        webhook.events = events;
+        webhook.description = req.description.unwrap_or_default();
+        webhook.extra_headers = headers;
+        webhook.required_headers = required_headers;
+        webhook.forward_to = forward_to;
+        self.store.insert_webhook(&webhook).await?;
+        tracing::info!(webhook_id = %webhook.id, direction = ?webhook.direction, "webhook created");
+        let setup =
+            (webhook.direction == Direction::Inbound).then(|| self.setup_instructions(&webhook));
+        Ok(Created {
+            view: self.view(webhook),
+            setup,
+        })
     }
 
     /// A valid http(s) URL whose host is not a private address (unless allowed).
@@ -254,7 +216,7 @@ impl Service {
         Ok(url)
     }
 
-    async fn checked_forward_targets(&self, ids: Vec<String>) -> Result<Vec<String>> {
+    async fn checked_forward_targets(&self, ids: Vec<WebhookId>) -> Result<Vec<WebhookId>> {
         for id in &ids {
             let target = self.webhook(id).await?;
             if target.direction != Direction::Outbound {
@@ -266,130 +228,127 @@ impl Service {
         Ok(ids)
     }
 
-    pub async fn list_webhooks(&self, req: ListWebhooks) -> Result<Value> {
-        let hooks = self.store.list_webhooks(req.direction, req.enabled).await?;
-        let list: Vec<Value> = hooks
-            .iter()
-            .map(|w| w.to_json(&self.settings.public_url, false))
-            .collect();
-        Ok(json!({ "count": list.len(), "webhooks": list }))
+    pub(super) fn view(&self, webhook: Webhook) -> WebhookView {
+        let url = match webhook.direction {
+            Direction::Inbound => self.receive_url(&webhook.id),
+            Direction::Outbound => webhook.target_url.clone(),
+        };
+        WebhookView { webhook, url }
     }
 
-    pub async fn webhook(&self, id: &str) -> Result<Webhook> {
+    pub async fn list_webhooks(&self, req: ListWebhooks) -> Result<Vec<WebhookView>> {
+        let hooks = self
+            .store
+            .list_webhooks(WebhookFilter {
+                direction: req.direction,
+                enabled: req.enabled,
+            })
+            .await?;
+        Ok(hooks.into_iter().map(|w| self.view(w)).collect())
+    }
+
+    /// The webhook, or a not-found error a caller can act on.
+    pub(super) async fn webhook(&self, id: &WebhookId) -> Result<Webhook> {
         self.store
             .get_webhook(id)
             .await?
             .ok_or_else(|| Error::webhook_not_found(id))
     }
 
-    pub async fn get_webhook(&self, id: &str) -> Result<Value> {
-        let w = self.webhook(id).await?;
-        Ok(json!({ "webhook": w.to_json(&self.settings.public_url, false) }))
+    pub async fn get_webhook(&self, id: &WebhookId) -> Result<WebhookView> {
+        Ok(self.view(self.webhook(id).await?))
     }
 
-    pub async fn update_webhook(&self, req: UpdateWebhook) -> Result<Value> {
-        let mut w = self.webhook(&req.id).await?;
+    pub async fn update_webhook(&self, req: UpdateWebhook) -> Result<WebhookView> {
+        let w = self.webhook(&req.id).await?;
+        let inbound = w.direction == Direction::Inbound;
+        let mut change = WebhookChange {
+            updated_at: now_millis(),
+            ..Default::default()
+        };
         if let Some(url) = req.url {
-            if w.direction == Direction::Inbound {
+            if inbound {
                 return Err(Error::invalid(
                     "an inbound webhook's URL is generated and cannot be changed",
                 ));
             }
-            w.target_url = self.checked_target(&url).await?;
+            change.target_url = Some(self.checked_target(&url).await?);
         }
         if let Some(events) = req.events {
-            w.events = validate_events(Some(events))?;
+            change.events = Some(validate_events(Some(events))?);
         }
-        if let Some(d) = req.description {
-            w.description = d;
-        }
+        change.description = req.description;
         if let Some(e) = req.enabled {
-            w.enabled = e;
-            if e {
-                // Re-enabled by hand: the server's reason and failure streak no longer apply.
-                w.disabled_reason = None;
-                w.first_failure_at = None;
-                w.failure_count = 0;
-            }
+            change.enabled = Some(e);
+            // Re-enabled by hand: the server's reason and failure streak no longer apply.
+            change.reset_health = e;
         }
         if let Some(ids) = req.forward_to {
-            if w.direction == Direction::Outbound {
+            if !inbound {
                 return Err(Error::invalid(
                     "`forward_to` applies to inbound webhooks only",
                 ));
             }
-            w.forward_to = self.checked_forward_targets(ids).await?;
+            change.forward_to = Some(self.checked_forward_targets(ids).await?);
         }
         if let Some(h) = req.headers {
-            if w.direction == Direction::Inbound {
+            if inbound {
                 return Err(Error::invalid(
                     "`headers` apply to outbound webhooks; for inbound ones use `require_headers`",
                 ));
             }
             validate_headers(&h)?;
-            w.headers = h;
+            change.extra_headers = Some(h);
         }
         if let Some(required) = req.require_headers {
-            if w.direction == Direction::Outbound {
+            if !inbound {
                 return Err(Error::invalid(
                     "`require_headers` applies to inbound webhooks only",
                 ));
             }
             validate_required_headers(&required)?;
-            w.headers = required;
+            change.required_headers = Some(required);
         }
-        w.updated_at = now_millis();
-        if !self.store.update_webhook(w.clone()).await? {
-            return Err(Error::webhook_not_found(&req.id));
-        }
-        tracing::info!(webhook_id = %w.id, enabled = w.enabled, "webhook updated");
-        Ok(json!({ "webhook": w.to_json(&self.settings.public_url, false) }))
+        let updated = self
+            .store
+            .update_webhook(&req.id, change)
+            .await?
+            .ok_or_else(|| Error::webhook_not_found(&req.id))?;
+        tracing::info!(webhook_id = %updated.id, enabled = updated.enabled, "webhook updated");
+        Ok(self.view(updated))
     }
 
-    pub async fn delete_webhook(&self, id: &str) -> Result<Value> {
+    pub async fn delete_webhook(&self, id: &WebhookId) -> Result<()> {
         if !self.store.delete_webhook(id).await? {
             return Err(Error::webhook_not_found(id));
         }
         tracing::info!(webhook_id = %id, "webhook deleted");
-        Ok(json!({
-            "deleted": true,
-            "id": id,
-            "note": "Its stored events and delivery log remain readable; its receive URL now answers 404."
-        }))
+        Ok(())
     }
 
-    pub async fn rotate_secret(&self, req: RotateSecret) -> Result<Value> {
+    pub async fn rotate_secret(&self, req: RotateSecret) -> Result<Rotated> {
         let grace = req.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
         if grace > MAX_GRACE_SECONDS {
             return Err(Error::invalid(format!(
                 "grace_seconds is at most {MAX_GRACE_SECONDS} (30 days)"
             )));
         }
-        let mut w = self.webhook(&req.id).await?;
-        let now = now_millis();
-        let new_secret = match req.secret {
+        let secret = match req.secret {
             Some(s) => validate_secret(s)?,
-            None => generate_secret(),
+            None => Secret::generate(),
         };
-        let old = std::mem::replace(&mut w.secret, new_secret);
-        if grace > 0 {
-            w.previous_secret = Some(old);
-            w.previous_secret_expires_at = Some(now + grace as i64 * 1000);
-        } else {
-            w.previous_secret = None;
-            w.previous_secret_expires_at = None;
-        }
-        w.updated_at = now;
-        if !self.store.update_webhook(w.clone()).await? {
-            return Err(Error::webhook_not_found(&req.id));
-        }
+        let now = now_millis();
+        let grace_until = (grace > 0).then(|| now + grace as i64 * 1000);
+        let w = self
+            .store
+            .rotate_secret(&req.id, secret, grace_until, now)
+            .await?
+            .ok_or_else(|| Error::webhook_not_found(&req.id))?;
         tracing::info!(webhook_id = %w.id, grace_seconds = grace, "secret rotated");
-        Ok(json!({
-            "webhook": w.to_json(&self.settings.public_url, true),
-            "secret_notice": format!(
-                "New secret shown once. The previous secret keeps verifying for {grace} s; update the sender before then."
-            ),
-        }))
+        Ok(Rotated {
+            view: self.view(w),
+            grace_seconds: grace,
+        })
     }
 }
 
@@ -410,9 +369,9 @@ fn validate_events(events: Option<Vec<String>>) -> Result<Vec<String>> {
     Ok(events)
 }
 
-fn validate_required_headers(headers: &BTreeMap<String, String>) -> Result<()> {
+fn validate_required_headers(headers: &BTreeMap<String, Secret>) -> Result<()> {
     for (k, v) in headers {
-        axum::http::HeaderName::from_bytes(k.as_bytes())
+        http::HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| Error::invalid(format!("{k:?} is not a valid HTTP header name")))?;
         if v.is_empty() {
             return Err(Error::invalid(format!(
@@ -423,7 +382,7 @@ fn validate_required_headers(headers: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-fn validate_secret(secret: String) -> Result<String> {
+fn validate_secret(secret: Secret) -> Result<Secret> {
     if secret.len() < 8 || secret.len() > 512 {
         return Err(Error::invalid(
             "`secret` must be 8 to 512 characters; leave it out to have one generated",
@@ -434,9 +393,9 @@ fn validate_secret(secret: String) -> Result<String> {
 
 fn validate_headers(headers: &BTreeMap<String, String>) -> Result<()> {
     for (k, v) in headers {
-        let name = axum::http::HeaderName::from_bytes(k.as_bytes())
+        let name = http::HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| Error::invalid(format!("{k:?} is not a valid HTTP header name")))?;
-        axum::http::HeaderValue::from_str(v)
+        http::HeaderValue::from_str(v)
             .map_err(|_| Error::invalid(format!("the value of header {k:?} is not valid")))?;
         let lower = name.as_str();
         if lower == "content-type"

@@ -158,17 +158,6 @@ pub fn sign_standard(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) ->
     )
 }
 
-/// A fresh secret: `whsec_` + 32 random bytes in base64, usable by every scheme (generic
-/// senders use the whole string as the key, Standard Webhooks senders its decoded part).
-pub fn generate_secret() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
-    format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
-}
-
 /// The byte strings a sender may have signed for a JSON body: the raw bytes first, then
 /// re-serialisations that senders which sign `JSON.stringify(payload)` (Voyager, Kakiyo,
 /// LeadShark) or Python's `json.dumps(..., separators=(',', ':'))` produce. Key order is kept.
@@ -308,12 +297,5 @@ mod tests {
         assert_eq!(c[2], r#"{"b":1,"a":"caf\u00e9 / na\u00efve"}"#.as_bytes());
         assert_eq!(signed_body_candidates(b"not json").len(), 1);
         assert_eq!(escape_non_ascii("😀"), "\\ud83d\\ude00");
-    }
-
-    #[test]
-    fn generated_secrets_are_distinct_and_decodable() {
-        let a = generate_secret();
-        assert_ne!(a, generate_secret());
-        assert_eq!(standard_key(&a).len(), 32);
     }
 }

@@ -1,138 +1,254 @@
-//! The durable store: one SQLite file in WAL mode holding webhooks, events and the delivery log.
+//! The store interface: everything the service and the delivery worker persist or read, as one
+//! trait that every backend implements (`sqlite/` today). The conformance suite in
+//! `tests/store_conformance.rs` is written once against this trait and run against each backend.
 //!
-//! `Store` is the only interface to persistence; the service layer calls its async methods and
-//! never sees SQL. Each method runs its statements on the blocking pool. Writes share one
-//! connection guarded by a mutex (SQLite serialises writers anyway); reads take a connection of
-//! their own from a small pool, so that in WAL mode they never wait behind a commit's fsync
-//! (the receiver looks its webhook up while the group-commit writer is syncing). A second
-//! backend (PostgreSQL, see DESIGN.md §6) would be a second implementation of these methods.
+//! Why a trait object (`Arc<dyn Store>`) and not an enum over backends: a backend is added by
+//! implementing the trait in its own folder, with no match arm to edit elsewhere; tests and the
+//! conformance suite take any `dyn Store`. The cost, one boxed future per call, is nothing next to
+//! a hop to the blocking pool or a network round trip.
 
-mod deliveries;
-mod events;
-mod migrations;
-mod queue;
-mod webhooks;
+pub mod sqlite;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags};
+use async_trait::async_trait;
+use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::model::{
+    Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId, MessageId, Millis,
+    Receipt, Secret, Webhook, WebhookId,
+};
 
-pub use deliveries::DeliveryQuery;
-pub use events::{EventQuery, InsertOutcome};
-pub use queue::{Claimed, Completion, HealthChange, Message};
+pub type SharedStore = Arc<dyn Store>;
 
-#[derive(Clone)]
-pub struct Store {
-    conn: Arc<Mutex<Connection>>,
-    readers: Arc<Readers>,
-    webhooks: Arc<webhooks::WebhookCache>,
-    /// Receipts for the group-commit writer thread (see `insert_event`).
-    receipts: std::sync::mpsc::Sender<events::ReceiptJob>,
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- webhooks -------------------------------------------------------------------------
+
+    async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
+    /// One webhook. Backends may serve it from a cache, but never a row older than a change
+    /// committed through this store.
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<Webhook>>;
+    /// Oldest first.
+    async fn list_webhooks(&self, filter: WebhookFilter) -> Result<Vec<Webhook>>;
+    /// Applies only the fields `change` sets, in one statement (a concurrent change to other
+    /// fields, such as an auto-disable, is kept). `None` when there is no such webhook.
+    async fn update_webhook(
+        &self,
+        id: &WebhookId,
+        change: WebhookChange,
+    ) -> Result<Option<Webhook>>;
+    /// Makes `secret` current; the secret it replaces stays valid until `grace_until` (or not at
+    /// all when `None`). Atomic: two concurrent rotations cannot resurrect an older secret.
+    async fn rotate_secret(
+        &self,
+        id: &WebhookId,
+        secret: Secret,
+        grace_until: Option<Millis>,
+        now: Millis,
+    ) -> Result<Option<Webhook>>;
+    /// Deletes the webhook; its events and delivery log stay (they are history).
+    async fn delete_webhook(&self, id: &WebhookId) -> Result<bool>;
+
+    // --- events ---------------------------------------------------------------------------
+
+    /// Stores a verified event with its receipt (and queues its relays) durably before it
+    /// returns, unless the webhook already holds an event with the same provider event id: then
+    /// only the receipt is logged, marked duplicate. Concurrent calls may share one commit.
+    async fn insert_event(&self, ingest: Ingest) -> Result<InsertOutcome>;
+    async fn get_event(&self, id: &EventId) -> Result<Option<Event>>;
+    async fn list_events(&self, query: EventQuery) -> Result<Vec<Event>>;
+    /// The highest event `seq` stored so far (0 when empty): "now" as an event cursor.
+    async fn max_event_seq(&self) -> Result<i64>;
+    /// What changed after `since`: events stored and webhooks changed (created, updated,
+    /// rotated, disabled, deleted), at most `limit` of each, and the cursor to ask from next.
+    /// The change feed across processes reads this.
+    async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes>;
+
+    // --- the delivery log -----------------------------------------------------------------
+
+    /// Logs a request that stored no event (refused, filtered out, a handshake).
+    async fn log_receipt(&self, receipt: Receipt) -> Result<()>;
+    /// Logs an attempt made outside the queue (test_webhook), already finished.
+    async fn log_attempt(&self, attempt: Attempt) -> Result<()>;
+    /// One row; a receipt of a stored event gets the event's headers and body back.
+    async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>>;
+    /// Newest first.
+    async fn query_deliveries(&self, query: DeliveryQuery) -> Result<Vec<Delivery>>;
+
+    // --- the outbound queue ---------------------------------------------------------------
+
+    /// Queues messages with their first attempts, in one transaction.
+    async fn enqueue(&self, items: Vec<Outgoing>) -> Result<()>;
+    /// Queues further attempts of existing messages.
+    async fn enqueue_attempts(&self, attempts: Vec<Attempt>) -> Result<()>;
+    /// Claims up to `limit` due, unleased (or lease-expired) attempts, leasing them until
+    /// `lease_until`. An attempt is claimed by one caller at a time.
+    async fn claim_due(
+        &self,
+        now: Millis,
+        limit: usize,
+        lease_until: Millis,
+    ) -> Result<Vec<Claimed>>;
+    /// Writes finished attempts, their follow-ups and webhook health in one transaction.
+    async fn complete(&self, batch: Vec<Completion>) -> Result<()>;
+    /// When the earliest unleased pending attempt is due.
+    async fn next_due_at(&self) -> Result<Option<Millis>>;
+    /// Frees every lease (start-up of the only process: nothing can be in flight).
+    async fn release_leases(&self) -> Result<usize>;
+    /// The newest attempt of every message of `webhook_id` created in the window whose newest
+    /// attempt failed for good (no retry scheduled).
+    async fn finally_failed(
+        &self,
+        webhook_id: &WebhookId,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<Attempt>>;
+    /// The highest attempt number of a message so far, and whether one is pending.
+    async fn message_state(&self, message_id: &MessageId) -> Result<MessageState>;
 }
 
-impl Store {
-    /// Opens (creating if needed) `webhook-mcp.db` at `path` and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Self> {
-        let mut conn = Connection::open(path)?;
-        configure(&conn)?;
-        migrations::apply(&mut conn)?;
-        let conn = Arc::new(Mutex::new(conn));
-        let (receipts, jobs) = std::sync::mpsc::channel();
-        let writer_conn = conn.clone();
-        std::thread::Builder::new()
-            .name("receipt-writer".into())
-            .spawn(move || events::receipt_writer(writer_conn, jobs))
-            .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
-        let readers = Arc::new(Readers {
-            path: path.to_path_buf(),
-            idle: Mutex::new(Vec::new()),
-        });
-        Ok(Store {
-            conn,
-            readers,
-            webhooks: Arc::default(),
-            receipts,
-        })
-    }
-
-    /// Runs `f` with the connection on the blocking pool.
-    async fn call<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock poisons it; the connection itself is still
-            // consistent (SQLite rolls back an unfinished transaction), so keep serving.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(Error::from)?
-    }
-
-    /// Runs the read-only `f` on a pooled reader connection on the blocking pool. It sees every
-    /// transaction committed before it starts.
-    async fn read<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
-        let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = readers.take()?;
-            let result = f(&conn);
-            readers.give_back(conn);
-            result
-        })
-        .await
-        .map_err(Error::from)?
-    }
+/// Which webhooks `list_webhooks` returns.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookFilter {
+    pub direction: Option<Direction>,
+    pub enabled: Option<bool>,
 }
 
-/// Idle read-only connections, opened on demand and kept up to `MAX_IDLE_READERS`.
-struct Readers {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+/// The fields an update sets; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookChange {
+    pub target_url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+    /// Clears the failure streak and the server's disable reason (a re-enable by hand).
+    pub reset_health: bool,
+    pub extra_headers: Option<BTreeMap<String, String>>,
+    pub required_headers: Option<BTreeMap<String, Secret>>,
+    pub forward_to: Option<Vec<WebhookId>>,
+    pub updated_at: Millis,
 }
 
-const MAX_IDLE_READERS: usize = 8;
-
-impl Readers {
-    fn take(&self) -> Result<Connection> {
-        if let Some(c) = self.lock().pop() {
-            return Ok(c);
-        }
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(conn)
-    }
-
-    fn give_back(&self, conn: Connection) {
-        let mut idle = self.lock();
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// A verified event to store, with its receipt and the relayed copies it queues.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    pub event: Event,
+    /// The request body as sent (the event's payload, byte for byte).
+    pub body: String,
+    pub receipt: Receipt,
+    pub relays: Vec<Outgoing>,
 }
 
-fn configure(conn: &Connection) -> Result<()> {
-    // WAL lets readers run beside the writer. synchronous=FULL makes each commit durable before
-    // the receiver acknowledges: an event answered with 200 survives a crash or power loss.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(())
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertOutcome {
+    /// Stored; the event now has this `seq`.
+    Stored(i64),
+    /// The webhook already holds an event with that provider event id: the existing event's id.
+    Duplicate(EventId),
+}
+
+/// Filters for listing events. `after` is a `seq` cursor.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub webhook_id: Option<WebhookId>,
+    pub event: Option<String>,
+    pub after: Option<i64>,
+    pub limit: usize,
+    /// Newest first (for "latest events" views) instead of cursor order.
+    pub newest_first: bool,
+}
+
+/// Filters for the delivery log, newest first. `before` is a `seq` cursor.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub webhook_id: Option<WebhookId>,
+    pub direction: Option<Direction>,
+    pub status: Option<DeliveryStatus>,
+    pub event: Option<String>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+/// Where a reader of the change feed is: the last event `seq` and webhook revision it saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeCursor {
+    pub event_seq: i64,
+    pub webhook_rev: i64,
+}
+
+/// A stored event, in brief: what the change feed and the live bus carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventNotice {
+    pub seq: i64,
+    pub id: EventId,
+    pub webhook_id: WebhookId,
+    pub event: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Events stored after the cursor, in `seq` order.
+    pub events: Vec<EventNotice>,
+    /// Webhooks changed after the cursor (each once, in order of their latest change).
+    pub webhooks: Vec<WebhookId>,
+    pub cursor: ChangeCursor,
+}
+
+/// One event for one outbound webhook, with the exact body every attempt sends.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: MessageId,
+    pub webhook_id: WebhookId,
+    pub event: String,
+    pub event_id: Option<EventId>,
+    pub body: String,
+    pub created_at: Millis,
+}
+
+/// A message and its first attempt.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub message: Message,
+    pub first: Attempt,
+}
+
+/// A claimed attempt with what is needed to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub attempt: Attempt,
+    pub body: String,
+    /// `None` when the webhook was deleted since the message was queued.
+    pub webhook: Option<Webhook>,
+}
+
+/// How an attempt's outcome changes its webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HealthChange {
+    None,
+    Success,
+    Failure { disable: Option<String> },
+}
+
+/// A finished attempt: the row's final state, the next attempt to queue, the webhook change.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub attempt: Attempt,
+    pub next: Option<Attempt>,
+    pub health: HealthChange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageState {
+    pub last_attempt: i64,
+    pub pending: bool,
+}
+
+/// A JSON text column's value, for backends that keep maps and lists as JSON.
+pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| Value::Null.to_string())
 }

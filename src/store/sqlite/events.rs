@@ -1,119 +1,58 @@
-//! Stored events, written together with their inbound delivery-log row.
+//! Stored events, written together with their receipt by one group-commit writer thread.
 //!
 //! An event keeps the request's body exactly as sent (it parsed as JSON, so it is UTF-8 text)
-//! and its headers. The log row of a request that stored an event does not hold a second copy:
+//! and its headers. The receipt of a request that stored an event does not hold a second copy:
 //! it points at the event (see `deliveries::fill_from_events`), which halves what each receipt
 //! writes.
+
+use std::sync::{Arc, Mutex};
 
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
-use super::deliveries::insert_delivery;
-use super::queue::{enqueue_tx, Message};
-use super::webhooks::bad_column;
-use super::Store;
-use std::sync::{Arc, Mutex};
-
+use super::deliveries::insert_receipt;
+use super::{col, json_col, queue};
 use crate::error::{Error, Result};
-use crate::model::{Delivery, Event};
+use crate::model::{Event, EventId};
+use crate::store::{
+    json_text, ChangeCursor, Changes, EventNotice, EventQuery, Ingest, InsertOutcome,
+};
 
 const COLUMNS: &str =
     "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
 
-pub enum InsertOutcome {
-    /// Stored; the event now has this `seq`.
-    Stored(i64),
-    /// The webhook already holds an event with that provider event id: the existing event's id.
-    Duplicate(String),
-}
-
-/// Filters for listing events. `after` is a `seq` cursor.
-#[derive(Debug, Clone, Default)]
-pub struct EventQuery {
-    pub webhook_id: Option<String>,
-    pub event: Option<String>,
-    pub after: Option<i64>,
-    pub limit: usize,
-    /// Newest first (for "latest events" views) instead of cursor order.
-    pub newest_first: bool,
-}
-
-impl Store {
-    /// Stores `event` (with `body`, the request body as sent, as its payload) and its receipt
-    /// row durably, unless the webhook already has an event with the same provider event id;
-    /// then only the receipt is logged, marked duplicate, with its own headers and body.
-    /// `forwards` (relayed copies for outbound webhooks) are queued with a new event only.
-    ///
-    /// Receipts go through one writer thread that commits whatever has queued up meanwhile in a
-    /// single transaction (group commit): one fsync serves many concurrent senders, and no
-    /// sender is answered before its event is on disk.
-    pub async fn insert_event(
-        &self,
-        event: Event,
-        body: String,
-        receipt: Delivery,
-        forwards: Vec<(Message, Delivery)>,
-    ) -> Result<InsertOutcome> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        // Serialised here, on the caller's task, so the single writer thread does less.
-        let headers = serde_json::to_string(&event.headers).unwrap_or_default();
-        self.receipts
-            .send(ReceiptJob {
-                event,
-                headers,
-                body,
-                receipt,
-                forwards,
-                reply,
-            })
-            .map_err(|_| Error::Unavailable("the store's writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| Error::Unavailable("the store's writer has stopped".into()))?
-    }
-
-    pub async fn get_event(&self, id: &str) -> Result<Option<Event>> {
-        let id = id.to_string();
-        self.read(move |c| {
-            Ok(c.query_row(
-                &format!("SELECT {COLUMNS} FROM events WHERE id = ?1"),
-                [id],
-                from_row,
-            )
-            .optional()?)
-        })
-        .await
-    }
-
-    pub async fn list_events(&self, q: EventQuery) -> Result<Vec<Event>> {
-        self.read(move |c| list(c, &q)).await
-    }
-
-    /// The highest `seq` stored so far (0 when empty): "now" as an event cursor.
-    pub async fn max_event_seq(&self) -> Result<i64> {
-        self.read(
-            |c| Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?),
-        )
-        .await
-    }
-}
-
 /// One receipt waiting for the writer thread.
 pub(super) struct ReceiptJob {
-    event: Event,
-    /// The event's headers as JSON, and its payload as sent.
+    ingest: Ingest,
+    /// The event's headers as JSON, serialised on the caller's task so the writer does less.
     headers: String,
-    body: String,
-    receipt: Delivery,
-    forwards: Vec<(Message, Delivery)>,
     reply: tokio::sync::oneshot::Sender<Result<InsertOutcome>>,
+}
+
+/// Hands `ingest` to the writer thread and waits for its commit.
+pub(super) async fn submit(
+    writer: &std::sync::mpsc::Sender<ReceiptJob>,
+    ingest: Ingest,
+) -> Result<InsertOutcome> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let headers = json_text(&ingest.event.headers);
+    let stopped = || Error::Unavailable("the store's writer has stopped".into());
+    writer
+        .send(ReceiptJob {
+            ingest,
+            headers,
+            reply,
+        })
+        .map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())?
 }
 
 /// Most receipts committed together.
 const MAX_BATCH: usize = 256;
 
 /// The writer thread: takes one job, then every job that is already waiting, and commits them
-/// in one transaction. Ends when the store is dropped.
+/// in one transaction (group commit: one fsync serves many concurrent senders, and no sender is
+/// answered before its event is on disk). Ends when the store is dropped.
 pub(super) fn receipt_writer(
     conn: Arc<Mutex<Connection>>,
     jobs: std::sync::mpsc::Receiver<ReceiptJob>,
@@ -159,14 +98,19 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Inser
     let tx = c.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
-        let (event, receipt) = (&job.event, &mut job.receipt);
+        let Ingest {
+            event,
+            body,
+            receipt,
+            relays,
+        } = &mut job.ingest;
         // Sees earlier jobs of the same batch too: duplicates within a batch are caught.
-        let existing: Option<String> = match &event.provider_event_id {
+        let existing: Option<EventId> = match &event.provider_event_id {
             Some(pid) => tx
                 .prepare_cached(
                     "SELECT id FROM events WHERE webhook_id = ?1 AND provider_event_id = ?2",
                 )?
-                .query_row(params![event.webhook_id, pid], |r| r.get(0))
+                .query_row(params![event.webhook_id, pid], |r| col(r, "id"))
                 .optional()?,
             None => None,
         };
@@ -190,31 +134,39 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Inser
                     event.event,
                     event.received_at,
                     job.headers,
-                    job.body,
+                    *body,
                 ])?;
                 let seq = tx.last_insert_rowid();
-                // The event holds them; the log row points at it (`receipt.event_id`).
+                // The event holds them; the receipt points at it (`receipt.event_id`).
                 receipt.request_headers.clear();
                 receipt.request_body = None;
-                enqueue_tx(&tx, &job.forwards)?;
+                queue::enqueue(&tx, relays)?;
                 InsertOutcome::Stored(seq)
             }
         };
-        insert_delivery(&tx, receipt)?;
+        insert_receipt(&tx, receipt)?;
         outcomes.push(outcome);
     }
     tx.commit()?;
     Ok(outcomes)
 }
 
-fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {
+pub(super) fn get(c: &Connection, id: &EventId) -> Result<Option<Event>> {
+    Ok(
+        c.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE id = ?1"))?
+            .query_row([id], from_row)
+            .optional()?,
+    )
+}
+
+pub(super) fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {
     // Only the filters given appear in the SQL, so the (webhook_id, seq) and (event, seq)
     // indexes stay usable.
     let mut clauses = vec!["seq > ?"];
     let mut args = vec![Value::Integer(q.after.unwrap_or(0))];
     if let Some(w) = &q.webhook_id {
         clauses.push("webhook_id = ?");
-        args.push(Value::Text(w.clone()));
+        args.push(Value::Text(w.as_str().to_string()));
     }
     if let Some(e) = &q.event {
         clauses.push("event = ?");
@@ -230,17 +182,45 @@ fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+pub(super) fn max_seq(c: &Connection) -> Result<i64> {
+    Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+}
+
+pub(super) fn changes_since(c: &Connection, since: ChangeCursor, limit: usize) -> Result<Changes> {
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, id, webhook_id, event FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let events = stmt
+        .query_map(params![since.event_seq, limit as i64], |r| {
+            Ok(EventNotice {
+                seq: col(r, "seq")?,
+                id: col(r, "id")?,
+                webhook_id: col(r, "webhook_id")?,
+                event: col(r, "event")?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (webhooks, webhook_rev) = super::webhooks::changed_since(c, since.webhook_rev, limit)?;
+    let cursor = ChangeCursor {
+        event_seq: events.last().map_or(since.event_seq, |e| e.seq),
+        webhook_rev,
+    };
+    Ok(Changes {
+        events,
+        webhooks,
+        cursor,
+    })
+}
+
 fn from_row(r: &Row) -> rusqlite::Result<Event> {
-    let headers: String = r.get(6)?;
-    let payload: String = r.get(7)?;
     Ok(Event {
-        seq: r.get(0)?,
-        id: r.get(1)?,
-        webhook_id: r.get(2)?,
-        provider_event_id: r.get(3)?,
-        event: r.get(4)?,
-        received_at: r.get(5)?,
-        headers: serde_json::from_str(&headers).map_err(|_| bad_column(6, &headers))?,
-        payload: serde_json::from_str(&payload).map_err(|_| bad_column(7, &payload))?,
+        seq: col(r, "seq")?,
+        id: col(r, "id")?,
+        webhook_id: col(r, "webhook_id")?,
+        provider_event_id: col(r, "provider_event_id")?,
+        event: col(r, "event")?,
+        received_at: col(r, "received_at")?,
+        headers: json_col(r, "headers")?,
+        payload: json_col(r, "payload")?,
     })
 }

@@ -1,4 +1,7 @@
-//! Command-line and environment configuration (flag > `WEBHOOK_MCP_*` env > default).
+//! The command line: flags and environment (flag > `WEBHOOK_MCP_*` env > default) as clap
+//! types, and one module per subcommand (`serve`).
+
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

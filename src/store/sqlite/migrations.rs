@@ -87,6 +87,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX deliveries_by_webhook_status ON deliveries (webhook_id, status, seq);
     "#,
+    // 4: the webhook change log, read by the change feed (`Store::changes_since`): one row per
+    // committed change to a webhook (create, update, rotate, health, delete). Receipts written
+    // from now on say `received` as their trigger: they have none.
+    r#"
+    CREATE TABLE webhook_changes (
+        rev INTEGER PRIMARY KEY AUTOINCREMENT,
+        webhook_id TEXT NOT NULL,
+        changed_at INTEGER NOT NULL
+    );
+    UPDATE deliveries SET trigger = 'received' WHERE direction = 'inbound';
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -14,20 +14,20 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ReceiverAt, ServeArgs};
+use super::{ReceiverAt, ServeArgs};
 use crate::dispatcher::policy::{parse_schedule, Policy};
-use crate::dispatcher::worker::Worker;
 use crate::mcp::{http, McpServer};
 use crate::receiver;
-use crate::service::{Service, Settings};
-use crate::store::Store;
+use crate::service::{Service, Settings, WorkerSettings};
+use crate::store::sqlite::SqliteStore;
+use crate::store::SharedStore;
 
 /// Something that stops the server from starting, worded for the person running it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StartError(pub String);
 
-pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
+pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let receiver_at = args.receiver().map_err(StartError)?;
     let schedule = parse_schedule(&args.retry_schedule)
         .map_err(|e| StartError(format!("--retry-schedule: {e}")))?;
@@ -69,22 +69,19 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let svc = Arc::new(Service::new(store, settings));
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = Arc::new(Worker {
-        store: svc.store.clone(),
-        http: svc.http.clone(),
+    let worker = Arc::new(svc.worker(WorkerSettings {
         policy: Policy {
             schedule,
             disable_after: Duration::from_secs(args.disable_after),
         },
-        wake: svc.wake.clone(),
-        concurrency: args.delivery_concurrency.max(1),
+        concurrency: args.delivery_concurrency,
         lease: args.delivery_timeout() + Duration::from_secs(60),
         drain: args.delivery_timeout().min(Duration::from_secs(10)),
-    });
+    }));
     let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
     let mut servers = vec![];
     if let Some(listener) = receiver_listener {
-        tracing::info!(addr = ?receiver_bound, public_url = %svc.settings.public_url, "receiver listening");
+        tracing::info!(addr = ?receiver_bound, public_url = %svc.settings().public_url, "receiver listening");
         servers.push(spawn_http(
             listener,
             receiver::router(svc.clone()),
@@ -168,7 +165,7 @@ async fn serve_stdio(
     Ok(())
 }
 
-fn open_store(args: &ServeArgs) -> Result<Store, StartError> {
+fn open_store(args: &ServeArgs) -> Result<SharedStore, StartError> {
     let data_dir = args.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(|e| {
         StartError(format!(
@@ -177,10 +174,10 @@ fn open_store(args: &ServeArgs) -> Result<Store, StartError> {
         ))
     })?;
     let db = data_dir.join("webhook-mcp.db");
-    let store = Store::open(&db)
+    let store = SqliteStore::open(&db)
         .map_err(|e| StartError(format!("cannot open the store {}: {e}", db.display())))?;
     tracing::info!(path = %db.display(), "store open");
-    Ok(store)
+    Ok(Arc::new(store))
 }
 
 /// Host values the HTTP transport accepts beyond loopback: the configured ones, and the bound

@@ -1,0 +1,421 @@
+//! The SQLite backend: one file in WAL mode holding webhooks, events, the delivery log and the
+//! outbound queue. Every SQL statement of the project lives in this folder.
+//!
+//! Each call runs its statements on the blocking pool. Writes share one connection guarded by a
+//! mutex (SQLite serialises writers anyway); reads take a connection of their own from a small
+//! pool, so that in WAL mode they never wait behind a commit's fsync (the receiver looks its
+//! webhook up while the group-commit writer is syncing). The files below hold plain functions
+//! over a connection; this one adapts them to the async `Store` trait.
+
+mod deliveries;
+mod events;
+mod migrations;
+mod queue;
+mod webhooks;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, Row};
+
+use super::{
+    ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventQuery, Ingest, InsertOutcome,
+    MessageState, Outgoing, Store, WebhookChange, WebhookFilter,
+};
+use crate::error::{Error, Result};
+use crate::model::{
+    enum_from_text, enum_text, Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event,
+    EventId, MessageId, Millis, Provider, Receipt, Secret, Trigger, Webhook, WebhookId,
+};
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
+    webhooks: Arc<webhooks::WebhookCache>,
+    /// Receipts for the group-commit writer thread (see `events::receipt_writer`).
+    receipts: std::sync::mpsc::Sender<events::ReceiptJob>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        migrations::apply(&mut conn)?;
+        let conn = Arc::new(Mutex::new(conn));
+        let (receipts, jobs) = std::sync::mpsc::channel();
+        let writer_conn = conn.clone();
+        std::thread::Builder::new()
+            .name("receipt-writer".into())
+            .spawn(move || events::receipt_writer(writer_conn, jobs))
+            .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
+        let readers = Arc::new(Readers {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        });
+        Ok(SqliteStore {
+            conn,
+            readers,
+            webhooks: Arc::default(),
+            receipts,
+        })
+    }
+
+    /// Runs `f` with the write connection on the blocking pool.
+    async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the connection itself is still
+            // consistent (SQLite rolls back an unfinished transaction), so keep serving.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(Error::from)?
+    }
+
+    /// Runs `f` in one write transaction on the blocking pool.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction) -> Result<T> + Send + 'static,
+    {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs the read-only `f` on a pooled reader connection on the blocking pool. It sees every
+    /// transaction committed before it starts.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = f(&conn);
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(Error::from)?
+    }
+
+    /// Drops cached rows after a write to them committed (or may have).
+    fn forget(&self, ids: &[WebhookId]) {
+        self.webhooks.forget(ids.iter());
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_webhook(&self, webhook: &Webhook) -> Result<()> {
+        let w = webhook.clone();
+        self.write(move |tx| webhooks::insert(tx, &w)).await
+    }
+
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<Webhook>> {
+        if let Some(w) = self.webhooks.get(id) {
+            return Ok(Some(w));
+        }
+        let generation = self.webhooks.generation();
+        let owned = id.clone();
+        let found = self.read(move |c| webhooks::get(c, &owned)).await?;
+        if let Some(w) = &found {
+            self.webhooks.put(generation, w);
+        }
+        Ok(found)
+    }
+
+    async fn list_webhooks(&self, filter: WebhookFilter) -> Result<Vec<Webhook>> {
+        self.read(move |c| webhooks::list(c, &filter)).await
+    }
+
+    async fn update_webhook(
+        &self,
+        id: &WebhookId,
+        change: WebhookChange,
+    ) -> Result<Option<Webhook>> {
+        let owned = id.clone();
+        let updated = self
+            .write(move |tx| webhooks::update(tx, &owned, &change))
+            .await;
+        // Even after an error: whether it committed is unknown, so re-read next time.
+        self.forget(std::slice::from_ref(id));
+        updated
+    }
+
+    async fn rotate_secret(
+        &self,
+        id: &WebhookId,
+        secret: Secret,
+        grace_until: Option<Millis>,
+        now: Millis,
+    ) -> Result<Option<Webhook>> {
+        let owned = id.clone();
+        let rotated = self
+            .write(move |tx| webhooks::rotate(tx, &owned, &secret, grace_until, now))
+            .await;
+        self.forget(std::slice::from_ref(id));
+        rotated
+    }
+
+    async fn delete_webhook(&self, id: &WebhookId) -> Result<bool> {
+        let owned = id.clone();
+        let deleted = self.write(move |tx| webhooks::delete(tx, &owned)).await;
+        self.forget(std::slice::from_ref(id));
+        deleted
+    }
+
+    async fn insert_event(&self, ingest: Ingest) -> Result<InsertOutcome> {
+        events::submit(&self.receipts, ingest).await
+    }
+
+    async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
+        let id = id.clone();
+        self.read(move |c| events::get(c, &id)).await
+    }
+
+    async fn list_events(&self, query: EventQuery) -> Result<Vec<Event>> {
+        self.read(move |c| events::list(c, &query)).await
+    }
+
+    async fn max_event_seq(&self) -> Result<i64> {
+        self.read(events::max_seq).await
+    }
+
+    async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes> {
+        self.read(move |c| events::changes_since(c, since, limit))
+            .await
+    }
+
+    async fn log_receipt(&self, receipt: Receipt) -> Result<()> {
+        self.call(move |c| deliveries::insert_receipt(c, &receipt))
+            .await
+    }
+
+    async fn log_attempt(&self, attempt: Attempt) -> Result<()> {
+        self.call(move |c| deliveries::insert_attempt(c, &attempt))
+            .await
+    }
+
+    async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
+        let id = id.clone();
+        self.read(move |c| deliveries::get(c, &id)).await
+    }
+
+    async fn query_deliveries(&self, query: DeliveryQuery) -> Result<Vec<Delivery>> {
+        self.read(move |c| deliveries::query(c, &query)).await
+    }
+
+    async fn enqueue(&self, items: Vec<Outgoing>) -> Result<()> {
+        self.write(move |tx| queue::enqueue(tx, &items)).await
+    }
+
+    async fn enqueue_attempts(&self, attempts: Vec<Attempt>) -> Result<()> {
+        self.write(move |tx| {
+            for a in &attempts {
+                deliveries::insert_attempt(tx, a)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        now: Millis,
+        limit: usize,
+        lease_until: Millis,
+    ) -> Result<Vec<Claimed>> {
+        self.write(move |tx| queue::claim_due(tx, now, limit, lease_until))
+            .await
+    }
+
+    async fn complete(&self, batch: Vec<Completion>) -> Result<()> {
+        // Failure counts and auto-disable change the rows of these webhooks.
+        let touched: Vec<WebhookId> = batch
+            .iter()
+            .filter(|d| !matches!(d.health, super::HealthChange::None))
+            .map(|d| d.attempt.webhook_id.clone())
+            .collect();
+        let result = self
+            .write(move |tx| {
+                for done in &batch {
+                    queue::complete(tx, done)?;
+                }
+                Ok(())
+            })
+            .await;
+        if !touched.is_empty() {
+            self.forget(&touched);
+        }
+        result
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Millis>> {
+        self.read(queue::next_due_at).await
+    }
+
+    async fn release_leases(&self) -> Result<usize> {
+        self.call(|c| queue::release_leases(c)).await
+    }
+
+    async fn finally_failed(
+        &self,
+        webhook_id: &WebhookId,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<Attempt>> {
+        let id = webhook_id.clone();
+        self.read(move |c| queue::finally_failed(c, &id, since, until))
+            .await
+    }
+
+    async fn message_state(&self, message_id: &MessageId) -> Result<MessageState> {
+        let id = message_id.clone();
+        self.read(move |c| queue::message_state(c, &id)).await
+    }
+}
+
+/// Idle read-only connections, opened on demand and kept up to `MAX_IDLE_READERS`.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+const MAX_IDLE_READERS: usize = 8;
+
+impl Readers {
+    fn take(&self) -> Result<Connection> {
+        if let Some(c) = self.lock().pop() {
+            return Ok(c);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.lock();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    // WAL lets readers run beside the writer. synchronous=FULL makes each commit durable before
+    // the receiver acknowledges: an event answered with 200 survives a crash or power loss.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+// --- Reading rows by column name --------------------------------------------------------------
+
+/// The value of column `name`; a failure names the column and the stored value's problem.
+fn col<T: FromSql>(r: &Row, name: &str) -> rusqlite::Result<T> {
+    r.get(name).map_err(|e| match e {
+        rusqlite::Error::FromSqlConversionFailure(i, ty, err) => {
+            rusqlite::Error::FromSqlConversionFailure(
+                i,
+                ty,
+                format!("column `{name}`: {err}").into(),
+            )
+        }
+        other => other,
+    })
+}
+
+/// A JSON text column (maps, lists, payloads), decoded.
+fn json_col<T: serde::de::DeserializeOwned>(r: &Row, name: &str) -> rusqlite::Result<T> {
+    let text: String = col(r, name)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("column `{name}`: not the JSON expected ({e})").into(),
+        )
+    })
+}
+
+// --- Ids, secrets and enums as SQL text -------------------------------------------------------
+
+macro_rules! text_newtype_sql {
+    ($($t:ty),*) => {$(
+        impl ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.as_str().as_bytes())))
+            }
+        }
+        impl FromSql for $t {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                String::column_result(value).map(<$t>::from)
+            }
+        }
+    )*};
+}
+text_newtype_sql!(WebhookId, EventId, DeliveryId, MessageId);
+
+impl ToSql for Secret {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        // Persisting is what the secret is for: the store is where it lives.
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(
+            self.expose().as_bytes(),
+        )))
+    }
+}
+
+impl FromSql for Secret {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        String::column_result(value).map(Secret::new)
+    }
+}
+
+macro_rules! text_enum_sql {
+    ($($t:ty),*) => {$(
+        impl ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(enum_text(self)))
+            }
+        }
+        impl FromSql for $t {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                enum_from_text(text).ok_or_else(|| {
+                    FromSqlError::Other(format!("unexpected stored value {text:?}").into())
+                })
+            }
+        }
+    )*};
+}
+text_enum_sql!(Direction, Provider, Trigger, DeliveryStatus);
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Store(e.to_string())
+    }
+}

@@ -1,0 +1,161 @@
+//! The durable outbound queue: messages and their pending attempts.
+//!
+//! An attempt is a delivery row written `pending` with its due time before anything is sent.
+//! A worker claims due rows by setting a lease; the result is written back to the same row,
+//! with the next attempt (if any) inserted in the same transaction. Leases left by a crash are
+//! released at start-up, so every pending or in-flight attempt resumes (at least once).
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::col;
+use super::deliveries::{attempt_from_row, insert_attempt, COLUMNS};
+use super::webhooks::record_change;
+use crate::error::Result;
+use crate::model::{Attempt, MessageId, Millis, WebhookId};
+use crate::store::{json_text, Claimed, Completion, HealthChange, MessageState, Outgoing};
+
+pub(super) fn enqueue(c: &Connection, items: &[Outgoing]) -> Result<()> {
+    for Outgoing { message: m, first } in items {
+        c.prepare_cached(
+            "INSERT INTO messages (id, webhook_id, event, event_id, body, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            m.id,
+            m.webhook_id,
+            m.event,
+            m.event_id,
+            m.body,
+            m.created_at
+        ])?;
+        insert_attempt(c, first)?;
+    }
+    Ok(())
+}
+
+pub(super) fn claim_due(
+    c: &Connection,
+    now: Millis,
+    limit: usize,
+    lease_until: Millis,
+) -> Result<Vec<Claimed>> {
+    let attempts: Vec<Attempt> = {
+        let mut stmt = c.prepare_cached(&format!(
+            "UPDATE deliveries SET lease_until = ?1 WHERE seq IN ( \
+               SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?2 \
+               AND (lease_until IS NULL OR lease_until < ?2) ORDER BY next_attempt_at LIMIT ?3) \
+             RETURNING {COLUMNS}"
+        ))?;
+        let rows = stmt.query_map(params![lease_until, now, limit as i64], attempt_from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Vec::with_capacity(attempts.len());
+    for attempt in attempts {
+        let body: String = c
+            .prepare_cached("SELECT body FROM messages WHERE id = ?1")?
+            .query_row([&attempt.message_id], |r| col(r, "body"))
+            .optional()?
+            .unwrap_or_default();
+        let webhook = super::webhooks::get(c, &attempt.webhook_id)?;
+        out.push(Claimed {
+            attempt,
+            body,
+            webhook,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn complete(c: &Connection, done: &Completion) -> Result<()> {
+    let a = &done.attempt;
+    c.prepare_cached(
+        "UPDATE deliveries SET status = ?2, status_code = ?3, duration_ms = ?4, error = ?5, \
+         request_headers = ?6, request_body = ?7, response_headers = ?8, response_body = ?9, \
+         next_attempt_at = ?10, lease_until = NULL, url = ?11, created_at = ?12 WHERE id = ?1",
+    )?
+    .execute(params![
+        a.id,
+        a.status,
+        a.status_code,
+        a.duration_ms,
+        a.error,
+        json_text(&a.request_headers),
+        a.request_body,
+        json_text(&a.response_headers),
+        a.response_body,
+        a.next_attempt_at,
+        a.url,
+        a.created_at,
+    ])?;
+    if let Some(next) = &done.next {
+        insert_attempt(c, next)?;
+    }
+    let changed = match &done.health {
+        HealthChange::None => 0,
+        // Only a webhook that was failing changes: a success on a healthy one writes nothing.
+        HealthChange::Success => c
+            .prepare_cached(
+                "UPDATE webhooks SET failure_count = 0, first_failure_at = NULL \
+                 WHERE id = ?1 AND (failure_count != 0 OR first_failure_at IS NOT NULL)",
+            )?
+            .execute([&a.webhook_id])?,
+        HealthChange::Failure { disable } => c
+            .prepare_cached(
+                "UPDATE webhooks SET failure_count = failure_count + 1, \
+                 first_failure_at = COALESCE(first_failure_at, ?2), \
+                 enabled = CASE WHEN ?3 IS NULL THEN enabled ELSE 0 END, \
+                 disabled_reason = COALESCE(?3, disabled_reason) WHERE id = ?1",
+            )?
+            .execute(params![a.webhook_id, a.created_at, disable])?,
+    };
+    if changed > 0 {
+        record_change(c, &a.webhook_id, a.created_at)?;
+    }
+    Ok(())
+}
+
+pub(super) fn next_due_at(c: &Connection) -> Result<Option<Millis>> {
+    Ok(c.query_row(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND lease_until IS NULL",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+pub(super) fn release_leases(c: &Connection) -> Result<usize> {
+    Ok(c.execute(
+        "UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
+        [],
+    )?)
+}
+
+pub(super) fn finally_failed(
+    c: &Connection,
+    webhook_id: &WebhookId,
+    since: Millis,
+    until: Millis,
+) -> Result<Vec<Attempt>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM deliveries d WHERE webhook_id = ?1 AND direction = 'outbound' \
+         AND message_id IS NOT NULL AND created_at BETWEEN ?2 AND ?3 \
+         AND seq = (SELECT MAX(seq) FROM deliveries WHERE message_id = d.message_id) \
+         AND status = 'failed' ORDER BY seq"
+    ))?;
+    let rows = stmt.query_map(params![webhook_id, since, until], attempt_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(super) fn message_state(c: &Connection, id: &MessageId) -> Result<MessageState> {
+    Ok(c.query_row(
+        "SELECT COALESCE(MAX(attempt), 0) AS last_attempt, \
+                COALESCE(SUM(status = 'pending'), 0) > 0 AS pending \
+         FROM deliveries WHERE message_id = ?1",
+        [id],
+        |r| {
+            Ok(MessageState {
+                last_attempt: col(r, "last_attempt")?,
+                pending: col(r, "pending")?,
+            })
+        },
+    )?)
+}

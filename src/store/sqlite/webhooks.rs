@@ -1,0 +1,314 @@
+//! Webhook rows, their change log (`webhook_changes`, read by the change feed), and the cache
+//! that answers the receiver's per-request lookup.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+use super::{col, json_col};
+use crate::error::Result;
+use crate::model::{Direction, Millis, PreviousSecret, Secret, Webhook, WebhookId};
+use crate::store::{json_text, WebhookChange, WebhookFilter};
+
+const COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, secret, \
+    previous_secret, previous_secret_expires_at, headers, created_at, updated_at, failure_count, \
+    first_failure_at, disabled_reason, forward_to";
+
+pub(super) fn insert(c: &Connection, w: &Webhook) -> Result<()> {
+    c.execute(
+        &format!(
+            "INSERT INTO webhooks ({COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        ),
+        params![
+            w.id,
+            w.direction,
+            w.target_url,
+            w.provider,
+            json_text(&w.events),
+            w.description,
+            w.enabled,
+            w.secret,
+            w.previous_secret.as_ref().map(|p| &p.secret),
+            w.previous_secret.as_ref().map(|p| p.expires_at),
+            headers_text(w),
+            w.created_at,
+            w.updated_at,
+            w.failure_count,
+            w.first_failure_at,
+            w.disabled_reason,
+            json_text(&w.forward_to),
+        ],
+    )?;
+    record_change(c, &w.id, w.updated_at)
+}
+
+pub(super) fn get(c: &Connection, id: &WebhookId) -> Result<Option<Webhook>> {
+    Ok(
+        c.prepare_cached(&format!("SELECT {COLUMNS} FROM webhooks WHERE id = ?1"))?
+            .query_row([id], from_row)
+            .optional()?,
+    )
+}
+
+pub(super) fn list(c: &Connection, f: &WebhookFilter) -> Result<Vec<Webhook>> {
+    let mut clauses = vec![];
+    let mut args = vec![];
+    if let Some(d) = f.direction {
+        clauses.push("direction = ?");
+        args.push(SqlValue::Text(crate::model::enum_text(&d)));
+    }
+    if let Some(e) = f.enabled {
+        clauses.push("enabled = ?");
+        args.push(SqlValue::Integer(e as i64));
+    }
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM webhooks {filter} ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(args), from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Sets only the fields `ch` carries, so that a concurrent change to the others (an auto-disable
+/// by the delivery worker, a rotation) is not written over with stale values.
+pub(super) fn update(
+    c: &Connection,
+    id: &WebhookId,
+    ch: &WebhookChange,
+) -> Result<Option<Webhook>> {
+    let Some(current) = get(c, id)? else {
+        return Ok(None);
+    };
+    let mut sets: Vec<&str> = vec!["updated_at = ?"];
+    let mut args: Vec<SqlValue> = vec![SqlValue::Integer(ch.updated_at)];
+    let mut set = |clause: &'static str, v: SqlValue| {
+        sets.push(clause);
+        args.push(v);
+    };
+    if let Some(u) = &ch.target_url {
+        set("target_url = ?", SqlValue::Text(u.clone()));
+    }
+    if let Some(e) = &ch.events {
+        set("events = ?", SqlValue::Text(json_text(e)));
+    }
+    if let Some(d) = &ch.description {
+        set("description = ?", SqlValue::Text(d.clone()));
+    }
+    if let Some(e) = ch.enabled {
+        set("enabled = ?", SqlValue::Integer(e as i64));
+    }
+    if ch.reset_health {
+        set("failure_count = ?", SqlValue::Integer(0));
+        set("first_failure_at = ?", SqlValue::Null);
+        set("disabled_reason = ?", SqlValue::Null);
+    }
+    // One column holds either kind of header map, by direction.
+    match (current.direction, &ch.extra_headers, &ch.required_headers) {
+        (Direction::Outbound, Some(h), _) => set("headers = ?", SqlValue::Text(json_text(h))),
+        (Direction::Inbound, _, Some(h)) => {
+            set("headers = ?", SqlValue::Text(json_text(&exposed(h))))
+        }
+        _ => {}
+    }
+    if let Some(f) = &ch.forward_to {
+        set("forward_to = ?", SqlValue::Text(json_text(f)));
+    }
+    args.push(SqlValue::Text(id.as_str().to_string()));
+    c.execute(
+        &format!("UPDATE webhooks SET {} WHERE id = ?", sets.join(", ")),
+        params_from_iter(args),
+    )?;
+    record_change(c, id, ch.updated_at)?;
+    get(c, id)
+}
+
+/// In one statement, so the secret moved to `previous_secret` is the one current at that
+/// instant, whatever another writer did just before.
+pub(super) fn rotate(
+    c: &Connection,
+    id: &WebhookId,
+    secret: &Secret,
+    grace_until: Option<Millis>,
+    now: Millis,
+) -> Result<Option<Webhook>> {
+    let n = c.execute(
+        "UPDATE webhooks SET \
+           previous_secret = CASE WHEN ?3 IS NULL THEN NULL ELSE secret END, \
+           previous_secret_expires_at = ?3, secret = ?2, updated_at = ?4 \
+         WHERE id = ?1",
+        params![id, secret, grace_until, now],
+    )?;
+    if n == 0 {
+        return Ok(None);
+    }
+    record_change(c, id, now)?;
+    get(c, id)
+}
+
+pub(super) fn delete(c: &Connection, id: &WebhookId) -> Result<bool> {
+    let deleted = c.execute("DELETE FROM webhooks WHERE id = ?1", [id])? == 1;
+    if deleted {
+        record_change(c, id, crate::model::now_millis())?;
+    }
+    Ok(deleted)
+}
+
+/// Appends to the change log read by `changes_since`, in the same transaction as the change.
+pub(super) fn record_change(c: &Connection, id: &WebhookId, at: Millis) -> Result<()> {
+    c.prepare_cached("INSERT INTO webhook_changes (webhook_id, changed_at) VALUES (?1, ?2)")?
+        .execute(params![id, at])?;
+    Ok(())
+}
+
+/// Webhooks changed after revision `after`: each id once, by its latest change; and the
+/// highest revision read.
+pub(super) fn changed_since(
+    c: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<(Vec<WebhookId>, i64)> {
+    let mut stmt = c.prepare_cached(
+        "SELECT rev, webhook_id FROM webhook_changes WHERE rev > ?1 ORDER BY rev LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit as i64], |r| {
+        Ok((col::<i64>(r, "rev")?, col::<WebhookId>(r, "webhook_id")?))
+    })?;
+    let mut ids: Vec<WebhookId> = vec![];
+    let mut last = after;
+    for row in rows {
+        let (rev, id) = row?;
+        last = rev;
+        ids.retain(|i| *i != id);
+        ids.push(id);
+    }
+    Ok((ids, last))
+}
+
+fn headers_text(w: &Webhook) -> String {
+    match w.direction {
+        Direction::Outbound => json_text(&w.extra_headers),
+        Direction::Inbound => json_text(&exposed(&w.required_headers)),
+    }
+}
+
+fn exposed(h: &BTreeMap<String, Secret>) -> BTreeMap<&str, &str> {
+    h.iter().map(|(k, v)| (k.as_str(), v.expose())).collect()
+}
+
+fn from_row(r: &Row) -> rusqlite::Result<Webhook> {
+    let direction: Direction = col(r, "direction")?;
+    let headers: BTreeMap<String, String> = json_col(r, "headers")?;
+    let (extra_headers, required_headers) = match direction {
+        Direction::Outbound => (headers, BTreeMap::new()),
+        Direction::Inbound => (
+            BTreeMap::new(),
+            headers
+                .into_iter()
+                .map(|(k, v)| (k, Secret::new(v)))
+                .collect(),
+        ),
+    };
+    let previous_secret = match (
+        col::<Option<Secret>>(r, "previous_secret")?,
+        col::<Option<Millis>>(r, "previous_secret_expires_at")?,
+    ) {
+        (Some(secret), Some(expires_at)) => Some(PreviousSecret { secret, expires_at }),
+        _ => None,
+    };
+    Ok(Webhook {
+        id: col(r, "id")?,
+        direction,
+        target_url: col(r, "target_url")?,
+        provider: col(r, "provider")?,
+        events: json_col(r, "events")?,
+        description: col(r, "description")?,
+        enabled: col(r, "enabled")?,
+        secret: col(r, "secret")?,
+        previous_secret,
+        extra_headers,
+        required_headers,
+        created_at: col(r, "created_at")?,
+        updated_at: col(r, "updated_at")?,
+        failure_count: col(r, "failure_count")?,
+        first_failure_at: col(r, "first_failure_at")?,
+        disabled_reason: col(r, "disabled_reason")?,
+        forward_to: json_col(r, "forward_to")?,
+    })
+}
+
+/// Webhook rows by id, as last read from the store. Webhooks change only through this
+/// process's store (the process owns its data dir), and every change drops the rows it touched.
+/// Unknown ids are not cached: junk URLs cannot grow it.
+#[derive(Default)]
+pub(super) struct WebhookCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    /// Bumped by every change, so a read that raced a change is not cached (see `put`).
+    generation: u64,
+    rows: HashMap<WebhookId, Webhook>,
+}
+
+impl WebhookCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn get(&self, id: &WebhookId) -> Option<Webhook> {
+        self.lock().rows.get(id).cloned()
+    }
+
+    pub(super) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Caches a row read when the cache was at `generation`, unless it changed since: the row
+    /// may predate that change.
+    pub(super) fn put(&self, generation: u64, w: &Webhook) {
+        let mut inner = self.lock();
+        if inner.generation == generation {
+            inner.rows.insert(w.id.clone(), w.clone());
+        }
+    }
+
+    /// Called after a write to the rows of `ids` has committed (or may have).
+    pub(super) fn forget<'a>(&self, ids: impl IntoIterator<Item = &'a WebhookId>) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        for id in ids {
+            inner.rows.remove(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_that_raced_a_change_is_not_cached() {
+        let cache = WebhookCache::default();
+        let w1 = WebhookId::from("w1");
+        let before = cache.generation();
+        cache.forget([&w1]); // a change commits while the read is in flight
+        cache.put(before, &Webhook::fixture("w1", Direction::Inbound, "stale"));
+        assert!(cache.get(&w1).is_none());
+        cache.put(
+            cache.generation(),
+            &Webhook::fixture("w1", Direction::Inbound, "fresh"),
+        );
+        assert_eq!(cache.get(&w1).unwrap().secret.expose(), "fresh");
+        // A change to another webhook leaves this one cached.
+        cache.forget([&WebhookId::from("w2")]);
+        assert_eq!(cache.get(&w1).unwrap().secret.expose(), "fresh");
+    }
+}
