@@ -1,0 +1,818 @@
+//! The store conformance suite: written once against the `Store` trait, run against every
+//! backend. Each check takes a fresh, empty store from the backend's factory. A backend passes
+//! when every check passes unchanged; add a backend by adding one `conformance!` line below.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::json;
+use webhook_mcp::model::{
+    now_millis, Attempt, Delivery, DeliveryStatus, Direction, Event, EventId, MessageId, Provider,
+    Receipt, Secret, Trigger, Webhook, WebhookId,
+};
+use webhook_mcp::store::{
+    ChangeCursor, Completion, DeliveryQuery, EventQuery, HealthChange, Ingest, InsertOutcome,
+    Message, Outgoing, SharedStore, WebhookChange, WebhookFilter,
+};
+
+/// One `#[tokio::test]` per check, for one backend: `conformance!(module, async factory)`.
+macro_rules! conformance {
+    ($backend:ident, $make:path) => {
+        mod $backend {
+            use super::*;
+            conformance!(@tests $make;
+                webhooks_round_trip_every_field,
+                updates_set_only_the_fields_given,
+                rotation_is_atomic_and_keeps_the_grace,
+                deletes_and_never_serves_a_stale_row,
+                events_store_once_per_provider_id,
+                concurrent_ingest_commits_every_event_once,
+                events_list_by_filter_and_cursor,
+                receipts_of_stored_events_read_back_their_body,
+                the_log_is_filtered_and_paged_newest_first,
+                changes_since_reports_events_and_webhook_changes,
+                the_queue_claims_leases_and_completes,
+                concurrent_claims_never_share_an_attempt,
+                health_changes_count_disable_and_reset,
+                redelivery_reads_finally_failed_messages,
+            );
+        }
+    };
+    (@tests $make:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let (store, _guard) = $make().await;
+                checks::$check(store).await;
+            }
+        )*
+    };
+}
+
+conformance!(sqlite, sqlite_store);
+
+/// A fresh SQLite store in its own temporary directory (kept alive by the guard).
+async fn sqlite_store() -> (SharedStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        webhook_mcp::store::sqlite::SqliteStore::open(&dir.path().join("webhook-mcp.db")).unwrap();
+    (Arc::new(store), dir)
+}
+
+// --- fixtures ---------------------------------------------------------------------------------
+
+fn inbound(id: &str) -> Webhook {
+    let mut w = Webhook::new(
+        id.into(),
+        Direction::Inbound,
+        Secret::new("inbound-secret"),
+        now_millis(),
+    );
+    w.provider = Provider::Github;
+    w.required_headers
+        .insert("x-api-key".into(), Secret::new("key-123"));
+    w
+}
+
+fn outbound(id: &str) -> Webhook {
+    let mut w = Webhook::new(
+        id.into(),
+        Direction::Outbound,
+        Secret::new("outbound-secret"),
+        now_millis(),
+    );
+    w.target_url = "https://example.com/hook".into();
+    w.extra_headers.insert("x-team".into(), "growth".into());
+    w
+}
+
+fn event(webhook: &str, provider_id: &str) -> Event {
+    Event {
+        seq: 0,
+        id: EventId::generate(),
+        webhook_id: webhook.into(),
+        provider_event_id: Some(provider_id.into()),
+        event: "order.paid".into(),
+        received_at: now_millis(),
+        headers: BTreeMap::from([("x-github-event".into(), "order.paid".into())]),
+        payload: json!({ "id": provider_id, "amount": 42 }),
+    }
+}
+
+fn ingest(e: Event) -> Ingest {
+    let body = e.payload.to_string();
+    let mut receipt = Receipt::new(e.webhook_id.clone(), "http://x/hooks".into());
+    receipt.event_id = Some(e.id.clone());
+    receipt.event = Some(e.event.clone());
+    receipt.status = DeliveryStatus::Succeeded;
+    receipt.status_code = Some(200);
+    receipt.request_headers = e.headers.clone();
+    receipt.request_body = Some(body.clone());
+    Ingest {
+        event: e,
+        body,
+        receipt,
+        relays: vec![],
+    }
+}
+
+fn outgoing(w: &Webhook, due: i64) -> Outgoing {
+    let id = MessageId::generate();
+    let mut first = Attempt::new(
+        w.id.clone(),
+        id.clone(),
+        "order.paid".into(),
+        Trigger::Scheduled,
+        w.target_url.clone(),
+    );
+    first.next_attempt_at = Some(due);
+    Outgoing {
+        message: Message {
+            id,
+            webhook_id: w.id.clone(),
+            event: "order.paid".into(),
+            event_id: None,
+            body: r#"{"n":1}"#.into(),
+            created_at: due,
+        },
+        first,
+    }
+}
+
+fn finished(mut a: Attempt, status: DeliveryStatus) -> Attempt {
+    a.status = status;
+    a.status_code = Some(if status == DeliveryStatus::Succeeded {
+        200
+    } else {
+        500
+    });
+    a.next_attempt_at = None;
+    a
+}
+
+mod checks {
+    use super::*;
+
+    pub async fn webhooks_round_trip_every_field(s: SharedStore) {
+        let mut i = inbound("i1");
+        i.previous_secret = Some(webhook_mcp::model::PreviousSecret {
+            secret: Secret::new("old-secret"),
+            expires_at: now_millis() + 60_000,
+        });
+        i.forward_to = vec!["o1".into()];
+        i.events = vec!["a".into(), "b".into()];
+        i.description = "from GitHub".into();
+        let o = outbound("o1");
+        s.insert_webhook(&i).await.unwrap();
+        s.insert_webhook(&o).await.unwrap();
+        assert_eq!(s.get_webhook(&i.id).await.unwrap().as_ref(), Some(&i));
+        assert_eq!(s.get_webhook(&o.id).await.unwrap().as_ref(), Some(&o));
+        assert_eq!(s.get_webhook(&"nope".into()).await.unwrap(), None);
+
+        let all = s.list_webhooks(WebhookFilter::default()).await.unwrap();
+        assert_eq!(all.len(), 2);
+        let only_out = s
+            .list_webhooks(WebhookFilter {
+                direction: Some(Direction::Outbound),
+                enabled: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(only_out, vec![o.clone()]);
+        let disabled = s
+            .list_webhooks(WebhookFilter {
+                direction: None,
+                enabled: Some(false),
+            })
+            .await
+            .unwrap();
+        assert!(disabled.is_empty());
+        // An id is unique.
+        assert!(s.insert_webhook(&i).await.is_err());
+    }
+
+    pub async fn updates_set_only_the_fields_given(s: SharedStore) {
+        let o = outbound("o1");
+        s.insert_webhook(&o).await.unwrap();
+        // A failure recorded by the worker meanwhile must survive an unrelated edit.
+        let a = outgoing(&o, 0);
+        s.enqueue(vec![a.clone()]).await.unwrap();
+        let claimed = s
+            .claim_due(now_millis(), 10, now_millis() + 60_000)
+            .await
+            .unwrap();
+        s.complete(vec![Completion {
+            attempt: finished(claimed[0].attempt.clone(), DeliveryStatus::Failed),
+            next: None,
+            health: HealthChange::Failure {
+                disable: Some("the target answered 410 Gone".into()),
+            },
+        }])
+        .await
+        .unwrap();
+        let updated = s
+            .update_webhook(
+                &o.id,
+                WebhookChange {
+                    description: Some("renamed".into()),
+                    updated_at: o.updated_at + 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.description, "renamed");
+        assert!(!updated.enabled, "the auto-disable is kept");
+        assert_eq!(updated.failure_count, 1);
+        assert_eq!(updated.target_url, o.target_url);
+        assert_eq!(updated.extra_headers, o.extra_headers);
+
+        // Re-enabling by hand resets the health.
+        let enabled = s
+            .update_webhook(
+                &o.id,
+                WebhookChange {
+                    enabled: Some(true),
+                    reset_health: true,
+                    extra_headers: Some(BTreeMap::new()),
+                    updated_at: o.updated_at + 2,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(enabled.enabled);
+        assert_eq!(
+            (
+                enabled.failure_count,
+                enabled.first_failure_at,
+                enabled.disabled_reason.as_deref()
+            ),
+            (0, None, None)
+        );
+        assert!(enabled.extra_headers.is_empty());
+        assert_eq!(s.get_webhook(&o.id).await.unwrap().unwrap(), enabled);
+
+        // Inbound required headers keep their own meaning.
+        let i = inbound("i1");
+        s.insert_webhook(&i).await.unwrap();
+        let changed = s
+            .update_webhook(
+                &i.id,
+                WebhookChange {
+                    required_headers: Some(BTreeMap::from([(
+                        "authorization".into(),
+                        Secret::new("Bearer t"),
+                    )])),
+                    updated_at: i.updated_at + 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            changed.required_headers["authorization"].expose(),
+            "Bearer t"
+        );
+        assert!(changed.extra_headers.is_empty());
+        assert!(s
+            .update_webhook(&"gone".into(), WebhookChange::default())
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    pub async fn rotation_is_atomic_and_keeps_the_grace(s: SharedStore) {
+        let i = inbound("i1");
+        s.insert_webhook(&i).await.unwrap();
+        let now = now_millis();
+        let r = s
+            .rotate_secret(&i.id, Secret::new("second"), Some(now + 1_000), now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.secret.expose(), "second");
+        let prev = r.previous_secret.clone().unwrap();
+        assert_eq!(
+            (prev.secret.expose(), prev.expires_at),
+            ("inbound-secret", now + 1_000)
+        );
+        // The next rotation moves the then-current secret, never an older one.
+        let r = s
+            .rotate_secret(&i.id, Secret::new("third"), Some(now + 2_000), now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.previous_secret.unwrap().secret.expose(), "second");
+        // No grace: the old secret stops at once.
+        let r = s
+            .rotate_secret(&i.id, Secret::new("fourth"), None, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.secret.expose(), "fourth");
+        assert!(r.previous_secret.is_none());
+        assert_eq!(s.get_webhook(&i.id).await.unwrap().unwrap(), r);
+        assert!(s
+            .rotate_secret(&"gone".into(), Secret::new("x"), None, now)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    pub async fn deletes_and_never_serves_a_stale_row(s: SharedStore) {
+        let i = inbound("i1");
+        s.insert_webhook(&i).await.unwrap();
+        // Read (a backend may cache it), change, read again: the change shows.
+        assert!(s.get_webhook(&i.id).await.unwrap().unwrap().enabled);
+        s.update_webhook(
+            &i.id,
+            WebhookChange {
+                enabled: Some(false),
+                updated_at: now_millis(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(!s.get_webhook(&i.id).await.unwrap().unwrap().enabled);
+        assert!(s.delete_webhook(&i.id).await.unwrap());
+        assert_eq!(s.get_webhook(&i.id).await.unwrap(), None);
+        assert!(!s.delete_webhook(&i.id).await.unwrap());
+    }
+
+    pub async fn events_store_once_per_provider_id(s: SharedStore) {
+        let o = outbound("o1");
+        s.insert_webhook(&o).await.unwrap();
+        let first = event("i1", "evt_1");
+        let mut with_relay = ingest(first.clone());
+        with_relay.relays = vec![outgoing(&o, 0)];
+        let seq = match s.insert_event(with_relay).await.unwrap() {
+            InsertOutcome::Stored(seq) => seq,
+            other => panic!("{other:?}"),
+        };
+        assert!(seq > 0);
+        let mut stored = s.get_event(&first.id).await.unwrap().unwrap();
+        assert_eq!(stored.seq, seq);
+        stored.seq = 0;
+        assert_eq!(stored, first);
+        // The relay was queued with the event.
+        assert_eq!(
+            s.claim_due(now_millis(), 10, now_millis() + 60_000)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // The same provider id again: a duplicate pointing at the first event, nothing new
+        // stored or queued, and its receipt logged with its own body.
+        let again = event("i1", "evt_1");
+        let mut dup = ingest(again.clone());
+        dup.relays = vec![outgoing(&o, 0)];
+        assert_eq!(
+            s.insert_event(dup).await.unwrap(),
+            InsertOutcome::Duplicate(first.id.clone())
+        );
+        assert_eq!(s.get_event(&again.id).await.unwrap(), None);
+        assert_eq!(s.max_event_seq().await.unwrap(), seq);
+        let log = s
+            .query_deliveries(DeliveryQuery {
+                direction: Some(Direction::Inbound),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Delivery::Receipt(r) = &log[0] else {
+            panic!("{log:?}")
+        };
+        assert_eq!(r.event_id.as_ref(), Some(&first.id));
+        assert!(r.error.as_deref().unwrap().contains("duplicate"));
+        assert!(r.request_body.is_some());
+        // The same provider id at another webhook is another event.
+        assert!(matches!(
+            s.insert_event(ingest(event("i2", "evt_1"))).await.unwrap(),
+            InsertOutcome::Stored(_)
+        ));
+        assert_eq!(
+            s.claim_due(now_millis(), 10, now_millis() + 1)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "a duplicate queues no relay"
+        );
+    }
+
+    pub async fn concurrent_ingest_commits_every_event_once(s: SharedStore) {
+        // 200 concurrent senders, each event sent twice: 200 stored, 200 duplicates, and every
+        // stored event has its own seq.
+        let mut tasks = vec![];
+        for n in 0..400 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.insert_event(ingest(event("i1", &format!("evt_{}", n % 200))))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut seqs = HashSet::new();
+        let mut duplicates = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                InsertOutcome::Stored(seq) => assert!(seqs.insert(seq)),
+                InsertOutcome::Duplicate(_) => duplicates += 1,
+            }
+        }
+        assert_eq!((seqs.len(), duplicates), (200, 200));
+        assert_eq!(
+            s.max_event_seq().await.unwrap(),
+            *seqs.iter().max().unwrap()
+        );
+    }
+
+    pub async fn events_list_by_filter_and_cursor(s: SharedStore) {
+        let mut ids = vec![];
+        for (n, hook) in ["a", "b", "a", "a", "b"].iter().enumerate() {
+            let mut e = event(hook, &format!("p{n}"));
+            if n == 3 {
+                e.event = "order.refunded".into();
+            }
+            ids.push(e.id.clone());
+            s.insert_event(ingest(e)).await.unwrap();
+        }
+        let q = |webhook: Option<&str>, ev: Option<&str>, after: i64, limit: usize, newest| {
+            EventQuery {
+                webhook_id: webhook.map(WebhookId::from),
+                event: ev.map(str::to_string),
+                after: Some(after),
+                limit,
+                newest_first: newest,
+            }
+        };
+        let all = s.list_events(q(None, None, 0, 10, false)).await.unwrap();
+        assert_eq!(
+            all.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            ids.iter().collect::<Vec<_>>()
+        );
+        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+        let of_a = s
+            .list_events(q(Some("a"), None, 0, 10, false))
+            .await
+            .unwrap();
+        assert_eq!(of_a.len(), 3);
+        let refunds = s
+            .list_events(q(None, Some("order.refunded"), 0, 10, false))
+            .await
+            .unwrap();
+        assert_eq!(refunds[0].id, ids[3]);
+        let page2 = s
+            .list_events(q(None, None, all[1].seq, 2, false))
+            .await
+            .unwrap();
+        assert_eq!(
+            page2.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            vec![&ids[2], &ids[3]]
+        );
+        let newest = s.list_events(q(None, None, 0, 2, true)).await.unwrap();
+        assert_eq!(
+            newest.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            vec![&ids[4], &ids[3]]
+        );
+        assert_eq!(s.max_event_seq().await.unwrap(), all[4].seq);
+    }
+
+    pub async fn receipts_of_stored_events_read_back_their_body(s: SharedStore) {
+        let e = event("i1", "evt_1");
+        let i = ingest(e.clone());
+        let receipt_id = i.receipt.id.clone();
+        s.insert_event(i).await.unwrap();
+        let Some(Delivery::Receipt(r)) = s.get_delivery(&receipt_id).await.unwrap() else {
+            panic!("not a receipt")
+        };
+        assert_eq!(r.event_id, Some(e.id.clone()));
+        assert_eq!(
+            r.request_body.as_deref(),
+            Some(e.payload.to_string().as_str())
+        );
+        assert_eq!(r.request_headers, e.headers);
+        assert_eq!(
+            (r.status, r.status_code),
+            (DeliveryStatus::Succeeded, Some(200))
+        );
+    }
+
+    pub async fn the_log_is_filtered_and_paged_newest_first(s: SharedStore) {
+        let o = outbound("o1");
+        let mut refused = Receipt::new("i1".into(), "http://x/hooks/i1".into());
+        refused.status = DeliveryStatus::Failed;
+        refused.status_code = Some(401);
+        refused.error = Some("signature rejected".into());
+        refused.request_body = Some("{}".into());
+        s.log_receipt(refused.clone()).await.unwrap();
+        let mut test = outgoing(&o, 0).first;
+        test.trigger = Trigger::Test;
+        let test = finished(test, DeliveryStatus::Succeeded);
+        s.log_attempt(test.clone()).await.unwrap();
+        let mut later = outgoing(&o, 0).first;
+        later.event = "order.shipped".into();
+        let later = finished(later, DeliveryStatus::Failed);
+        s.log_attempt(later.clone()).await.unwrap();
+
+        let all = s
+            .query_deliveries(DeliveryQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|d| d.id().clone()).collect::<Vec<_>>(),
+            vec![later.id.clone(), test.id.clone(), refused.id.clone()]
+        );
+        let Delivery::Receipt(r) = &all[2] else {
+            panic!()
+        };
+        assert_eq!(
+            (r.status_code, r.error.as_deref()),
+            (Some(401), Some("signature rejected"))
+        );
+        let Delivery::Attempt(t) = &all[1] else {
+            panic!()
+        };
+        assert_eq!(
+            (t.trigger, t.number, &t.message_id),
+            (Trigger::Test, 1, &test.message_id)
+        );
+
+        let by = |q: DeliveryQuery| {
+            let s = s.clone();
+            async move { s.query_deliveries(q).await.unwrap() }
+        };
+        let failed = by(DeliveryQuery {
+            status: Some(DeliveryStatus::Failed),
+            limit: 10,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(failed.len(), 2);
+        let outbound_only = by(DeliveryQuery {
+            direction: Some(Direction::Outbound),
+            webhook_id: Some(o.id.clone()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(outbound_only.len(), 2);
+        let shipped = by(DeliveryQuery {
+            event: Some("order.shipped".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(shipped[0].id(), &later.id);
+        let page = by(DeliveryQuery {
+            before: Some(all[0].seq()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(page[0].id(), &test.id);
+        let window = by(DeliveryQuery {
+            since: Some(now_millis() + 60_000),
+            limit: 10,
+            ..Default::default()
+        })
+        .await;
+        assert!(window.is_empty());
+        assert_eq!(s.get_delivery(&"nope".into()).await.unwrap(), None);
+    }
+
+    pub async fn changes_since_reports_events_and_webhook_changes(s: SharedStore) {
+        let start = s.changes_since(ChangeCursor::default(), 100).await.unwrap();
+        assert!(start.events.is_empty() && start.webhooks.is_empty());
+        let o = outbound("o1");
+        let i = inbound("i1");
+        s.insert_webhook(&o).await.unwrap();
+        s.insert_webhook(&i).await.unwrap();
+        s.rotate_secret(&i.id, Secret::new("new-secret"), None, now_millis())
+            .await
+            .unwrap();
+        let e1 = event("i1", "p1");
+        let e2 = event("i1", "p2");
+        s.insert_event(ingest(e1.clone())).await.unwrap();
+        s.insert_event(ingest(e2.clone())).await.unwrap();
+
+        let c = s.changes_since(start.cursor, 100).await.unwrap();
+        assert_eq!(
+            c.events.iter().map(|n| &n.id).collect::<Vec<_>>(),
+            vec![&e1.id, &e2.id]
+        );
+        assert_eq!(c.events[0].webhook_id.as_str(), "i1");
+        assert_eq!(c.events[0].event, "order.paid");
+        // Each webhook once, in order of its latest change.
+        assert_eq!(c.webhooks, vec![o.id.clone(), i.id.clone()]);
+
+        // Nothing new after the returned cursor; then a delete shows up.
+        let none = s.changes_since(c.cursor, 100).await.unwrap();
+        assert!(none.events.is_empty() && none.webhooks.is_empty());
+        assert_eq!(none.cursor, c.cursor);
+        s.delete_webhook(&o.id).await.unwrap();
+        let deleted = s.changes_since(c.cursor, 100).await.unwrap();
+        assert_eq!(deleted.webhooks, vec![o.id.clone()]);
+
+        // A limit pages through.
+        let first = s.changes_since(start.cursor, 1).await.unwrap();
+        assert_eq!(first.events.len(), 1);
+        let rest = s.changes_since(first.cursor, 100).await.unwrap();
+        assert_eq!(rest.events[0].id, e2.id);
+    }
+
+    pub async fn the_queue_claims_leases_and_completes(s: SharedStore) {
+        let o = outbound("o1");
+        s.insert_webhook(&o).await.unwrap();
+        let now = now_millis();
+        let due = outgoing(&o, now - 10);
+        let later = outgoing(&o, now + 3_600_000);
+        s.enqueue(vec![due.clone(), later.clone()]).await.unwrap();
+        assert_eq!(s.next_due_at().await.unwrap(), Some(now - 10));
+
+        let claimed = s.claim_due(now, 10, now + 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 1, "only the due attempt");
+        let c = &claimed[0];
+        assert_eq!(c.attempt.id, due.first.id);
+        assert_eq!(c.body, due.message.body);
+        assert_eq!(c.webhook.as_ref().map(|w| &w.id), Some(&o.id));
+        // Leased: nobody else gets it before the lease ends; after it, it is claimable again.
+        assert!(s.claim_due(now, 10, now + 60_000).await.unwrap().is_empty());
+        assert_eq!(s.next_due_at().await.unwrap(), Some(now + 3_600_000));
+        let expired = s.claim_due(now + 60_001, 1, now + 120_000).await.unwrap();
+        assert_eq!(expired[0].attempt.id, due.first.id);
+        // Release (start-up of a lone process): claimable at once.
+        assert_eq!(s.release_leases().await.unwrap(), 1);
+        let again = s.claim_due(now, 10, now + 60_000).await.unwrap();
+        assert_eq!(again.len(), 1);
+
+        // Complete with a retry: the row is final, the retry pending and due later.
+        let retry =
+            again[0]
+                .attempt
+                .follow_up(Trigger::Scheduled, 2, o.target_url.clone(), now + 5_000);
+        let mut done = finished(again[0].attempt.clone(), DeliveryStatus::Failed);
+        done.next_attempt_at = retry.next_attempt_at;
+        done.error = Some("HTTP 500".into());
+        s.complete(vec![Completion {
+            attempt: done.clone(),
+            next: Some(retry.clone()),
+            health: HealthChange::None,
+        }])
+        .await
+        .unwrap();
+        let Some(Delivery::Attempt(row)) = s.get_delivery(&done.id).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (row.status, row.error.as_deref()),
+            (DeliveryStatus::Failed, Some("HTTP 500"))
+        );
+        let state = s.message_state(&due.message.id).await.unwrap();
+        assert_eq!((state.last_attempt, state.pending), (2, true));
+        assert!(s.claim_due(now, 10, now + 1).await.unwrap().is_empty());
+        let retried = s.claim_due(now + 5_000, 10, now + 65_000).await.unwrap();
+        assert_eq!(retried[0].attempt.id, retry.id);
+        assert_eq!(retried[0].attempt.number, 2);
+
+        // An attempt of a deleted webhook is claimed without one.
+        s.delete_webhook(&o.id).await.unwrap();
+        let orphans = s
+            .claim_due(now + 3_600_000, 10, now + 3_700_000)
+            .await
+            .unwrap();
+        assert!(orphans.iter().any(|c| c.attempt.id == later.first.id));
+        assert!(orphans.iter().all(|c| c.webhook.is_none()));
+    }
+
+    pub async fn concurrent_claims_never_share_an_attempt(s: SharedStore) {
+        let o = outbound("o1");
+        s.insert_webhook(&o).await.unwrap();
+        let now = now_millis();
+        let items: Vec<Outgoing> = (0..300).map(|_| outgoing(&o, now - 1)).collect();
+        s.enqueue(items).await.unwrap();
+        let mut tasks = vec![];
+        for _ in 0..6 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = vec![];
+                loop {
+                    let got = s.claim_due(now, 7, now + 60_000).await.unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|c| c.attempt.id));
+                }
+            }));
+        }
+        let mut seen = HashSet::new();
+        for t in tasks {
+            for id in t.await.unwrap() {
+                assert!(seen.insert(id), "an attempt was claimed twice");
+            }
+        }
+        assert_eq!(seen.len(), 300);
+    }
+
+    pub async fn health_changes_count_disable_and_reset(s: SharedStore) {
+        let o = outbound("o1");
+        s.insert_webhook(&o).await.unwrap();
+        let now = now_millis();
+        s.enqueue((0..3).map(|_| outgoing(&o, now - 1)).collect())
+            .await
+            .unwrap();
+        let c = s.claim_due(now, 3, now + 60_000).await.unwrap();
+        let fail = |a: &Attempt, disable: Option<&str>| Completion {
+            attempt: finished(a.clone(), DeliveryStatus::Failed),
+            next: None,
+            health: HealthChange::Failure {
+                disable: disable.map(str::to_string),
+            },
+        };
+        s.complete(vec![fail(&c[0].attempt, None)]).await.unwrap();
+        let w = s.get_webhook(&o.id).await.unwrap().unwrap();
+        assert_eq!(w.failure_count, 1);
+        let since = w.first_failure_at.unwrap();
+        s.complete(vec![Completion {
+            attempt: finished(c[1].attempt.clone(), DeliveryStatus::Succeeded),
+            next: None,
+            health: HealthChange::Success,
+        }])
+        .await
+        .unwrap();
+        let w = s.get_webhook(&o.id).await.unwrap().unwrap();
+        assert_eq!((w.failure_count, w.first_failure_at), (0, None));
+        assert!(since > 0);
+        s.complete(vec![fail(
+            &c[2].attempt,
+            Some("the target answered 410 Gone"),
+        )])
+        .await
+        .unwrap();
+        let w = s.get_webhook(&o.id).await.unwrap().unwrap();
+        assert!(!w.enabled);
+        assert_eq!(
+            w.disabled_reason.as_deref(),
+            Some("the target answered 410 Gone")
+        );
+        // The feed reports the health changes too (the cache of another process must drop them).
+        let changes = s.changes_since(ChangeCursor::default(), 100).await.unwrap();
+        assert_eq!(changes.webhooks, vec![o.id.clone()]);
+        assert!(changes.cursor.webhook_rev >= 3);
+    }
+
+    pub async fn redelivery_reads_finally_failed_messages(s: SharedStore) {
+        let o = outbound("o1");
+        s.insert_webhook(&o).await.unwrap();
+        let now = now_millis();
+        let (a, b) = (outgoing(&o, now - 1), outgoing(&o, now - 1));
+        s.enqueue(vec![a.clone(), b.clone()]).await.unwrap();
+        let c = s.claim_due(now, 10, now + 60_000).await.unwrap();
+        let done: Vec<Completion> = c
+            .iter()
+            .map(|c| Completion {
+                attempt: finished(
+                    c.attempt.clone(),
+                    if c.attempt.id == a.first.id {
+                        DeliveryStatus::Failed
+                    } else {
+                        DeliveryStatus::Succeeded
+                    },
+                ),
+                next: None,
+                health: HealthChange::None,
+            })
+            .collect();
+        s.complete(done).await.unwrap();
+        let failed = s
+            .finally_failed(&o.id, now - 60_000, now + 60_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            failed.iter().map(|f| &f.id).collect::<Vec<_>>(),
+            vec![&a.first.id]
+        );
+        let state = s.message_state(&b.message.id).await.unwrap();
+        assert_eq!((state.last_attempt, state.pending), (1, false));
+        // A new manual attempt makes the message pending and no longer finally failed.
+        let manual = failed[0].follow_up(Trigger::Manual, 2, o.target_url.clone(), now);
+        s.enqueue_attempts(vec![manual]).await.unwrap();
+        assert!(s
+            .finally_failed(&o.id, now - 60_000, now + 60_000)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(s.message_state(&a.message.id).await.unwrap().pending);
+    }
+}
