@@ -328,6 +328,9 @@ async fn a_stalled_client_does_not_block_ingestion() {
     assert!(caught_up, "no notification after the client read again");
     let health = common::healthz(&http, &url).await;
     assert_eq!(health["stats"]["events_stored"], 2000, "{health}");
+    // Whether the unread pipe filled (and notices overflowed the session's buffer, counted
+    // as dropped) depends on timing: the change feed hands bursts to the session in batches,
+    // and the session sends one round per batch. Never all of them: the session caught up.
     let dropped = health["stats"]["notifications_dropped"].as_u64().unwrap();
-    assert!(dropped > 0 && dropped < 2000, "{health}");
+    assert!(dropped < 2000, "{health}");
 }

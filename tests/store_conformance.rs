@@ -12,7 +12,7 @@ use webhook_mcp::model::{
 };
 use webhook_mcp::store::{
     ChangeCursor, Completion, DeliveryQuery, EventQuery, HealthChange, Ingest, InsertOutcome,
-    Message, Outgoing, SharedStore, WebhookChange, WebhookFilter,
+    InstanceId, Message, Outgoing, SharedStore, WebhookChange, WebhookFilter,
 };
 
 /// One `#[tokio::test]` per check, for one backend: `conformance!(module, async factory)`.
@@ -35,6 +35,9 @@ macro_rules! conformance {
                 concurrent_claims_never_share_an_attempt,
                 health_changes_count_disable_and_reset,
                 redelivery_reads_finally_failed_messages,
+                dead_instances_lose_their_leases_live_ones_keep_them,
+                a_job_lock_has_one_holder_at_a_time,
+                the_change_cursor_starts_at_now,
             );
         }
     };
@@ -60,6 +63,11 @@ async fn sqlite_store() -> (SharedStore, tempfile::TempDir) {
 }
 
 // --- fixtures ---------------------------------------------------------------------------------
+
+/// The lease owner of the checks that use one.
+fn me() -> InstanceId {
+    InstanceId("conformance".into())
+}
 
 fn inbound(id: &str) -> Webhook {
     let mut w = Webhook::new(
@@ -198,7 +206,7 @@ mod checks {
         let a = outgoing(&o, 0);
         s.enqueue(vec![a.clone()]).await.unwrap();
         let claimed = s
-            .claim_due(now_millis(), 10, now_millis() + 60_000)
+            .claim_due(&me(), now_millis(), 10, now_millis() + 60_000)
             .await
             .unwrap();
         s.complete(vec![Completion {
@@ -361,7 +369,7 @@ mod checks {
         assert_eq!(stored, first);
         // The relay was queued with the event.
         assert_eq!(
-            s.claim_due(now_millis(), 10, now_millis() + 60_000)
+            s.claim_due(&me(), now_millis(), 10, now_millis() + 60_000)
                 .await
                 .unwrap()
                 .len(),
@@ -399,7 +407,7 @@ mod checks {
             InsertOutcome::Stored(_)
         ));
         assert_eq!(
-            s.claim_due(now_millis(), 10, now_millis() + 1)
+            s.claim_due(&me(), now_millis(), 10, now_millis() + 1)
                 .await
                 .unwrap()
                 .len(),
@@ -641,20 +649,27 @@ mod checks {
         s.enqueue(vec![due.clone(), later.clone()]).await.unwrap();
         assert_eq!(s.next_due_at().await.unwrap(), Some(now - 10));
 
-        let claimed = s.claim_due(now, 10, now + 60_000).await.unwrap();
+        let claimed = s.claim_due(&me(), now, 10, now + 60_000).await.unwrap();
         assert_eq!(claimed.len(), 1, "only the due attempt");
         let c = &claimed[0];
         assert_eq!(c.attempt.id, due.first.id);
         assert_eq!(c.body, due.message.body);
         assert_eq!(c.webhook.as_ref().map(|w| &w.id), Some(&o.id));
         // Leased: nobody else gets it before the lease ends; after it, it is claimable again.
-        assert!(s.claim_due(now, 10, now + 60_000).await.unwrap().is_empty());
+        assert!(s
+            .claim_due(&me(), now, 10, now + 60_000)
+            .await
+            .unwrap()
+            .is_empty());
         assert_eq!(s.next_due_at().await.unwrap(), Some(now + 3_600_000));
-        let expired = s.claim_due(now + 60_001, 1, now + 120_000).await.unwrap();
+        let expired = s
+            .claim_due(&me(), now + 60_001, 1, now + 120_000)
+            .await
+            .unwrap();
         assert_eq!(expired[0].attempt.id, due.first.id);
-        // Release (start-up of a lone process): claimable at once.
-        assert_eq!(s.release_leases().await.unwrap(), 1);
-        let again = s.claim_due(now, 10, now + 60_000).await.unwrap();
+        // The owner stops cleanly: its lease is freed, claimable at once.
+        assert_eq!(s.retire_instance(&me()).await.unwrap(), 1);
+        let again = s.claim_due(&me(), now, 10, now + 60_000).await.unwrap();
         assert_eq!(again.len(), 1);
 
         // Complete with a retry: the row is final, the retry pending and due later.
@@ -681,15 +696,22 @@ mod checks {
         );
         let state = s.message_state(&due.message.id).await.unwrap();
         assert_eq!((state.last_attempt, state.pending), (2, true));
-        assert!(s.claim_due(now, 10, now + 1).await.unwrap().is_empty());
-        let retried = s.claim_due(now + 5_000, 10, now + 65_000).await.unwrap();
+        assert!(s
+            .claim_due(&me(), now, 10, now + 1)
+            .await
+            .unwrap()
+            .is_empty());
+        let retried = s
+            .claim_due(&me(), now + 5_000, 10, now + 65_000)
+            .await
+            .unwrap();
         assert_eq!(retried[0].attempt.id, retry.id);
         assert_eq!(retried[0].attempt.number, 2);
 
         // An attempt of a deleted webhook is claimed without one.
         s.delete_webhook(&o.id).await.unwrap();
         let orphans = s
-            .claim_due(now + 3_600_000, 10, now + 3_700_000)
+            .claim_due(&me(), now + 3_600_000, 10, now + 3_700_000)
             .await
             .unwrap();
         assert!(orphans.iter().any(|c| c.attempt.id == later.first.id));
@@ -708,7 +730,7 @@ mod checks {
             tasks.push(tokio::spawn(async move {
                 let mut mine = vec![];
                 loop {
-                    let got = s.claim_due(now, 7, now + 60_000).await.unwrap();
+                    let got = s.claim_due(&me(), now, 7, now + 60_000).await.unwrap();
                     if got.is_empty() {
                         return mine;
                     }
@@ -732,7 +754,7 @@ mod checks {
         s.enqueue((0..3).map(|_| outgoing(&o, now - 1)).collect())
             .await
             .unwrap();
-        let c = s.claim_due(now, 3, now + 60_000).await.unwrap();
+        let c = s.claim_due(&me(), now, 3, now + 60_000).await.unwrap();
         let fail = |a: &Attempt, disable: Option<&str>| Completion {
             attempt: finished(a.clone(), DeliveryStatus::Failed),
             next: None,
@@ -778,7 +800,7 @@ mod checks {
         let now = now_millis();
         let (a, b) = (outgoing(&o, now - 1), outgoing(&o, now - 1));
         s.enqueue(vec![a.clone(), b.clone()]).await.unwrap();
-        let c = s.claim_due(now, 10, now + 60_000).await.unwrap();
+        let c = s.claim_due(&me(), now, 10, now + 60_000).await.unwrap();
         let done: Vec<Completion> = c
             .iter()
             .map(|c| Completion {
@@ -814,5 +836,80 @@ mod checks {
             .unwrap()
             .is_empty());
         assert!(s.message_state(&a.message.id).await.unwrap().pending);
+    }
+
+    pub async fn dead_instances_lose_their_leases_live_ones_keep_them(s: SharedStore) {
+        let o = outbound("o1");
+        s.insert_webhook(&o).await.unwrap();
+        let now = now_millis();
+        s.enqueue((0..4).map(|_| outgoing(&o, now - 1)).collect())
+            .await
+            .unwrap();
+        let (alive, dead) = (InstanceId("alive".into()), InstanceId("dead".into()));
+        s.heartbeat(&alive, now - 10_000).await.unwrap();
+        s.heartbeat(&dead, now - 10_000).await.unwrap();
+        let lease = now + 600_000;
+        assert_eq!(s.claim_due(&alive, now, 2, lease).await.unwrap().len(), 2);
+        assert_eq!(s.claim_due(&dead, now, 2, lease).await.unwrap().len(), 2);
+        // A starting process claims nothing that a live one holds.
+        assert!(s.claim_due(&me(), now, 10, lease).await.unwrap().is_empty());
+        s.heartbeat(&alive, now).await.unwrap();
+        // Only the silent instance's leases are freed.
+        assert_eq!(s.reap_dead_instances(now - 5_000).await.unwrap(), 2);
+        assert_eq!(s.reap_dead_instances(now - 5_000).await.unwrap(), 0);
+        let resumed = s.claim_due(&me(), now, 10, lease).await.unwrap();
+        assert_eq!(
+            resumed.len(),
+            2,
+            "the dead instance's attempts are claimed again"
+        );
+        // The caller that took them over is not registered either: its leases go next time,
+        // unless it heartbeats.
+        s.heartbeat(&me(), now).await.unwrap();
+        assert_eq!(s.reap_dead_instances(now - 5_000).await.unwrap(), 0);
+    }
+
+    pub async fn a_job_lock_has_one_holder_at_a_time(s: SharedStore) {
+        let (a, b) = (InstanceId("a".into()), InstanceId("b".into()));
+        let now = now_millis();
+        assert!(s.try_job_lock("prune", &a, now, now + 3_000).await.unwrap());
+        assert!(!s
+            .try_job_lock("prune", &b, now + 1, now + 3_001)
+            .await
+            .unwrap());
+        // The holder renews; another job is independent.
+        assert!(s
+            .try_job_lock("prune", &a, now + 2, now + 3_002)
+            .await
+            .unwrap());
+        assert!(s.try_job_lock("reap", &b, now, now + 3_000).await.unwrap());
+        // Expired: the next one takes it.
+        assert!(s
+            .try_job_lock("prune", &b, now + 3_003, now + 6_000)
+            .await
+            .unwrap());
+        assert!(!s
+            .try_job_lock("prune", &a, now + 3_004, now + 6_000)
+            .await
+            .unwrap());
+        // Retiring releases what the owner held.
+        s.retire_instance(&b).await.unwrap();
+        assert!(s
+            .try_job_lock("prune", &a, now + 3_005, now + 6_000)
+            .await
+            .unwrap());
+    }
+
+    pub async fn the_change_cursor_starts_at_now(s: SharedStore) {
+        s.insert_webhook(&outbound("o1")).await.unwrap();
+        s.insert_event(ingest(event("i1", "p1"))).await.unwrap();
+        let now = s.change_cursor().await.unwrap();
+        let nothing = s.changes_since(now, 100).await.unwrap();
+        assert!(nothing.events.is_empty() && nothing.webhooks.is_empty());
+        s.insert_event(ingest(event("i1", "p2"))).await.unwrap();
+        let one = s.changes_since(now, 100).await.unwrap();
+        assert_eq!(one.events.len(), 1);
+        assert_eq!(one.cursor.event_seq, s.max_event_seq().await.unwrap());
+        assert!(!s.store_id().is_empty());
     }
 }

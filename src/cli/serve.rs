@@ -78,6 +78,10 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         lease: args.delivery_timeout() + Duration::from_secs(60),
         drain: args.delivery_timeout().min(Duration::from_secs(10)),
     }));
+    let background = svc
+        .start_background(stop_rx.clone())
+        .await
+        .map_err(|e| StartError(format!("cannot start on the store: {e}")))?;
     let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
     let mut servers = vec![];
     if let Some(listener) = receiver_listener {
@@ -121,6 +125,10 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let _ = stop_tx.send(true);
     // Bounded by the worker's own drain time.
     let _ = worker_task.await;
+    svc.retire().await;
+    for task in background {
+        let _ = task.await;
+    }
     for task in servers {
         // In-flight requests finish; a stuck client cannot hold the exit hostage.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;

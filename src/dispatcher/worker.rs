@@ -5,7 +5,7 @@
 //! task, and one writer task commits finished attempts together: at high load many results
 //! share one transaction instead of one fsync each. On shutdown the loop stops claiming,
 //! in-flight attempts get a bounded time to finish, and whatever is unfinished stays pending
-//! (its lease is released at the next start).
+//! (the process releases its leases as it exits; after a crash the reaper frees them).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,17 +15,19 @@ use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use super::policy::{Policy, Verdict};
 use super::{signed_headers, Http};
 use crate::model::{now_millis, Attempt, DeliveryStatus, Millis, Trigger};
-use crate::store::{Claimed, Completion, HealthChange, SharedStore};
+use crate::store::{Claimed, Completion, HealthChange, InstanceId, SharedStore};
 
 pub struct Worker {
     pub store: SharedStore,
+    /// The lease owner: this process.
+    pub instance: InstanceId,
     pub http: Http,
     pub policy: Policy,
     /// Signalled whenever attempts are queued, so the loop need not poll.
     pub wake: Arc<Notify>,
     pub concurrency: usize,
     /// A claim is released if its result is not written within this time (covers a stuck
-    /// writer; a crash is covered by the start-up release).
+    /// writer; a crash is covered by the reaper).
     pub lease: Duration,
     /// How long shutdown waits for in-flight attempts.
     pub drain: Duration,
@@ -36,14 +38,8 @@ const IDLE_RECHECK: Duration = Duration::from_secs(30);
 
 impl Worker {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        match self.store.release_leases().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                attempts = n,
-                "resuming attempts that were in flight at the last stop"
-            ),
-            Err(e) => tracing::error!(error = %e, "could not release leases"),
-        }
+        // Nothing is released here: leases held by live processes stay theirs, and those of
+        // processes that died are freed by the reaper (`service::background`).
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.concurrency * 4);
         let writer = tokio::spawn(write_results(
@@ -63,7 +59,11 @@ impl Worker {
             }
             let now = now_millis();
             let lease_until = now + self.lease.as_millis() as i64;
-            let claimed = match self.store.claim_due(now, free, lease_until).await {
+            let claimed = match self
+                .store
+                .claim_due(&self.instance, now, free, lease_until)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "could not claim deliveries; retrying shortly");

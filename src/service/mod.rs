@@ -8,6 +8,7 @@
 //! retries on 5xx, not on 4xx), so `ReceiveOutcome` knows its status; HTTP framing does not live
 //! here.
 
+mod background;
 mod deliveries;
 mod events;
 mod outbound;
@@ -26,7 +27,7 @@ use crate::dispatcher::policy::Policy;
 use crate::dispatcher::worker::Worker;
 use crate::dispatcher::Http;
 use crate::model::WebhookId;
-use crate::store::SharedStore;
+use crate::store::{InstanceId, SharedStore};
 
 pub use crate::store::EventNotice;
 pub use deliveries::{DeliveryPage, QueryDeliveries, TestReport, TestWebhook};
@@ -112,6 +113,10 @@ pub struct Service {
     http: Http,
     /// Wakes the delivery worker when attempts are queued.
     wake: Arc<Notify>,
+    /// Wakes the change feed when this process stored an event (see `background`).
+    feed_kick: Notify,
+    /// This process, as the owner of the leases it takes.
+    instance: InstanceId,
     stats: Stats,
 }
 
@@ -126,6 +131,8 @@ impl Service {
             bus,
             http,
             wake: Arc::new(Notify::new()),
+            feed_kick: Notify::new(),
+            instance: InstanceId::generate(),
             stats: Stats::default(),
         }
     }
@@ -143,6 +150,7 @@ impl Service {
     pub fn worker(&self, ws: WorkerSettings) -> Worker {
         Worker {
             store: self.store.clone(),
+            instance: self.instance.clone(),
             http: self.http.clone(),
             policy: ws.policy,
             wake: self.wake.clone(),
@@ -157,9 +165,9 @@ impl Service {
         self.bus.subscribe()
     }
 
-    fn publish(&self, notice: EventNotice) {
-        // No receivers is normal (nobody is listening yet).
-        let _ = self.bus.send(notice);
+    /// The store's identity: processes sharing a store share it.
+    pub fn store_id(&self) -> &str {
+        self.store.store_id()
     }
 
     /// Where providers POST to reach an inbound webhook.

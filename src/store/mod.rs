@@ -84,10 +84,11 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue(&self, items: Vec<Outgoing>) -> Result<()>;
     /// Queues further attempts of existing messages.
     async fn enqueue_attempts(&self, attempts: Vec<Attempt>) -> Result<()>;
-    /// Claims up to `limit` due, unleased (or lease-expired) attempts, leasing them until
-    /// `lease_until`. An attempt is claimed by one caller at a time.
+    /// Claims up to `limit` due, unleased (or lease-expired) attempts for `owner`, leasing them
+    /// until `lease_until`. An attempt is claimed by one caller at a time, across processes.
     async fn claim_due(
         &self,
+        owner: &InstanceId,
         now: Millis,
         limit: usize,
         lease_until: Millis,
@@ -96,8 +97,9 @@ pub trait Store: Send + Sync + 'static {
     async fn complete(&self, batch: Vec<Completion>) -> Result<()>;
     /// When the earliest unleased pending attempt is due.
     async fn next_due_at(&self) -> Result<Option<Millis>>;
-    /// Frees every lease (start-up of the only process: nothing can be in flight).
-    async fn release_leases(&self) -> Result<usize>;
+    /// Frees the leases `owner` holds (it stops cleanly; its unfinished attempts are due again
+    /// at once) and forgets the instance.
+    async fn retire_instance(&self, owner: &InstanceId) -> Result<usize>;
     /// The newest attempt of every message of `webhook_id` created in the window whose newest
     /// attempt failed for good (no retry scheduled).
     async fn finally_failed(
@@ -108,6 +110,54 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Attempt>>;
     /// The highest attempt number of a message so far, and whether one is pending.
     async fn message_state(&self, message_id: &MessageId) -> Result<MessageState>;
+
+    // --- many processes, one store --------------------------------------------------------
+
+    /// A random id fixed when the store was created: two processes with the same id share one
+    /// store (a receiver port held by a sibling is waited for, not an error).
+    fn store_id(&self) -> &str;
+    /// Records that `instance` is alive at `now` (inserting it the first time).
+    async fn heartbeat(&self, instance: &InstanceId, now: Millis) -> Result<()>;
+    /// Forgets instances silent since before `stale_before` and frees the leases they (or
+    /// owners never registered) hold, so that their attempts are claimed again. Returns the
+    /// number of leases freed.
+    async fn reap_dead_instances(&self, stale_before: Millis) -> Result<usize>;
+    /// Takes or renews the lock on the periodic job `name` for `owner` until `until`; false when
+    /// another owner holds it unexpired. One process at a time runs a singleton job.
+    async fn try_job_lock(
+        &self,
+        name: &str,
+        owner: &InstanceId,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool>;
+    /// The change-feed cursor of this instant: nothing before it will be reported.
+    async fn change_cursor(&self) -> Result<ChangeCursor>;
+    /// Returns when the store may have changed (another process committed), or after
+    /// `max_wait`. A hint, not a guarantee: the caller reads `changes_since` either way.
+    async fn wait_for_change(&self, max_wait: std::time::Duration);
+    /// Drops cached copies of these webhooks (another process changed them).
+    fn invalidate_webhooks(&self, ids: &[WebhookId]);
+}
+
+/// One running process on the store: the owner of the leases it takes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InstanceId(pub String);
+
+impl InstanceId {
+    pub fn generate() -> Self {
+        InstanceId(format!(
+            "{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ))
+    }
+}
+
+impl std::fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Which webhooks `list_webhooks` returns.

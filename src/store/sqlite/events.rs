@@ -212,6 +212,20 @@ pub(super) fn changes_since(c: &Connection, since: ChangeCursor, limit: usize) -
     })
 }
 
+pub(super) fn change_cursor(c: &Connection) -> Result<ChangeCursor> {
+    Ok(c.query_row(
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) AS event_seq, \
+                (SELECT COALESCE(MAX(rev), 0) FROM webhook_changes) AS webhook_rev",
+        [],
+        |r| {
+            Ok(ChangeCursor {
+                event_seq: col(r, "event_seq")?,
+                webhook_rev: col(r, "webhook_rev")?,
+            })
+        },
+    )?)
+}
+
 fn from_row(r: &Row) -> rusqlite::Result<Event> {
     Ok(Event {
         seq: col(r, "seq")?,

@@ -4,7 +4,7 @@
 //! migration runs in its own transaction together with the version bump, so a crash mid-way
 //! leaves the previous version intact.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
@@ -98,25 +98,47 @@ const MIGRATIONS: &[&str] = &[
     );
     UPDATE deliveries SET trigger = 'received' WHERE direction = 'inbound';
     "#,
+    // 5: many processes on one store. The store's identity (siblings recognise each other by
+    // it), the live instances (heartbeats) and who holds each lease, and locks for singleton
+    // periodic jobs.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
+    CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        heartbeat_at INTEGER NOT NULL
+    );
+    ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+    CREATE TABLE job_locks (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until INTEGER NOT NULL
+    );
+    "#,
 ];
 
+/// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the
+/// version inside it: of several processes opening a new store at once, one applies each step
+/// and the others, waiting on the write lock, find it applied.
 pub fn apply(conn: &mut Connection) -> Result<()> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if current > MIGRATIONS.len() as i64 {
-        return Err(Error::Internal(format!(
-            "the store's schema version {current} is newer than this binary knows ({}); \
-             upgrade webhook-mcp or point --data-dir elsewhere",
-            MIGRATIONS.len()
-        )));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if current > MIGRATIONS.len() as i64 {
+            return Err(Error::Internal(format!(
+                "the store's schema version {current} is newer than this binary knows ({}); \
+                 upgrade webhook-mcp or point --data-dir elsewhere",
+                MIGRATIONS.len()
+            )));
+        }
+        let Some(sql) = MIGRATIONS.get(current as usize) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", current + 1)?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "applied store migration");
+        tracing::info!(version = current + 1, "applied store migration");
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 use super::{
     ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventQuery, Ingest, InsertOutcome,
-    MessageState, Outgoing, Store, WebhookChange, WebhookFilter,
+    InstanceId, MessageState, Outgoing, Store, WebhookChange, WebhookFilter,
 };
 use crate::error::{Error, Result};
 use crate::model::{
@@ -37,7 +37,12 @@ pub struct SqliteStore {
     webhooks: Arc<webhooks::WebhookCache>,
     /// Receipts for the group-commit writer thread (see `events::receipt_writer`).
     receipts: std::sync::mpsc::Sender<events::ReceiptJob>,
+    store_id: Arc<str>,
 }
+
+/// How often `wait_for_change` looks for another process's commits: with the query that
+/// follows, the bound on how late a process learns of another's change.
+pub const CHANGE_POLL: std::time::Duration = std::time::Duration::from_millis(25);
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -45,6 +50,10 @@ impl SqliteStore {
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
         migrations::apply(&mut conn)?;
+        let store_id: String =
+            conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get(0)
+            })?;
         let conn = Arc::new(Mutex::new(conn));
         let (receipts, jobs) = std::sync::mpsc::channel();
         let writer_conn = conn.clone();
@@ -61,6 +70,7 @@ impl SqliteStore {
             readers,
             webhooks: Arc::default(),
             receipts,
+            store_id: store_id.into(),
         })
     }
 
@@ -237,11 +247,13 @@ impl Store for SqliteStore {
 
     async fn claim_due(
         &self,
+        owner: &InstanceId,
         now: Millis,
         limit: usize,
         lease_until: Millis,
     ) -> Result<Vec<Claimed>> {
-        self.write(move |tx| queue::claim_due(tx, now, limit, lease_until))
+        let owner = owner.clone();
+        self.write(move |tx| queue::claim_due(tx, &owner, now, limit, lease_until))
             .await
     }
 
@@ -270,8 +282,9 @@ impl Store for SqliteStore {
         self.read(queue::next_due_at).await
     }
 
-    async fn release_leases(&self) -> Result<usize> {
-        self.call(|c| queue::release_leases(c)).await
+    async fn retire_instance(&self, owner: &InstanceId) -> Result<usize> {
+        let owner = owner.clone();
+        self.write(move |tx| queue::retire(tx, &owner)).await
     }
 
     async fn finally_failed(
@@ -288,6 +301,45 @@ impl Store for SqliteStore {
     async fn message_state(&self, message_id: &MessageId) -> Result<MessageState> {
         let id = message_id.clone();
         self.read(move |c| queue::message_state(c, &id)).await
+    }
+
+    fn store_id(&self) -> &str {
+        &self.store_id
+    }
+
+    async fn heartbeat(&self, instance: &InstanceId, now: Millis) -> Result<()> {
+        let id = instance.clone();
+        self.call(move |c| queue::heartbeat(c, &id, now)).await
+    }
+
+    async fn reap_dead_instances(&self, stale_before: Millis) -> Result<usize> {
+        self.write(move |tx| queue::reap_dead(tx, stale_before))
+            .await
+    }
+
+    async fn try_job_lock(
+        &self,
+        name: &str,
+        owner: &InstanceId,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        let (name, owner) = (name.to_string(), owner.clone());
+        self.call(move |c| queue::try_job_lock(c, &name, &owner, now, until))
+            .await
+    }
+
+    async fn change_cursor(&self) -> Result<ChangeCursor> {
+        self.read(events::change_cursor).await
+    }
+
+    async fn wait_for_change(&self, max_wait: std::time::Duration) {
+        // Another process's commit leaves no signal here: look again after a short while.
+        tokio::time::sleep(max_wait.min(CHANGE_POLL)).await;
+    }
+
+    fn invalidate_webhooks(&self, ids: &[WebhookId]) {
+        self.forget(ids);
     }
 }
 
@@ -325,12 +377,13 @@ impl Readers {
 }
 
 fn configure(conn: &Connection) -> Result<()> {
+    // First: other processes may hold the write lock (switching to WAL needs it too).
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // WAL lets readers run beside the writer. synchronous=FULL makes each commit durable before
     // the receiver acknowledges: an event answered with 200 survives a crash or power loss.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }
 

@@ -12,7 +12,9 @@ use super::deliveries::{attempt_from_row, insert_attempt, COLUMNS};
 use super::webhooks::record_change;
 use crate::error::Result;
 use crate::model::{Attempt, MessageId, Millis, WebhookId};
-use crate::store::{json_text, Claimed, Completion, HealthChange, MessageState, Outgoing};
+use crate::store::{
+    json_text, Claimed, Completion, HealthChange, InstanceId, MessageState, Outgoing,
+};
 
 pub(super) fn enqueue(c: &Connection, items: &[Outgoing]) -> Result<()> {
     for Outgoing { message: m, first } in items {
@@ -35,18 +37,24 @@ pub(super) fn enqueue(c: &Connection, items: &[Outgoing]) -> Result<()> {
 
 pub(super) fn claim_due(
     c: &Connection,
+    owner: &InstanceId,
     now: Millis,
     limit: usize,
     lease_until: Millis,
 ) -> Result<Vec<Claimed>> {
+    // One statement in a write transaction: SQLite's write lock makes it atomic across
+    // processes, so no two claimers get the same attempt.
     let attempts: Vec<Attempt> = {
         let mut stmt = c.prepare_cached(&format!(
-            "UPDATE deliveries SET lease_until = ?1 WHERE seq IN ( \
+            "UPDATE deliveries SET lease_until = ?1, lease_owner = ?4 WHERE seq IN ( \
                SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?2 \
                AND (lease_until IS NULL OR lease_until < ?2) ORDER BY next_attempt_at LIMIT ?3) \
              RETURNING {COLUMNS}"
         ))?;
-        let rows = stmt.query_map(params![lease_until, now, limit as i64], attempt_from_row)?;
+        let rows = stmt.query_map(
+            params![lease_until, now, limit as i64, owner.0],
+            attempt_from_row,
+        )?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut out = Vec::with_capacity(attempts.len());
@@ -71,7 +79,8 @@ pub(super) fn complete(c: &Connection, done: &Completion) -> Result<()> {
     c.prepare_cached(
         "UPDATE deliveries SET status = ?2, status_code = ?3, duration_ms = ?4, error = ?5, \
          request_headers = ?6, request_body = ?7, response_headers = ?8, response_body = ?9, \
-         next_attempt_at = ?10, lease_until = NULL, url = ?11, created_at = ?12 WHERE id = ?1",
+         next_attempt_at = ?10, lease_until = NULL, lease_owner = NULL, url = ?11, \
+         created_at = ?12 WHERE id = ?1",
     )?
     .execute(params![
         a.id,
@@ -122,11 +131,53 @@ pub(super) fn next_due_at(c: &Connection) -> Result<Option<Millis>> {
     )?)
 }
 
-pub(super) fn release_leases(c: &Connection) -> Result<usize> {
+pub(super) fn retire(c: &Connection, owner: &InstanceId) -> Result<usize> {
+    let freed = c.execute(
+        "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
+         WHERE status = 'pending' AND lease_owner = ?1",
+        [&owner.0],
+    )?;
+    c.execute("DELETE FROM instances WHERE id = ?1", [&owner.0])?;
+    c.execute("DELETE FROM job_locks WHERE owner = ?1", [&owner.0])?;
+    Ok(freed)
+}
+
+pub(super) fn heartbeat(c: &Connection, id: &InstanceId, now: Millis) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO instances (id, heartbeat_at) VALUES (?1, ?2) \
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+    )?
+    .execute(params![id.0, now])?;
+    Ok(())
+}
+
+pub(super) fn reap_dead(c: &Connection, stale_before: Millis) -> Result<usize> {
+    c.execute(
+        "DELETE FROM instances WHERE heartbeat_at < ?1",
+        [stale_before],
+    )?;
     Ok(c.execute(
-        "UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
+        "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
+         WHERE status = 'pending' AND lease_until IS NOT NULL \
+         AND (lease_owner IS NULL OR lease_owner NOT IN (SELECT id FROM instances))",
         [],
     )?)
+}
+
+pub(super) fn try_job_lock(
+    c: &Connection,
+    name: &str,
+    owner: &InstanceId,
+    now: Millis,
+    until: Millis,
+) -> Result<bool> {
+    let n = c.execute(
+        "INSERT INTO job_locks (name, owner, until) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until \
+         WHERE job_locks.owner = excluded.owner OR job_locks.until < ?4",
+        params![name, owner.0, until, now],
+    )?;
+    Ok(n == 1)
 }
 
 pub(super) fn finally_failed(
