@@ -15,7 +15,11 @@ use webhook_mcp::store::{
     InstanceId, Message, Outgoing, SharedStore, WebhookChange, WebhookFilter,
 };
 
-/// One `#[tokio::test]` per check, for one backend: `conformance!(module, async factory)`.
+#[path = "common/pg.rs"]
+mod pg;
+
+/// One `#[tokio::test]` per check, for one backend: `conformance!(module, async factory)`. A
+/// factory returns `None` when its backend is not available here (it says so, visibly).
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -45,7 +49,9 @@ macro_rules! conformance {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let (store, _guard) = $make().await;
+                let Some((store, _guard)) = $make(stringify!($check)).await else {
+                    return;
+                };
                 checks::$check(store).await;
             }
         )*
@@ -53,13 +59,23 @@ macro_rules! conformance {
 }
 
 conformance!(sqlite, sqlite_store);
+conformance!(postgres, postgres_store);
 
 /// A fresh SQLite store in its own temporary directory (kept alive by the guard).
-async fn sqlite_store() -> (SharedStore, tempfile::TempDir) {
+async fn sqlite_store(_test: &str) -> Option<(SharedStore, Box<dyn std::any::Any>)> {
     let dir = tempfile::tempdir().unwrap();
     let store =
         webhook_mcp::store::sqlite::SqliteStore::open(&dir.path().join("webhook-mcp.db")).unwrap();
-    (Arc::new(store), dir)
+    Some((Arc::new(store), Box::new(dir)))
+}
+
+/// A fresh PostgreSQL store in a schema of its own (dropped with the guard).
+async fn postgres_store(test: &str) -> Option<(SharedStore, Box<dyn std::any::Any>)> {
+    let schema = pg::TestSchema::create(&format!("store_conformance::postgres::{test}")).await?;
+    let store = webhook_mcp::store::postgres::PgStore::connect(&schema.url)
+        .await
+        .unwrap();
+    Some((Arc::new(store), Box::new(schema)))
 }
 
 // --- fixtures ---------------------------------------------------------------------------------

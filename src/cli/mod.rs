@@ -32,6 +32,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOK_MCP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// A PostgreSQL database to share with other instances (any number, on any hosts) instead of
+    /// the SQLite file in --data-dir, e.g. postgres://user:password@db.internal:5432/webhooks
+    /// (add ?sslmode=require for TLS).
+    #[arg(long, env = "WEBHOOK_MCP_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
     /// Address of the bundled receiver that providers POST to (port 0 picks a free port), or
     /// `same` to serve it on the --http listener under /hooks/.
     #[arg(

@@ -19,6 +19,7 @@ use crate::dispatcher::policy::{parse_schedule, Policy};
 use crate::mcp::{http, McpServer};
 use crate::receiver;
 use crate::service::{Service, Settings, WorkerSettings};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::SharedStore;
 
@@ -42,7 +43,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
     // Installed before anything can answer a client (see `shutdown_signal`).
     let shutdown = shutdown_signal();
-    let store = open_store(&args)?;
+    let store = open_store(&args).await?;
 
     // Bind everything before announcing anything, so a taken port fails the start cleanly.
     let receiver_listener = match receiver_at {
@@ -173,7 +174,17 @@ async fn serve_stdio(
     Ok(())
 }
 
-fn open_store(args: &ServeArgs) -> Result<SharedStore, StartError> {
+async fn open_store(args: &ServeArgs) -> Result<SharedStore, StartError> {
+    if let Some(url) = &args.database_url {
+        let store = PgStore::connect(url).await.map_err(|e| {
+            StartError(format!(
+                "cannot open the PostgreSQL store ({}): {e}",
+                redact_url(url)
+            ))
+        })?;
+        tracing::info!(database = %redact_url(url), "store open (PostgreSQL)");
+        return Ok(Arc::new(store));
+    }
     let data_dir = args.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(|e| {
         StartError(format!(
@@ -267,5 +278,17 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         async {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// A database URL without its password, for logs and errors.
+fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable URL>".into(),
     }
 }

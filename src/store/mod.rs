@@ -7,6 +7,8 @@
 //! conformance suite take any `dyn Store`. The cost, one boxed future per call, is nothing next to
 //! a hop to the blocking pool or a network round trip.
 
+pub mod cache;
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

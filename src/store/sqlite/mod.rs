@@ -34,7 +34,7 @@ use crate::model::{
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     readers: Arc<Readers>,
-    webhooks: Arc<webhooks::WebhookCache>,
+    webhooks: Arc<crate::store::cache::WebhookCache>,
     /// Receipts for the group-commit writer thread (see `events::receipt_writer`).
     receipts: std::sync::mpsc::Sender<events::ReceiptJob>,
     store_id: Arc<str>,

@@ -1,0 +1,1341 @@
+//! The PostgreSQL backend: any number of instances on any number of hosts share one database.
+//!
+//! - **Ingest** goes through one writer task per process that commits whatever receipts have
+//!   queued up in one transaction, with array inserts (a few round trips per batch, not per
+//!   event). The transaction takes an advisory transaction lock before it assigns event `seq`s,
+//!   so events commit in `seq` order across instances: a reader at cursor N can never miss a
+//!   transaction that took N-1 and committed later. Webhook changes do the same for `rev`.
+//! - **Change feed**: every commit that adds events or changes a webhook sends `NOTIFY` on the
+//!   store's channel; one listening connection per process turns it into a wake-up, and the
+//!   feed catches up by cursor (so a dropped connection costs latency, never an event).
+//! - **Queue**: claims use `FOR UPDATE SKIP LOCKED`, so concurrent claimers on any instance take
+//!   disjoint attempts without waiting on each other.
+//! - **Migrations** run under a session advisory lock.
+//!
+//! TLS: with `sslmode=require` in the URL the connection uses rustls with the webpki roots;
+//! otherwise plain TCP (the usual for a database on loopback or a private network).
+
+mod schema;
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, NoTls, Row};
+
+use super::cache::WebhookCache;
+use super::{
+    json_text, ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventNotice, EventQuery,
+    HealthChange, Ingest, InsertOutcome, InstanceId, MessageState, Outgoing, Store, WebhookChange,
+    WebhookFilter,
+};
+use crate::error::{Error, Result};
+use crate::model::{
+    enum_from_text, enum_text, log_excerpt, Attempt, Delivery, DeliveryId, Direction, Event,
+    EventId, MessageId, Millis, PreviousSecret, Receipt, Secret, Webhook, WebhookId,
+};
+
+/// Advisory lock keys (arbitrary constants, one per purpose).
+const MIGRATION_LOCK: i64 = 0x7765_6268_6f6f_6b01;
+const EVENT_SEQ_LOCK: i64 = 0x7765_6268_6f6f_6b02;
+const WEBHOOK_REV_LOCK: i64 = 0x7765_6268_6f6f_6b03;
+/// Most receipts committed together.
+const MAX_BATCH: usize = 512;
+
+type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    cache: Arc<WebhookCache>,
+    writer: mpsc::UnboundedSender<IngestJob>,
+    /// Signalled by the listening connection when another commit may have changed the store.
+    changed: Arc<Notify>,
+    channel: Arc<str>,
+    store_id: Arc<str>,
+}
+
+struct IngestJob {
+    ingest: Ingest,
+    reply: oneshot::Sender<Result<InsertOutcome>>,
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => Error::Store(format!("{}: {}", db.code().code(), db.message())),
+            None => Error::Store(e.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Error::Store(format!("no database connection: {e}"))
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db?...`), brings the schema up to date and
+    /// starts the ingest writer and the change listener.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| Error::invalid(format!("--database-url is not a PostgreSQL URL: {e}")))?;
+        let tls = Tls::for_mode(config.get_ssl_mode())?;
+        let manager = match &tls {
+            Tls::Plain => Manager::from_config(config.clone(), NoTls, manager_config()),
+            Tls::Rustls(t) => Manager::from_config(config.clone(), t.clone(), manager_config()),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot build the connection pool: {e}")))?;
+        migrate(&pool).await?;
+        let client = pool.get().await?;
+        let store_id: String = client
+            .query_one("SELECT value FROM meta WHERE key = 'store_id'", &[])
+            .await?
+            .try_get(0)?;
+        drop(client);
+        let channel: Arc<str> = format!("webhook_mcp_{store_id}").into();
+        let changed = Arc::new(Notify::new());
+        tokio::spawn(listen(config, tls, channel.clone(), changed.clone()));
+        let (writer, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(ingest_writer(pool.clone(), jobs, channel.clone()));
+        Ok(PgStore {
+            pool,
+            cache: Arc::default(),
+            writer,
+            changed,
+            channel,
+            store_id: store_id.into(),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    fn forget(&self, ids: &[WebhookId]) {
+        self.cache.forget(ids.iter());
+    }
+}
+
+fn manager_config() -> ManagerConfig {
+    ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    }
+}
+
+#[derive(Clone)]
+enum Tls {
+    Plain,
+    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl Tls {
+    fn for_mode(mode: SslMode) -> Result<Tls> {
+        if mode != SslMode::Require {
+            return Ok(Tls::Plain);
+        }
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Internal(format!("TLS set-up failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(
+            config,
+        )))
+    }
+}
+
+async fn migrate(pool: &Pool) -> Result<()> {
+    let mut client = pool.get().await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = async {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            .await?;
+        loop {
+            let tx = client.transaction().await?;
+            let current: Option<i64> = tx
+                .query_opt("SELECT version FROM schema_version", &[])
+                .await?
+                .map(|r| r.get(0));
+            let current = current.unwrap_or(0);
+            if current > schema::MIGRATIONS.len() as i64 {
+                return Err(Error::Internal(format!(
+                    "the database's schema version {current} is newer than this binary knows ({}); upgrade webhook-mcp",
+                    schema::MIGRATIONS.len()
+                )));
+            }
+            let Some(sql) = schema::MIGRATIONS.get(current as usize) else {
+                return Ok(());
+            };
+            tx.batch_execute(sql).await?;
+            tx.execute("DELETE FROM schema_version", &[]).await?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[&(current + 1)],
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(version = current + 1, "applied database migration");
+        }
+    }
+    .await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    result
+}
+
+/// Keeps one connection LISTENing on the store's channel, reconnecting when it drops; every
+/// notification (and every reconnect, after which something may have been missed) wakes the
+/// change feed, which then reads by cursor.
+async fn listen(config: tokio_postgres::Config, tls: Tls, channel: Arc<str>, changed: Arc<Notify>) {
+    loop {
+        let ended = match &tls {
+            Tls::Plain => listen_once(&config, NoTls, &channel, &changed).await,
+            Tls::Rustls(t) => listen_once(&config, t.clone(), &channel, &changed).await,
+        };
+        if let Err(e) = ended {
+            tracing::warn!(error = %e, "change listener lost its database connection; reconnecting");
+        }
+        changed.notify_one();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn listen_once<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+    channel: &str,
+    changed: &Notify,
+) -> Result<()>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => {
+                    let _ = tx.send(());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(Error::from(e)),
+                None => return Ok(()),
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN \"{channel}\""))
+        .await?;
+    changed.notify_one(); // anything committed before LISTEN took effect is read now
+    while rx.recv().await.is_some() {
+        changed.notify_one();
+    }
+    drop(client);
+    driver.await.map_err(|e| Error::Internal(e.to_string()))?
+}
+
+// --- ingest: the group-commit writer ---------------------------------------------------------
+
+async fn ingest_writer(
+    pool: Pool,
+    mut jobs: mpsc::UnboundedReceiver<IngestJob>,
+    channel: Arc<str>,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        match write_batch(&pool, &mut batch, &channel).await {
+            Ok(outcomes) => {
+                tracing::debug!(
+                    receipts = batch.len(),
+                    commit_us = started.elapsed().as_micros() as u64,
+                    "receipt batch committed"
+                );
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch was committed: every sender gets an error (and a 503).
+                for job in batch {
+                    let _ = job.reply.send(Err(Error::Unavailable(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+async fn write_batch(
+    pool: &Pool,
+    batch: &mut [IngestJob],
+    channel: &str,
+) -> Result<Vec<InsertOutcome>> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    // Events commit in seq order across instances (see the module's doc).
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_SEQ_LOCK])
+        .await?;
+    // Which provider ids are stored already: one query for the batch.
+    let (hooks, pids): (Vec<String>, Vec<String>) = batch
+        .iter()
+        .filter_map(|j| {
+            let e = &j.ingest.event;
+            e.provider_event_id
+                .as_ref()
+                .map(|p| (e.webhook_id.to_string(), p.clone()))
+        })
+        .unzip();
+    let mut known: HashMap<(String, String), EventId> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT e.id, e.webhook_id, e.provider_event_id FROM events e \
+             JOIN unnest($1::text[], $2::text[]) AS k(w, p) \
+             ON e.webhook_id = k.w AND e.provider_event_id = k.p",
+            &[&hooks, &pids],
+        )
+        .await?
+    {
+        known.insert(
+            (col(&row, "webhook_id")?, col(&row, "provider_event_id")?),
+            EventId::from(col::<String>(&row, "id")?),
+        );
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut new_events: Vec<usize> = vec![];
+    for (i, job) in batch.iter_mut().enumerate() {
+        let Ingest { event, receipt, .. } = &mut job.ingest;
+        let key = event
+            .provider_event_id
+            .as_ref()
+            .map(|p| (event.webhook_id.to_string(), p.clone()));
+        match key.as_ref().and_then(|k| known.get(k)) {
+            Some(id) => {
+                receipt.event_id = Some(id.clone());
+                receipt.error = Some(format!(
+                    "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
+                ));
+                outcomes.push(InsertOutcome::Duplicate(id.clone()));
+            }
+            None => {
+                if let Some(k) = key {
+                    // A repeat later in the same batch is a duplicate of this one.
+                    known.insert(k, event.id.clone());
+                }
+                // The event holds them; the receipt points at it.
+                receipt.request_headers.clear();
+                receipt.request_body = None;
+                new_events.push(i);
+                outcomes.push(InsertOutcome::Stored(0));
+            }
+        }
+    }
+    if !new_events.is_empty() {
+        let mut cols: [Vec<Option<String>>; 6] = Default::default();
+        let mut received: Vec<i64> = vec![];
+        for &i in &new_events {
+            let j = &batch[i].ingest;
+            let e = &j.event;
+            cols[0].push(Some(e.id.to_string()));
+            cols[1].push(Some(e.webhook_id.to_string()));
+            cols[2].push(e.provider_event_id.clone());
+            cols[3].push(Some(e.event.clone()));
+            cols[4].push(Some(json_text(&e.headers)));
+            cols[5].push(Some(j.body.clone()));
+            received.push(e.received_at);
+        }
+        let rows = tx
+            .query(
+                "INSERT INTO events (id, webhook_id, provider_event_id, event, headers, payload, received_at) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
+                 RETURNING id, seq",
+                &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &received],
+            )
+            .await?;
+        let mut seqs: HashMap<String, i64> = HashMap::new();
+        for row in rows {
+            seqs.insert(col(&row, "id")?, col(&row, "seq")?);
+        }
+        for &i in &new_events {
+            let id = batch[i].ingest.event.id.to_string();
+            outcomes[i] = InsertOutcome::Stored(seqs.get(&id).copied().unwrap_or_default());
+            for relay in &batch[i].ingest.relays {
+                insert_outgoing(&tx, relay).await?;
+            }
+        }
+    }
+    let receipts: Vec<&Receipt> = batch.iter().map(|j| &j.ingest.receipt).collect();
+    insert_receipts(&tx, &receipts).await?;
+    if !new_events.is_empty() {
+        tx.execute("SELECT pg_notify($1, 'events')", &[&channel])
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+async fn insert_receipts(c: &impl GenericClient, receipts: &[&Receipt]) -> Result<()> {
+    let mut text: [Vec<Option<String>>; 8] = Default::default();
+    let mut ints: [Vec<Option<i64>>; 2] = Default::default();
+    for r in receipts {
+        text[0].push(Some(r.id.to_string()));
+        text[1].push(Some(r.webhook_id.to_string()));
+        text[2].push(r.event_id.as_ref().map(|e| e.to_string()));
+        text[3].push(r.event.clone());
+        text[4].push(Some(r.url.clone()));
+        text[5].push(Some(enum_text(&r.status)));
+        text[6].push(r.error.clone());
+        text[7].push(r.request_body.clone());
+        ints[0].push(r.status_code);
+        ints[1].push(Some(r.created_at));
+    }
+    let headers: Vec<String> = receipts
+        .iter()
+        .map(|r| json_text(&r.request_headers))
+        .collect();
+    c.execute(
+        "INSERT INTO deliveries (id, webhook_id, event_id, event, url, status, error, request_body, \
+           status_code, created_at, request_headers, direction, trigger, attempt) \
+         SELECT *, 'inbound', 'received', 1 FROM unnest($1::text[], $2::text[], $3::text[], \
+           $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[])",
+        &[
+            &text[0], &text[1], &text[2], &text[3], &text[4], &text[5], &text[6], &text[7],
+            &ints[0], &ints[1], &headers,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_attempt(c: &impl GenericClient, a: &Attempt) -> Result<()> {
+    let (id, webhook, msg) = (
+        a.id.to_string(),
+        a.webhook_id.to_string(),
+        a.message_id.to_string(),
+    );
+    let event_id = a.event_id.as_ref().map(|e| e.to_string());
+    let (trigger, status) = (enum_text(&a.trigger), enum_text(&a.status));
+    let (req_h, resp_h) = (
+        json_text(&a.request_headers),
+        json_text(&a.response_headers),
+    );
+    c.execute(
+        "INSERT INTO deliveries (id, webhook_id, event_id, event, direction, trigger, attempt, url, \
+         status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
+         response_body, created_at, next_attempt_at, message_id) \
+         VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        &[
+            &id, &webhook, &event_id, &a.event, &trigger, &a.number, &a.url, &status,
+            &a.status_code, &a.duration_ms, &a.error, &req_h, &a.request_body, &resp_h,
+            &a.response_body, &a.created_at, &a.next_attempt_at, &msg,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_outgoing(c: &impl GenericClient, o: &Outgoing) -> Result<()> {
+    let m = &o.message;
+    c.execute(
+        "INSERT INTO messages (id, webhook_id, event, event_id, body, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &m.id.to_string(),
+            &m.webhook_id.to_string(),
+            &m.event,
+            &m.event_id.as_ref().map(|e| e.to_string()),
+            &m.body,
+            &m.created_at,
+        ],
+    )
+    .await?;
+    insert_attempt(c, &o.first).await
+}
+
+/// Takes the change-log lock for the rest of the transaction. Called first thing in every
+/// transaction that records a webhook change, before any row lock: taken later, two instances
+/// could each hold a row the other needs while waiting for the lock (a deadlock).
+async fn lock_changes(c: &impl GenericClient) -> Result<()> {
+    c.execute("SELECT pg_advisory_xact_lock($1)", &[&WEBHOOK_REV_LOCK])
+        .await?;
+    Ok(())
+}
+
+/// Appends to the webhook change log, in `rev` order across instances (the caller holds
+/// `lock_changes`), and wakes every feed.
+async fn record_change(
+    c: &impl GenericClient,
+    channel: &str,
+    id: &WebhookId,
+    at: Millis,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO webhook_changes (webhook_id, changed_at) VALUES ($1, $2)",
+        &[&id.as_str(), &at],
+    )
+    .await?;
+    c.execute("SELECT pg_notify($1, 'webhooks')", &[&channel])
+        .await?;
+    Ok(())
+}
+
+// --- reading rows by column name --------------------------------------------------------------
+
+fn col<T: for<'a> tokio_postgres::types::FromSql<'a>>(row: &Row, name: &str) -> Result<T> {
+    row.try_get(name)
+        .map_err(|e| Error::Store(format!("column `{name}`: {e}")))
+}
+
+fn enum_col<T: DeserializeOwned>(row: &Row, name: &str) -> Result<T> {
+    let text: String = col(row, name)?;
+    enum_from_text(&text)
+        .ok_or_else(|| Error::Store(format!("column `{name}`: unexpected stored value {text:?}")))
+}
+
+fn json_col<T: DeserializeOwned>(row: &Row, name: &str) -> Result<T> {
+    let text: String = col(row, name)?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Store(format!("column `{name}`: not the JSON expected ({e})")))
+}
+
+const WEBHOOK_COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, \
+    secret, previous_secret, previous_secret_expires_at, headers, created_at, updated_at, \
+    failure_count, first_failure_at, disabled_reason, forward_to";
+
+fn webhook_from_row(r: &Row) -> Result<Webhook> {
+    let direction: Direction = enum_col(r, "direction")?;
+    let headers: BTreeMap<String, String> = json_col(r, "headers")?;
+    let (extra_headers, required_headers) = match direction {
+        Direction::Outbound => (headers, BTreeMap::new()),
+        Direction::Inbound => (
+            BTreeMap::new(),
+            headers
+                .into_iter()
+                .map(|(k, v)| (k, Secret::new(v)))
+                .collect(),
+        ),
+    };
+    let previous_secret = match (
+        col::<Option<String>>(r, "previous_secret")?,
+        col::<Option<i64>>(r, "previous_secret_expires_at")?,
+    ) {
+        (Some(s), Some(expires_at)) => Some(PreviousSecret {
+            secret: Secret::new(s),
+            expires_at,
+        }),
+        _ => None,
+    };
+    Ok(Webhook {
+        id: col::<String>(r, "id")?.into(),
+        direction,
+        target_url: col(r, "target_url")?,
+        provider: enum_col(r, "provider")?,
+        events: json_col(r, "events")?,
+        description: col(r, "description")?,
+        enabled: col(r, "enabled")?,
+        secret: Secret::new(col::<String>(r, "secret")?),
+        previous_secret,
+        extra_headers,
+        required_headers,
+        created_at: col(r, "created_at")?,
+        updated_at: col(r, "updated_at")?,
+        failure_count: col(r, "failure_count")?,
+        first_failure_at: col(r, "first_failure_at")?,
+        disabled_reason: col(r, "disabled_reason")?,
+        forward_to: json_col(r, "forward_to")?,
+    })
+}
+
+const EVENT_COLUMNS: &str =
+    "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
+
+fn event_from_row(r: &Row) -> Result<Event> {
+    Ok(Event {
+        seq: col(r, "seq")?,
+        id: col::<String>(r, "id")?.into(),
+        webhook_id: col::<String>(r, "webhook_id")?.into(),
+        provider_event_id: col(r, "provider_event_id")?,
+        event: col(r, "event")?,
+        received_at: col(r, "received_at")?,
+        headers: json_col(r, "headers")?,
+        payload: json_col(r, "payload")?,
+    })
+}
+
+const DELIVERY_COLUMNS: &str =
+    "seq, id, webhook_id, event_id, event, direction, trigger, attempt, \
+    url, status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
+    response_body, created_at, next_attempt_at, message_id";
+
+fn delivery_from_row(r: &Row) -> Result<Delivery> {
+    Ok(match enum_col::<Direction>(r, "direction")? {
+        Direction::Inbound => Delivery::Receipt(Receipt {
+            seq: col(r, "seq")?,
+            id: col::<String>(r, "id")?.into(),
+            webhook_id: col::<String>(r, "webhook_id")?.into(),
+            event_id: col::<Option<String>>(r, "event_id")?.map(EventId::from),
+            event: col(r, "event")?,
+            url: col(r, "url")?,
+            status: enum_col(r, "status")?,
+            status_code: col(r, "status_code")?,
+            error: col(r, "error")?,
+            request_headers: json_col(r, "request_headers")?,
+            request_body: col(r, "request_body")?,
+            created_at: col(r, "created_at")?,
+        }),
+        Direction::Outbound => Delivery::Attempt(attempt_from_row(r)?),
+    })
+}
+
+fn attempt_from_row(r: &Row) -> Result<Attempt> {
+    Ok(Attempt {
+        seq: col(r, "seq")?,
+        id: col::<String>(r, "id")?.into(),
+        webhook_id: col::<String>(r, "webhook_id")?.into(),
+        message_id: col::<Option<String>>(r, "message_id")?
+            .unwrap_or_default()
+            .into(),
+        event_id: col::<Option<String>>(r, "event_id")?.map(EventId::from),
+        event: col::<Option<String>>(r, "event")?.unwrap_or_default(),
+        trigger: enum_col(r, "trigger")?,
+        number: col(r, "attempt")?,
+        url: col(r, "url")?,
+        status: enum_col(r, "status")?,
+        status_code: col(r, "status_code")?,
+        duration_ms: col(r, "duration_ms")?,
+        error: col(r, "error")?,
+        request_headers: json_col(r, "request_headers")?,
+        request_body: col(r, "request_body")?,
+        response_headers: json_col(r, "response_headers")?,
+        response_body: col(r, "response_body")?,
+        created_at: col(r, "created_at")?,
+        next_attempt_at: col(r, "next_attempt_at")?,
+    })
+}
+
+async fn get_webhook(c: &impl GenericClient, id: &WebhookId) -> Result<Option<Webhook>> {
+    c.query_opt(
+        &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"),
+        &[&id.as_str()],
+    )
+    .await?
+    .map(|r| webhook_from_row(&r))
+    .transpose()
+}
+
+/// Gives receipts of stored events the request headers and body their event keeps.
+async fn fill_from_events(c: &impl GenericClient, rows: &mut [Delivery]) -> Result<()> {
+    for d in rows.iter_mut() {
+        let Delivery::Receipt(r) = d else { continue };
+        let Some(event_id) = &r.event_id else {
+            continue;
+        };
+        if r.request_body.is_some() || r.error.is_some() {
+            continue;
+        }
+        if let Some(row) = c
+            .query_opt(
+                "SELECT headers, payload FROM events WHERE id = $1",
+                &[&event_id.as_str()],
+            )
+            .await?
+        {
+            r.request_headers = json_col(&row, "headers")?;
+            r.request_body = Some(log_excerpt(col::<String>(&row, "payload")?.as_bytes()));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn insert_webhook(&self, w: &Webhook) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        lock_changes(&tx).await?;
+        let headers = match w.direction {
+            Direction::Outbound => json_text(&w.extra_headers),
+            Direction::Inbound => json_text(
+                &w.required_headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.expose()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+        };
+        let prev = w.previous_secret.as_ref();
+        tx.execute(
+            &format!(
+                "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            ),
+            &[
+                &w.id.as_str(),
+                &enum_text(&w.direction),
+                &w.target_url,
+                &enum_text(&w.provider),
+                &json_text(&w.events),
+                &w.description,
+                &w.enabled,
+                &w.secret.expose(),
+                &prev.map(|p| p.secret.expose()),
+                &prev.map(|p| p.expires_at),
+                &headers,
+                &w.created_at,
+                &w.updated_at,
+                &w.failure_count,
+                &w.first_failure_at,
+                &w.disabled_reason,
+                &json_text(&w.forward_to),
+            ],
+        )
+        .await?;
+        record_change(&tx, &self.channel, &w.id, w.updated_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<Webhook>> {
+        if let Some(w) = self.cache.get(id) {
+            return Ok(Some(w));
+        }
+        let generation = self.cache.generation();
+        let found = get_webhook(&self.client().await?, id).await?;
+        if let Some(w) = &found {
+            self.cache.put(generation, w);
+        }
+        Ok(found)
+    }
+
+    async fn list_webhooks(&self, f: WebhookFilter) -> Result<Vec<Webhook>> {
+        let direction = f.direction.map(|d| enum_text(&d));
+        let mut clauses = vec![];
+        let mut params: Params = vec![];
+        if let Some(d) = &direction {
+            params.push(d);
+            clauses.push(format!("direction = ${}", params.len()));
+        }
+        if let Some(e) = &f.enabled {
+            params.push(e);
+            clauses.push(format!("enabled = ${}", params.len()));
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks {filter} ORDER BY created_at, id"),
+                &params,
+            )
+            .await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn update_webhook(&self, id: &WebhookId, ch: WebhookChange) -> Result<Option<Webhook>> {
+        let result = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_changes(&tx).await?;
+            let Some(current) = get_webhook(&tx, id).await? else {
+                return Ok(None);
+            };
+            let events = ch.events.as_ref().map(json_text);
+            let headers = match current.direction {
+                Direction::Outbound => ch.extra_headers.as_ref().map(json_text),
+                Direction::Inbound => ch.required_headers.as_ref().map(|h| {
+                    json_text(
+                        &h.iter()
+                            .map(|(k, v)| (k.as_str(), v.expose()))
+                            .collect::<BTreeMap<_, _>>(),
+                    )
+                }),
+            };
+            let forward = ch.forward_to.as_ref().map(json_text);
+            // Only the fields given are written (NULL parameters keep the column).
+            tx.execute(
+                "UPDATE webhooks SET updated_at = $2, \
+                   target_url = COALESCE($3, target_url), events = COALESCE($4, events), \
+                   description = COALESCE($5, description), enabled = COALESCE($6, enabled), \
+                   headers = COALESCE($7, headers), forward_to = COALESCE($8, forward_to), \
+                   failure_count = CASE WHEN $9 THEN 0 ELSE failure_count END, \
+                   first_failure_at = CASE WHEN $9 THEN NULL ELSE first_failure_at END, \
+                   disabled_reason = CASE WHEN $9 THEN NULL ELSE disabled_reason END \
+                 WHERE id = $1",
+                &[
+                    &id.as_str(),
+                    &ch.updated_at,
+                    &ch.target_url,
+                    &events,
+                    &ch.description,
+                    &ch.enabled,
+                    &headers,
+                    &forward,
+                    &ch.reset_health,
+                ],
+            )
+            .await?;
+            record_change(&tx, &self.channel, id, ch.updated_at).await?;
+            let updated = get_webhook(&tx, id).await?;
+            tx.commit().await?;
+            Ok(updated)
+        }
+        .await;
+        self.forget(std::slice::from_ref(id));
+        result
+    }
+
+    async fn rotate_secret(
+        &self,
+        id: &WebhookId,
+        secret: Secret,
+        grace_until: Option<Millis>,
+        now: Millis,
+    ) -> Result<Option<Webhook>> {
+        let result = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_changes(&tx).await?;
+            // In one statement: the secret moved to previous_secret is the one current now.
+            let n = tx
+                .execute(
+                    "UPDATE webhooks SET \
+                       previous_secret = CASE WHEN $3::int8 IS NULL THEN NULL ELSE secret END, \
+                       previous_secret_expires_at = $3, secret = $2, updated_at = $4 \
+                     WHERE id = $1",
+                    &[&id.as_str(), &secret.expose(), &grace_until, &now],
+                )
+                .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            record_change(&tx, &self.channel, id, now).await?;
+            let rotated = get_webhook(&tx, id).await?;
+            tx.commit().await?;
+            Ok(rotated)
+        }
+        .await;
+        self.forget(std::slice::from_ref(id));
+        result
+    }
+
+    async fn delete_webhook(&self, id: &WebhookId) -> Result<bool> {
+        let result = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_changes(&tx).await?;
+            let deleted = tx
+                .execute("DELETE FROM webhooks WHERE id = $1", &[&id.as_str()])
+                .await?
+                == 1;
+            if deleted {
+                record_change(&tx, &self.channel, id, crate::model::now_millis()).await?;
+            }
+            tx.commit().await?;
+            Ok(deleted)
+        }
+        .await;
+        self.forget(std::slice::from_ref(id));
+        result
+    }
+
+    async fn insert_event(&self, ingest: Ingest) -> Result<InsertOutcome> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Error::Unavailable("the store's writer has stopped".into());
+        self.writer
+            .send(IngestJob { ingest, reply })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
+        self.client()
+            .await?
+            .query_opt(
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"),
+                &[&id.as_str()],
+            )
+            .await?
+            .map(|r| event_from_row(&r))
+            .transpose()
+    }
+
+    async fn list_events(&self, q: EventQuery) -> Result<Vec<Event>> {
+        let after = q.after.unwrap_or(0);
+        let limit = q.limit as i64;
+        let webhook = q.webhook_id.as_ref().map(|w| w.to_string());
+        let mut params: Params = vec![&after];
+        let mut clauses = vec!["seq > $1".to_string()];
+        if let Some(w) = &webhook {
+            params.push(w);
+            clauses.push(format!("webhook_id = ${}", params.len()));
+        }
+        if let Some(e) = &q.event {
+            params.push(e);
+            clauses.push(format!("event = ${}", params.len()));
+        }
+        params.push(&limit);
+        let order = if q.newest_first { "DESC" } else { "ASC" };
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY seq {order} LIMIT ${}",
+                    clauses.join(" AND "),
+                    params.len()
+                ),
+                &params,
+            )
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn max_event_seq(&self) -> Result<i64> {
+        Ok(self
+            .client()
+            .await?
+            .query_one("SELECT COALESCE(MAX(seq), 0)::int8 FROM events", &[])
+            .await?
+            .try_get(0)?)
+    }
+
+    async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes> {
+        let client = self.client().await?;
+        let limit = limit as i64;
+        let events = client
+            .query(
+                "SELECT seq, id, webhook_id, event FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&since.event_seq, &limit],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(EventNotice {
+                    seq: col(r, "seq")?,
+                    id: col::<String>(r, "id")?.into(),
+                    webhook_id: col::<String>(r, "webhook_id")?.into(),
+                    event: col(r, "event")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut webhooks: Vec<WebhookId> = vec![];
+        let mut webhook_rev = since.webhook_rev;
+        for r in client
+            .query(
+                "SELECT rev, webhook_id FROM webhook_changes WHERE rev > $1 ORDER BY rev LIMIT $2",
+                &[&since.webhook_rev, &limit],
+            )
+            .await?
+        {
+            webhook_rev = col(&r, "rev")?;
+            let id = WebhookId::from(col::<String>(&r, "webhook_id")?);
+            webhooks.retain(|w| *w != id);
+            webhooks.push(id);
+        }
+        let cursor = ChangeCursor {
+            event_seq: events.last().map_or(since.event_seq, |e| e.seq),
+            webhook_rev,
+        };
+        Ok(Changes {
+            events,
+            webhooks,
+            cursor,
+        })
+    }
+
+    async fn log_receipt(&self, receipt: Receipt) -> Result<()> {
+        insert_receipts(&self.client().await?, &[&receipt]).await
+    }
+
+    async fn log_attempt(&self, attempt: Attempt) -> Result<()> {
+        insert_attempt(&self.client().await?, &attempt).await
+    }
+
+    async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
+        let client = self.client().await?;
+        let Some(row) = client
+            .query_opt(
+                &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"),
+                &[&id.as_str()],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut found = [delivery_from_row(&row)?];
+        fill_from_events(&client, &mut found).await?;
+        let [d] = found;
+        Ok(Some(d))
+    }
+
+    async fn query_deliveries(&self, q: DeliveryQuery) -> Result<Vec<Delivery>> {
+        let webhook = q.webhook_id.as_ref().map(|w| w.to_string());
+        let direction = q.direction.map(|d| enum_text(&d));
+        let status = q.status.map(|s| enum_text(&s));
+        let limit = q.limit as i64;
+        // Only the filters given appear in the SQL, so the planner can use the indexes.
+        let filters: [(&str, Option<&(dyn ToSql + Sync)>); 7] = [
+            ("webhook_id =", webhook.as_ref().map(|v| v as _)),
+            ("direction =", direction.as_ref().map(|v| v as _)),
+            ("status =", status.as_ref().map(|v| v as _)),
+            ("event =", q.event.as_ref().map(|v| v as _)),
+            ("created_at >=", q.since.as_ref().map(|v| v as _)),
+            ("created_at <=", q.until.as_ref().map(|v| v as _)),
+            ("seq <", q.before.as_ref().map(|v| v as _)),
+        ];
+        let mut params: Params = vec![];
+        let mut clauses: Vec<String> = vec![];
+        for (clause, value) in filters {
+            if let Some(v) = value {
+                params.push(v);
+                clauses.push(format!("{clause} ${}", params.len()));
+            }
+        }
+        let where_clause = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        params.push(&limit);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries {where_clause} ORDER BY seq DESC LIMIT ${}",
+                    params.len()
+                ),
+                &params,
+            )
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        fill_from_events(&client, &mut out).await?;
+        Ok(out)
+    }
+
+    async fn enqueue(&self, items: Vec<Outgoing>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for o in &items {
+            insert_outgoing(&tx, o).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enqueue_attempts(&self, attempts: Vec<Attempt>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for a in &attempts {
+            insert_attempt(&tx, a).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        owner: &InstanceId,
+        now: Millis,
+        limit: usize,
+        lease_until: Millis,
+    ) -> Result<Vec<Claimed>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let rows = tx
+            .query(
+                &format!(
+                    "WITH due AS ( \
+                       SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
+                       AND (lease_until IS NULL OR lease_until < $2) \
+                       ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     UPDATE deliveries d SET lease_until = $1, lease_owner = $4 FROM due \
+                     WHERE d.seq = due.seq RETURNING {}",
+                    DELIVERY_COLUMNS
+                        .split(", ")
+                        .map(|c| format!("d.{}", c.trim()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                &[&lease_until, &now, &(limit as i64), &owner.0],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let attempt = attempt_from_row(row)?;
+            let body: String = tx
+                .query_opt(
+                    "SELECT body FROM messages WHERE id = $1",
+                    &[&attempt.message_id.as_str()],
+                )
+                .await?
+                .map(|r| col(&r, "body"))
+                .transpose()?
+                .unwrap_or_default();
+            let webhook = get_webhook(&tx, &attempt.webhook_id).await?;
+            out.push(Claimed {
+                attempt,
+                body,
+                webhook,
+            });
+        }
+        out.sort_by_key(|c| c.attempt.next_attempt_at);
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn complete(&self, batch: Vec<Completion>) -> Result<()> {
+        let touched: Vec<WebhookId> = batch
+            .iter()
+            .filter(|d| !matches!(d.health, HealthChange::None))
+            .map(|d| d.attempt.webhook_id.clone())
+            .collect();
+        let result = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            if !touched.is_empty() {
+                lock_changes(&tx).await?;
+            }
+            for done in &batch {
+                let a = &done.attempt;
+                tx.execute(
+                    "UPDATE deliveries SET status = $2, status_code = $3, duration_ms = $4, error = $5, \
+                     request_headers = $6, request_body = $7, response_headers = $8, response_body = $9, \
+                     next_attempt_at = $10, lease_until = NULL, lease_owner = NULL, url = $11, \
+                     created_at = $12 WHERE id = $1",
+                    &[
+                        &a.id.as_str(),
+                        &enum_text(&a.status),
+                        &a.status_code,
+                        &a.duration_ms,
+                        &a.error,
+                        &json_text(&a.request_headers),
+                        &a.request_body,
+                        &json_text(&a.response_headers),
+                        &a.response_body,
+                        &a.next_attempt_at,
+                        &a.url,
+                        &a.created_at,
+                    ],
+                )
+                .await?;
+                if let Some(next) = &done.next {
+                    insert_attempt(&tx, next).await?;
+                }
+                let changed = match &done.health {
+                    HealthChange::None => 0,
+                    HealthChange::Success => {
+                        tx.execute(
+                            "UPDATE webhooks SET failure_count = 0, first_failure_at = NULL \
+                             WHERE id = $1 AND (failure_count != 0 OR first_failure_at IS NOT NULL)",
+                            &[&a.webhook_id.as_str()],
+                        )
+                        .await?
+                    }
+                    HealthChange::Failure { disable } => {
+                        tx.execute(
+                            "UPDATE webhooks SET failure_count = failure_count + 1, \
+                             first_failure_at = COALESCE(first_failure_at, $2), \
+                             enabled = CASE WHEN $3::text IS NULL THEN enabled ELSE FALSE END, \
+                             disabled_reason = COALESCE($3, disabled_reason) WHERE id = $1",
+                            &[&a.webhook_id.as_str(), &a.created_at, disable],
+                        )
+                        .await?
+                    }
+                };
+                if changed > 0 {
+                    record_change(&tx, &self.channel, &a.webhook_id, a.created_at).await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if !touched.is_empty() {
+            self.forget(&touched);
+        }
+        result
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Millis>> {
+        Ok(self
+            .client()
+            .await?
+            .query_one(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND lease_until IS NULL",
+                &[],
+            )
+            .await?
+            .try_get(0)?)
+    }
+
+    async fn retire_instance(&self, owner: &InstanceId) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let freed = tx
+            .execute(
+                "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
+                 WHERE status = 'pending' AND lease_owner = $1",
+                &[&owner.0],
+            )
+            .await?;
+        tx.execute("DELETE FROM instances WHERE id = $1", &[&owner.0])
+            .await?;
+        tx.execute("DELETE FROM job_locks WHERE owner = $1", &[&owner.0])
+            .await?;
+        tx.commit().await?;
+        Ok(freed as usize)
+    }
+
+    async fn finally_failed(
+        &self,
+        webhook_id: &WebhookId,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<Attempt>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE webhook_id = $1 AND direction = 'outbound' \
+                     AND message_id IS NOT NULL AND created_at BETWEEN $2 AND $3 \
+                     AND seq = (SELECT MAX(seq) FROM deliveries WHERE message_id = d.message_id) \
+                     AND status = 'failed' ORDER BY seq"
+                ),
+                &[&webhook_id.as_str(), &since, &until],
+            )
+            .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    async fn message_state(&self, message_id: &MessageId) -> Result<MessageState> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COALESCE(MAX(attempt), 0)::int8 AS last_attempt, \
+                        COALESCE(bool_or(status = 'pending'), FALSE) AS pending \
+                 FROM deliveries WHERE message_id = $1",
+                &[&message_id.as_str()],
+            )
+            .await?;
+        Ok(MessageState {
+            last_attempt: col(&row, "last_attempt")?,
+            pending: col(&row, "pending")?,
+        })
+    }
+
+    fn store_id(&self) -> &str {
+        &self.store_id
+    }
+
+    async fn heartbeat(&self, instance: &InstanceId, now: Millis) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO instances (id, heartbeat_at) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                &[&instance.0, &now],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn reap_dead_instances(&self, stale_before: Millis) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "DELETE FROM instances WHERE heartbeat_at < $1",
+            &[&stale_before],
+        )
+        .await?;
+        let freed = tx
+            .execute(
+                "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
+                 WHERE status = 'pending' AND lease_until IS NOT NULL \
+                 AND (lease_owner IS NULL OR lease_owner NOT IN (SELECT id FROM instances))",
+                &[],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(freed as usize)
+    }
+
+    async fn try_job_lock(
+        &self,
+        name: &str,
+        owner: &InstanceId,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO job_locks (name, owner, until) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until \
+                 WHERE job_locks.owner = excluded.owner OR job_locks.until < $4",
+                &[&name, &owner.0, &until, &now],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn change_cursor(&self) -> Result<ChangeCursor> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events)::int8 AS event_seq, \
+                        (SELECT COALESCE(MAX(rev), 0) FROM webhook_changes)::int8 AS webhook_rev",
+                &[],
+            )
+            .await?;
+        Ok(ChangeCursor {
+            event_seq: col(&row, "event_seq")?,
+            webhook_rev: col(&row, "webhook_rev")?,
+        })
+    }
+
+    async fn wait_for_change(&self, max_wait: Duration) {
+        let _ = tokio::time::timeout(max_wait, self.changed.notified()).await;
+    }
+
+    fn invalidate_webhooks(&self, ids: &[WebhookId]) {
+        self.forget(ids);
+    }
+}

@@ -1,0 +1,97 @@
+//! The PostgreSQL schema, versioned in the binary like the SQLite one. Applied under a
+//! session advisory lock, so that of several instances starting at once one migrates and the
+//! others wait and find it done.
+//!
+//! Types mirror the SQLite schema so that both backends read and write the same domain values:
+//! instants are BIGINT milliseconds, maps and lists are JSON text (TEXT, not JSONB: an event's
+//! payload is kept byte for byte, key order and all).
+
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: everything, at the SQLite schema's version 5.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('store_id', md5(random()::text || clock_timestamp()::text));
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+        target_url TEXT NOT NULL DEFAULT '',
+        provider TEXT NOT NULL,
+        events TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        enabled BOOLEAN NOT NULL DEFAULT TRUE,
+        secret TEXT NOT NULL,
+        previous_secret TEXT,
+        previous_secret_expires_at BIGINT,
+        headers TEXT NOT NULL DEFAULT '{}',
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        failure_count BIGINT NOT NULL DEFAULT 0,
+        first_failure_at BIGINT,
+        disabled_reason TEXT,
+        forward_to TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE webhook_changes (
+        rev BIGSERIAL PRIMARY KEY,
+        webhook_id TEXT NOT NULL,
+        changed_at BIGINT NOT NULL
+    );
+    CREATE TABLE events (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        webhook_id TEXT NOT NULL,
+        provider_event_id TEXT,
+        event TEXT NOT NULL,
+        received_at BIGINT NOT NULL,
+        headers TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        UNIQUE (webhook_id, provider_event_id)
+    );
+    CREATE INDEX events_by_webhook ON events (webhook_id, seq);
+    CREATE INDEX events_by_type ON events (event, seq);
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        event_id TEXT,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE deliveries (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        webhook_id TEXT NOT NULL,
+        event_id TEXT,
+        event TEXT,
+        direction TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        attempt BIGINT NOT NULL,
+        url TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_code BIGINT,
+        duration_ms BIGINT,
+        error TEXT,
+        request_headers TEXT NOT NULL DEFAULT '{}',
+        request_body TEXT,
+        response_headers TEXT NOT NULL DEFAULT '{}',
+        response_body TEXT,
+        created_at BIGINT NOT NULL,
+        next_attempt_at BIGINT,
+        message_id TEXT,
+        lease_until BIGINT,
+        lease_owner TEXT
+    );
+    CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, seq);
+    CREATE INDEX deliveries_by_webhook_status ON deliveries (webhook_id, status, seq);
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX deliveries_by_message ON deliveries (message_id);
+    CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        heartbeat_at BIGINT NOT NULL
+    );
+    CREATE TABLE job_locks (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until BIGINT NOT NULL
+    );
+    "#,
+];
