@@ -46,8 +46,23 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let store = open_store(&args).await?;
 
     // Bind everything before announcing anything, so a taken port fails the start cleanly.
+    // A receiver port held by another process on the same store is not a failure: that process
+    // receives for both (every process sees every event), and this one takes the port over
+    // when it frees (several desktop clients, each starting its own server).
+    let mut standby = None;
     let receiver_listener = match receiver_at {
-        ReceiverAt::Own(addr) => Some(bind(addr, "receiver", "--receiver-addr").await?),
+        ReceiverAt::Own(addr) => match TcpListener::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(e)
+                if e.kind() == ErrorKind::AddrInUse
+                    && addr.port() != 0
+                    && held_by_sibling(addr, store.store_id()).await =>
+            {
+                standby = Some(addr);
+                None
+            }
+            Err(e) => return Err(bind_error(addr, e, "receiver", "--receiver-addr")),
+        },
         _ => None,
     };
     let http_listener = match args.http {
@@ -55,6 +70,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         None => None,
     };
     let receiver_bound = match receiver_at {
+        ReceiverAt::Own(_) if standby.is_some() => standby,
         ReceiverAt::Own(_) => receiver_listener.as_ref().and_then(|l| l.local_addr().ok()),
         ReceiverAt::SameAsHttp => http_listener.as_ref().and_then(|l| l.local_addr().ok()),
         ReceiverAt::Off => None,
@@ -92,6 +108,19 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             receiver::router(svc.clone()),
             stop_rx.clone(),
         ));
+    }
+    if let Some(addr) = standby {
+        tracing::warn!(
+            %addr,
+            "the receiver port is held by another webhook-mcp on this store: serving MCP without \
+             a receiver for now (that process receives, and its events reach this session too); \
+             taking the port over when it frees"
+        );
+        servers.push(tokio::spawn(take_over_receiver(
+            addr,
+            svc.clone(),
+            stop_rx.clone(),
+        )));
     }
 
     tokio::pin!(shutdown);
@@ -235,19 +264,66 @@ fn spawn_http(
 }
 
 async fn bind(addr: SocketAddr, what: &str, flag: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        StartError(match e.kind() {
-            ErrorKind::AddrInUse => format!(
-                "the {what} address {addr} is already in use (another webhook-mcp?). Pick another \
-                 with {flag} 127.0.0.1:<port> (port 0 picks a free one){}",
-                if flag == "--receiver-addr" {
-                    ", or run without a receiver using --no-receiver"
-                } else {
-                    ""
-                }
-            ),
-            _ => format!("cannot listen on {addr} for the {what}: {e}; choose another {flag}"),
-        })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| bind_error(addr, e, what, flag))
+}
+
+/// Is `addr` served by a webhook-mcp on the store `store_id`? (Its `/healthz` says so.)
+async fn held_by_sibling(addr: SocketAddr, store_id: &str) -> bool {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("the HTTP client builds with static settings");
+    let answer = async {
+        let resp = client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .ok()?;
+        let bytes = resp.bytes().await.ok()?;
+        serde_json::from_slice::<serde_json::Value>(&bytes).ok()
+    };
+    answer
+        .await
+        .is_some_and(|v| v["service"] == "webhook-mcp" && v["store_id"] == store_id)
+}
+
+/// Waits for the receiver port to free (its holder stopped), then serves the receiver on it.
+async fn take_over_receiver(addr: SocketAddr, svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PORT_RETRY) => {}
+            _ = stop.changed() => return,
+        }
+        if let Ok(listener) = TcpListener::bind(addr).await {
+            tracing::info!(%addr, "took over the receiver port");
+            let _ = spawn_http(listener, receiver::router(svc), stop).await;
+            return;
+        }
+    }
+}
+
+/// How often a process without the receiver port tries to take it.
+const PORT_RETRY: Duration = Duration::from_millis(500);
+
+fn bind_error(addr: SocketAddr, e: std::io::Error, what: &str, flag: &str) -> StartError {
+    StartError(match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "the {what} address {addr} is already in use ({}). Pick another with {flag} \
+                 127.0.0.1:<port> (port 0 picks a free one){}",
+            if flag == "--receiver-addr" {
+                "by a process that is not a webhook-mcp on this store"
+            } else {
+                "another webhook-mcp?"
+            },
+            if flag == "--receiver-addr" {
+                ", or run without a receiver using --no-receiver"
+            } else {
+                ""
+            }
+        ),
+        _ => format!("cannot listen on {addr} for the {what}: {e}; choose another {flag}"),
     })
 }
 

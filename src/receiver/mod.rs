@@ -106,6 +106,8 @@ async fn healthz(State(svc): State<Arc<Service>>) -> Json<serde_json::Value> {
         "ok": true,
         "service": "webhook-mcp",
         "version": env!("CARGO_PKG_VERSION"),
+        // Processes sharing a store recognise each other by it (see cli::serve).
+        "store_id": svc.store_id(),
         "stats": svc.stats().snapshot(),
     }))
 }

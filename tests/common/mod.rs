@@ -2,6 +2,7 @@
 //! over its real stdio, with the receiver on a free 127.0.0.1 port.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
@@ -79,13 +80,12 @@ impl Server {
         let d = dir.clone();
         let (transport, stderr) =
             TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|c| {
-                c.arg("serve")
-                    .arg("--data-dir")
-                    .arg(&d)
-                    .arg("--receiver-addr")
-                    .arg("127.0.0.1:0")
-                    .args(&extra)
-                    .env("WEBHOOK_MCP_LOG", "warn");
+                c.arg("serve").arg("--data-dir").arg(&d);
+                // A free port of its own unless the test chose the receiver's address.
+                if !extra.iter().any(|a| a == "--receiver-addr") {
+                    c.arg("--receiver-addr").arg("127.0.0.1:0");
+                }
+                c.args(&extra).env("WEBHOOK_MCP_LOG", "warn");
             }))
             .stderr(std::process::Stdio::piped())
             .spawn()

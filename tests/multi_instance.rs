@@ -1,0 +1,285 @@
+//! Many processes, one store: real `webhook-mcp` processes over real stdio, sharing one SQLite
+//! file (several desktop clients) or one PostgreSQL database (a cluster).
+//!
+//! Time bounds here are deadlines for "eventually" (generous, so a loaded CI machine passes);
+//! the bounds themselves are measured by the benchmarks and printed here for the reader.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use common::sink::{Reply, Sink};
+use common::{pg, voyager_body, Era, Server};
+use serde_json::{json, Value};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` every 10 ms until it holds; fails after `secs`. Returns how long it took.
+async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(secs),
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+/// Waits until `s` has been told that `uri` changed; returns the notes seen on the way.
+async fn notified(s: &mut Server, uri: &str) -> Vec<String> {
+    let mut seen = vec![];
+    loop {
+        let n = s.next_note().await;
+        seen.push(n.clone());
+        if n == uri {
+            return seen;
+        }
+    }
+}
+
+async fn subscribe(s: &Server, uri: &str) {
+    #[allow(deprecated)]
+    s.client
+        .subscribe(rmcp::model::SubscribeRequestParams::new(uri))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stdio_instances_on_one_data_dir_are_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let args = ["--receiver-addr", addr.as_str()];
+    let mut a = Server::start_with(Era::Legacy, Some(dir.path()), &args).await;
+    // Default-style start of a second client: same data dir, same receiver port.
+    let mut b = Server::start_with(Era::Legacy, Some(dir.path()), &args).await;
+    eventually(
+        "the second instance says it runs without the port",
+        5,
+        || async { b.logged(&["receiver port is held by another webhook-mcp"]) },
+    )
+    .await;
+    subscribe(&a, "webhook://events").await;
+    subscribe(&b, "webhook://events").await;
+
+    // Created through B (which has no receiver); the URL is the configured one.
+    let (id, url, secret) = b.inbound(json!({})).await;
+    assert_eq!(url, format!("http://{addr}/hooks/{id}"));
+    let (status, ans) = a
+        .post_signed(&url, &secret, &voyager_body("e1", "hi"))
+        .await;
+    assert_eq!(status, 200, "{ans}");
+    // Both sessions hear of it, and B's wait finds it.
+    notified(&mut a, "webhook://events").await;
+    notified(&mut b, "webhook://events").await;
+    let got = b
+        .call("wait_for_events", json!({ "after": 0, "timeout_ms": 5000 }))
+        .await;
+    assert_eq!(got["events"][0]["id"], ans["event_id"], "{got}");
+
+    // A rotation, a disable and a delete in B take effect in A's receiver. First let A's feed
+    // pass the webhook's creation and cache the row (the steady state: a cached lookup).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = a.post_signed(&url, &secret, &voyager_body("warm", "x")).await;
+    assert_eq!(status, 200);
+    let rotated = b
+        .call("rotate_secret", json!({ "id": id, "grace_seconds": 0 }))
+        .await;
+    let new_secret = rotated["webhook"]["secret"].as_str().unwrap().to_string();
+    let mut n = 0;
+    let took = eventually("A refuses the old secret", 5, || {
+        n += 1;
+        let body = voyager_body(&format!("old-{n}"), "x");
+        let (a, url, secret) = (&a, &url, &secret);
+        async move { a.post_signed(url, secret, &body).await.0 == 401 }
+    })
+    .await;
+    eprintln!("rotation in B -> A refuses the old secret: {took:?}");
+    let (status, _) = a
+        .post_signed(&url, &new_secret, &voyager_body("new-1", "x"))
+        .await;
+    assert_eq!(status, 200, "the new secret is accepted");
+    b.call("update_webhook", json!({ "id": id, "enabled": false }))
+        .await;
+    let took = eventually("A refuses a disabled webhook", 5, || {
+        n += 1;
+        let body = voyager_body(&format!("off-{n}"), "x");
+        let (a, url, secret) = (&a, &url, &new_secret);
+        async move { a.post_signed(url, secret, &body).await.0 == 404 }
+    })
+    .await;
+    eprintln!("disable in B -> A answers 404: {took:?}");
+    b.call("update_webhook", json!({ "id": id, "enabled": true }))
+        .await;
+    eventually("A accepts the re-enabled webhook", 5, || {
+        n += 1;
+        let body = voyager_body(&format!("on-{n}"), "x");
+        let (a, url, secret) = (&a, &url, &new_secret);
+        async move { a.post_signed(url, secret, &body).await.0 == 200 }
+    })
+    .await;
+    b.call("delete_webhook", json!({ "id": id })).await;
+    eventually("A refuses a deleted webhook", 5, || {
+        n += 1;
+        let body = voyager_body(&format!("del-{n}"), "x");
+        let (a, url, secret) = (&a, &url, &new_secret);
+        async move { a.post_signed(url, secret, &body).await.0 == 404 }
+    })
+    .await;
+
+    // The port owner dies: B takes the port over and receives.
+    let (id2, url2, secret2) = b.inbound(json!({})).await;
+    a.kill9();
+    drop(a);
+    let health = url2.replace(&format!("/hooks/{id2}"), "/healthz");
+    let took = eventually("B takes the receiver port over", 10, || {
+        let (http, health) = (b.http.clone(), health.clone());
+        async move { http.get(health).send().await.is_ok() }
+    })
+    .await;
+    eprintln!("port owner killed -> B serves the port: {took:?}");
+    let (status, _) = b
+        .post_signed(&url2, &secret2, &voyager_body("after", "x"))
+        .await;
+    assert_eq!(status, 200);
+    notified(&mut b, "webhook://events").await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_starting_instance_never_resends_what_a_live_one_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let args = ["--allow-private-targets"];
+    let a = Server::start_with(Era::Legacy, Some(dir.path()), &args).await;
+    let (hook, _) = a.outbound(&sink.url("slow"), json!({})).await;
+    // The target holds the first attempt for 4 s: it is in flight, leased by A.
+    sink.script([Reply::status(200).after(Duration::from_secs(4))]);
+    a.call(
+        "send_event",
+        json!({ "event": "e", "data": {}, "webhook_ids": [hook] }),
+    )
+    .await;
+    sink.wait_for(1, 10).await;
+    let b = Server::start_with(Era::Legacy, Some(dir.path()), &args).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        sink.on("slow").len(),
+        1,
+        "the second process re-sent an attempt the first still held"
+    );
+    let log = b
+        .call("query_deliveries", json!({ "webhook_id": hook }))
+        .await;
+    assert_eq!(log["count"], 1, "{log}");
+    assert_eq!(log["deliveries"][0]["status"], "succeeded", "{log}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_on_a_fresh_store_all_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let starts = (0..6).map(|_| Server::start_with(Era::Legacy, Some(dir.path()), &[]));
+    let servers = futures::future::join_all(starts).await;
+    for s in &servers {
+        let v = s.call("list_webhooks", json!({})).await;
+        assert_eq!(v["count"], 0);
+    }
+    let (id, _, _) = servers[0].inbound(json!({})).await;
+    let seen = servers[5].call("get_webhook", json!({ "id": id })).await;
+    assert_eq!(seen["webhook"]["id"], id.as_str());
+    for s in servers {
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_postgres_share_events_and_deliver_each_message_once() {
+    let Some(schema) = pg::TestSchema::create("multi_instance::three_instances_on_postgres").await
+    else {
+        return;
+    };
+    let args = [
+        "--database-url",
+        schema.url.as_str(),
+        "--allow-private-targets",
+    ];
+    let dir = tempfile::tempdir().unwrap(); // unused by PostgreSQL instances, but given
+    let mut s: Vec<Server> = futures::future::join_all(
+        (0..3).map(|_| Server::start_with(Era::Legacy, Some(dir.path()), &args)),
+    )
+    .await;
+    for server in &s {
+        subscribe(server, "webhook://events").await;
+    }
+    // A POST to instance 1 reaches the sessions of all three, once each.
+    let (_, url, secret) = s[0].inbound(json!({})).await;
+    let (status, ans) = s[0]
+        .post_signed(&url, &secret, &voyager_body("pg-1", "x"))
+        .await;
+    assert_eq!(status, 200, "{ans}");
+    for server in s.iter_mut() {
+        notified(server, "webhook://events").await;
+        let extra = server.drain_notes(Duration::from_millis(500)).await;
+        assert!(
+            !extra.iter().any(|n| n == "webhook://events"),
+            "told twice of one event: {extra:?}"
+        );
+    }
+    let seen = s[2]
+        .call("wait_for_events", json!({ "after": 0, "timeout_ms": 5000 }))
+        .await;
+    assert_eq!(seen["events"][0]["id"], ans["event_id"]);
+
+    // 300 messages queued through the three instances reach the target exactly once each.
+    let sink = Sink::start().await;
+    let (hook, _) = s[1].outbound(&sink.url("cluster"), json!({})).await;
+    for i in 0..300 {
+        s[i % 3]
+            .call(
+                "send_event",
+                json!({ "event": "order.paid", "data": { "n": i }, "webhook_ids": [hook] }),
+            )
+            .await;
+    }
+    sink.wait_for(300, 60).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = sink.on("cluster");
+    let mut per_message: HashMap<String, usize> = HashMap::new();
+    for r in &got {
+        *per_message
+            .entry(r.headers["webhook-id"].to_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(per_message.len(), 300);
+    assert!(
+        per_message.values().all(|&n| n == 1),
+        "a message was delivered twice"
+    );
+    let ns: HashSet<i64> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["data"]["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ns.len(), 300);
+    for server in s {
+        server.stop().await;
+    }
+}
