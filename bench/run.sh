@@ -20,3 +20,7 @@ echo
 echo "## Delivery log at scale"
 echo
 cargo bench --quiet --bench store -- 1000000
+echo
+echo "## Many instances"
+echo
+cargo bench --quiet --bench cluster -- 15000

@@ -16,10 +16,6 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => ServeArgs::default(),
-    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -27,7 +23,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(cli::serve::run(args));
+    let result = match cli.command {
+        Some(Command::Serve(args)) => runtime.block_on(cli::serve::run(*args)),
+        Some(Command::Connect(args)) => runtime.block_on(cli::connect::run(args)),
+        None => runtime.block_on(cli::serve::run(ServeArgs::default())),
+    };
     // The stdin reader sits in a blocking read that only EOF ends: do not wait for it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {

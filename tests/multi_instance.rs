@@ -93,7 +93,9 @@ async fn two_stdio_instances_on_one_data_dir_are_peers() {
     // A rotation, a disable and a delete in B take effect in A's receiver. First let A's feed
     // pass the webhook's creation and cache the row (the steady state: a cached lookup).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, _) = a.post_signed(&url, &secret, &voyager_body("warm", "x")).await;
+    let (status, _) = a
+        .post_signed(&url, &secret, &voyager_body("warm", "x"))
+        .await;
     assert_eq!(status, 200);
     let rotated = b
         .call("rotate_secret", json!({ "id": id, "grace_seconds": 0 }))
@@ -282,4 +284,100 @@ async fn three_instances_on_postgres_share_events_and_deliver_each_message_once(
     for server in s {
         server.stop().await;
     }
+}
+
+/// A long-running `serve --http` service (receiver on the same port), no stdio client.
+struct Service {
+    child: tokio::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    async fn start(token: &str) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!("http://127.0.0.1:{}", free_port());
+        let child = tokio::process::Command::new(common::BIN)
+            .args([
+                "serve",
+                "--http",
+                &base["http://".len()..],
+                "--receiver-addr",
+                "same",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("WEBHOOK_MCP_AUTH_TOKEN", token)
+            .env("WEBHOOK_MCP_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let http = reqwest::Client::new();
+        let health = format!("{base}/healthz");
+        eventually("the service listens", 10, || {
+            let (http, health) = (http.clone(), health.clone());
+            async move { http.get(health).send().await.is_ok() }
+        })
+        .await;
+        Service {
+            child,
+            base,
+            _dir: dir,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stdio_bridge_reaches_a_long_running_service_in_both_eras() {
+    let token = "bridge-test-token-0123456789";
+    let mut service = Service::start(token).await;
+    let mcp = format!("{}/mcp", service.base);
+
+    // A stdio client (legacy era) creates a webhook through the bridge, then goes away.
+    let first = Server::connect(Era::Legacy, &mcp, token).await;
+    let (id, url, secret) = first.inbound(json!({})).await;
+    assert!(url.starts_with(&service.base), "{url}");
+    first.stop().await;
+
+    // While no agent is connected, the service keeps receiving.
+    let http = reqwest::Client::new();
+    let body = voyager_body("while-away", "x");
+    let resp = http
+        .post(&url)
+        .header(
+            "x-webhook-signature",
+            common::hex_hmac(&secret, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // The next agent (2026-07-28 era) finds it by cursor.
+    let second = Server::connect(Era::Modern, &mcp, token).await;
+    let got = second
+        .call("list_events", json!({ "webhook_id": id, "after": 0 }))
+        .await;
+    assert_eq!(got["count"], 1, "{got}");
+
+    // A subscribed legacy session is told of the next one, through the bridge.
+    let mut third = Server::connect(Era::Legacy, &mcp, token).await;
+    subscribe(&third, "webhook://events").await;
+    let (status, _) = third
+        .post_signed(&url, &secret, &voyager_body("live", "x"))
+        .await;
+    assert_eq!(status, 200);
+    notified(&mut third, "webhook://events").await;
+    let waited = second
+        .call(
+            "wait_for_events",
+            json!({ "webhook_id": id, "after": got["next_cursor"], "timeout_ms": 5000 }),
+        )
+        .await;
+    assert_eq!(waited["count"], 1, "{waited}");
+    second.stop().await;
+    third.stop().await;
+    service.child.kill().await.unwrap();
 }

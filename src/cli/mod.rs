@@ -1,6 +1,7 @@
 //! The command line: flags and environment (flag > `WEBHOOK_MCP_*` env > default) as clap
 //! types, and one module per subcommand (`serve`).
 
+pub mod connect;
 pub mod serve;
 
 use std::net::SocketAddr;
@@ -23,7 +24,23 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve MCP over stdio, with the bundled receiver (the default command).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Bridge a stdio-only MCP client to a running `webhook-mcp serve --http`.
+    ///
+    /// Example, in a client's server list: {"command": "/usr/local/bin/webhook-mcp",
+    /// "args": ["connect", "http://127.0.0.1:8848/mcp"], "env": {"WEBHOOK_MCP_AUTH_TOKEN": "..."}}
+    Connect(ConnectArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// The service's MCP endpoint.
+    #[arg(default_value = "http://127.0.0.1:8848/mcp")]
+    pub url: String,
+
+    /// The bearer token the service requires (its --auth-token).
+    #[arg(long, env = "WEBHOOK_MCP_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -111,7 +128,10 @@ impl Default for ServeArgs {
     fn default() -> Self {
         Cli::parse_from(["webhook-mcp", "serve"])
             .command
-            .map(|Command::Serve(a)| a)
+            .and_then(|c| match c {
+                Command::Serve(a) => Some(*a),
+                _ => None,
+            })
             .expect("serve parses with defaults")
     }
 }

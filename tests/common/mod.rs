@@ -76,16 +76,38 @@ impl Server {
         let dir = data_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(|| tmp.as_ref().unwrap().path().to_path_buf());
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let d = dir.clone();
+        let mut args: Vec<String> = vec!["serve".into(), "--data-dir".into()];
+        args.push(dir.to_string_lossy().into_owned());
+        // A free port of its own unless the test chose the receiver's address.
+        if !extra.contains(&"--receiver-addr") {
+            args.extend(["--receiver-addr".into(), "127.0.0.1:0".into()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(era, &args, dir, tmp).await
+    }
+
+    /// Starts `webhook-mcp connect <url>` (the stdio bridge to a `serve --http` service) and
+    /// speaks MCP to it.
+    pub async fn connect(era: Era, url: &str, token: &str) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let args = [
+            "connect".to_string(),
+            url.to_string(),
+            "--auth-token".into(),
+            token.into(),
+        ];
+        Self::spawn(era, &args, tmp.path().to_path_buf(), Some(tmp)).await
+    }
+
+    async fn spawn(
+        era: Era,
+        args: &[String],
+        dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+    ) -> Server {
         let (transport, stderr) =
             TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|c| {
-                c.arg("serve").arg("--data-dir").arg(&d);
-                // A free port of its own unless the test chose the receiver's address.
-                if !extra.iter().any(|a| a == "--receiver-addr") {
-                    c.arg("--receiver-addr").arg("127.0.0.1:0");
-                }
-                c.args(&extra).env("WEBHOOK_MCP_LOG", "warn");
+                c.args(args).env("WEBHOOK_MCP_LOG", "warn");
             }))
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -1,0 +1,389 @@
+//! Many instances, one store: ingest, event → agent across instances, and outbound deliveries,
+//! single-process SQLite beside PostgreSQL with 1 and 3 instances. Real processes, loopback only.
+//!
+//! Run: `cargo bench --bench cluster -- [requests]` (default 15000 per ingest run). PostgreSQL from
+//! `WEBHOOK_MCP_BENCH_DATABASE_URL` (default postgres://postgres@127.0.0.1:5432/test); each run
+//! gets a schema of its own, dropped at the end. Load: the harness's own reqwest generator at
+//! concurrency 64 (the same for every row, so compare rows, not with the wrk tables).
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
+const SECRET: &str = "bench-secret-0123456789";
+const CONCURRENCY: usize = 64;
+
+fn hex_hmac(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn pct(sorted: &[Duration], p: usize) -> f64 {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)].as_secs_f64() * 1e3
+}
+
+/// One `webhook-mcp serve` process spoken to over its stdio.
+struct Instance {
+    _child: Child,
+    stdin: ChildStdin,
+    answers: mpsc::UnboundedReceiver<Value>,
+    /// Arrival times of `resources/updated` for webhook://events.
+    notes: mpsc::UnboundedReceiver<Instant>,
+    next_id: u64,
+    base: String,
+}
+
+impl Instance {
+    async fn start(store: &[String], dir: &std::path::Path) -> Instance {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--receiver-addr",
+                "127.0.0.1:0",
+                "--allow-private-targets",
+            ])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(store)
+            .env("WEBHOOK_MCP_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (atx, answers) = mpsc::unbounded_channel();
+        let (ntx, notes) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("notifications/resources/updated")
+                    && line.contains("\"webhook://events\"")
+                {
+                    let _ = ntx.send(Instant::now());
+                } else if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v.get("id").is_some() {
+                        let _ = atx.send(v);
+                    }
+                }
+            }
+        });
+        let mut i = Instance {
+            _child: child,
+            stdin,
+            answers,
+            notes,
+            next_id: 1,
+            base: String::new(),
+        };
+        i.request("initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}})).await;
+        i.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        i.request("resources/subscribe", json!({"uri": "webhook://events"}))
+            .await;
+        i
+    }
+
+    async fn send(&mut self, msg: Value) {
+        self.stdin
+            .write_all(format!("{msg}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        loop {
+            let v = self.answers.recv().await.unwrap();
+            if v["id"] == id {
+                return v["result"].clone();
+            }
+        }
+    }
+
+    async fn tool(&mut self, name: &str, args: Value) -> Value {
+        let r = self
+            .request("tools/call", json!({"name": name, "arguments": args}))
+            .await;
+        assert_ne!(r["isError"], true, "{name}: {r}");
+        r["structuredContent"].clone()
+    }
+
+    /// This instance's receive URL for webhook `id` (each instance has its own receiver port).
+    async fn receive_url(&mut self, id: &str) -> String {
+        let w = self.tool("get_webhook", json!({"id": id})).await;
+        let url = w["webhook"]["url"].as_str().unwrap().to_string();
+        self.base = url.split("/hooks/").next().unwrap().to_string();
+        url
+    }
+}
+
+/// `n` signed POSTs at concurrency 64, spread over `urls`; requests/s, p50, p99.
+async fn ingest(urls: &[String], n: usize) -> (f64, f64, f64) {
+    let http = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let started = Instant::now();
+    let mut workers = vec![];
+    for w in 0..CONCURRENCY {
+        let (http, url, next, run) = (
+            http.clone(),
+            urls[w % urls.len()].clone(),
+            next.clone(),
+            run.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut lat = vec![];
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return lat;
+                }
+                let body = json!({"id": format!("{run}-{i}"), "event": "message_received",
+                    "data": {"conversationId": format!("conv{i}"), "lastMessage": "Thanks for connecting!"}})
+                .to_string();
+                let sig = hex_hmac(body.as_bytes());
+                let t = Instant::now();
+                let resp = http
+                    .post(&url)
+                    .header("x-webhook-signature", sig)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(resp.status().is_success(), "{}", resp.status());
+                let _ = resp.bytes().await;
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = vec![];
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let per_sec = n as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    (per_sec, pct(&all, 50), pct(&all, 99))
+}
+
+/// POST to `from`'s receiver, time until `to`'s session is told: `n` sequential events.
+async fn event_to_agent(url: &str, to: &mut Instance, n: usize) -> (f64, f64) {
+    let http = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while to.notes.try_recv().is_ok() {}
+    let mut lat = vec![];
+    for i in 0..n {
+        let body = json!({"id": format!("lat-{}-{i}", uuid::Uuid::new_v4().simple()), "event": "e", "data": {}}).to_string();
+        let sig = hex_hmac(body.as_bytes());
+        let sent = Instant::now();
+        let resp = http
+            .post(url)
+            .header("x-webhook-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let got = tokio::time::timeout(Duration::from_secs(5), to.notes.recv())
+            .await
+            .expect("the other instance was not told within 5 s")
+            .unwrap();
+        lat.push(got.saturating_duration_since(sent));
+    }
+    lat.sort();
+    (pct(&lat, 50), pct(&lat, 99))
+}
+
+/// `n` messages queued through `instances` in turn; deliveries/s until the sink has them all.
+async fn outbound(instances: &mut [Instance], n: usize) -> f64 {
+    let got = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}/sink", listener.local_addr().unwrap());
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/sink",
+        post(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let id = headers["webhook-id"].to_str().unwrap().to_string();
+                seen.lock().unwrap().insert(id);
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let hook = instances[0]
+        .tool(
+            "create_webhook",
+            json!({"direction": "outbound", "url": target}),
+        )
+        .await["webhook"]["id"]
+        .clone();
+    let started = Instant::now();
+    for i in 0..n {
+        let k = i % instances.len();
+        instances[k]
+            .tool(
+                "send_event",
+                json!({"event": "order.paid", "data": {"n": i}, "webhook_ids": [hook]}),
+            )
+            .await;
+    }
+    while got.lock().unwrap().len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "deliveries stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A schema of its own in the bench database; dropped by `drop_schema`.
+async fn schema(base: &str) -> (String, String) {
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .expect("the bench database is reachable");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {name}"))
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    (format!("{base}{sep}options=-csearch_path%3D{name}"), name)
+}
+
+async fn drop_schema(base: &str, name: &str) {
+    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+        .await
+        .unwrap();
+}
+
+/// Starts `count` instances on one store, creates one inbound webhook through the first, and
+/// returns them with each one's receive URL for it.
+async fn cluster(
+    store: &[String],
+    count: usize,
+    dir: &std::path::Path,
+) -> (Vec<Instance>, Vec<String>) {
+    let mut instances = vec![];
+    for _ in 0..count {
+        instances.push(Instance::start(store, dir).await);
+    }
+    let id = instances[0]
+        .tool(
+            "create_webhook",
+            json!({"direction": "inbound", "secret": SECRET}),
+        )
+        .await["webhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut urls = vec![];
+    for i in instances.iter_mut() {
+        urls.push(i.receive_url(&id).await);
+    }
+    (instances, urls)
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(15_000);
+    let db = std::env::var("WEBHOOK_MCP_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let dir = tempfile::tempdir().unwrap();
+
+    println!("## Many instances, one store (harness generator, concurrency {CONCURRENCY}, {n} events per ingest run)");
+    println!();
+    println!("| store | instances | ingest req/s | p50 | p99 | vs SQLite, 1 process |");
+    println!("|---|---|---|---|---|---|");
+    let mut rows = vec![];
+    let (sqlite, sqlite_urls) = cluster(&[], 1, &dir.path().join("single")).await;
+    let (base_rate, p50, p99) = ingest(&sqlite_urls, n).await;
+    rows.push(("SQLite".to_string(), 1, base_rate, p50, p99));
+    drop(sqlite);
+    let mut schemas = vec![];
+    for count in [1, 3] {
+        let (url, name) = schema(&db).await;
+        schemas.push(name);
+        let (instances, urls) = cluster(
+            &["--database-url".into(), url],
+            count,
+            &dir.path().join("pg"),
+        )
+        .await;
+        let (rate, p50, p99) = ingest(&urls, n).await;
+        rows.push(("PostgreSQL".to_string(), count, rate, p50, p99));
+        drop(instances);
+    }
+    for (store, count, rate, p50, p99) in &rows {
+        println!(
+            "| {store} | {count} | {rate:.0} | {p50:.2} ms | {p99:.2} ms | {:.2} |",
+            rate / base_rate
+        );
+    }
+
+    println!();
+    println!("## Event to agent across instances (300 sequential POSTs to instance A; B's session is told)");
+    println!();
+    println!("| store | p50 | p99 |");
+    println!("|---|---|---|");
+    let shared = dir.path().join("shared");
+    let (mut two, urls) = cluster(&[], 2, &shared).await;
+    let (p50, p99) = event_to_agent(&urls[0], &mut two[1], 300).await;
+    println!("| SQLite, 2 processes on one file | {p50:.2} ms | {p99:.2} ms |");
+    drop(two);
+    let (url, name) = schema(&db).await;
+    schemas.push(name);
+    let (mut pg, urls) = cluster(&["--database-url".into(), url], 2, &dir.path().join("pg2")).await;
+    let (p50, p99) = event_to_agent(&urls[0], &mut pg[1], 300).await;
+    println!("| PostgreSQL, 2 instances | {p50:.2} ms | {p99:.2} ms |");
+    drop(pg);
+
+    println!();
+    println!(
+        "## Outbound deliveries across instances (messages queued through the instances in turn)"
+    );
+    println!();
+    println!("| store | instances | messages | deliveries/s |");
+    println!("|---|---|---|---|");
+    let messages = 3000;
+    let (mut one, _) = cluster(&[], 1, &dir.path().join("out")).await;
+    let rate = outbound(&mut one, messages).await;
+    println!("| SQLite | 1 | {messages} | {rate:.0} |");
+    drop(one);
+    let (url, name) = schema(&db).await;
+    schemas.push(name);
+    let (mut three, _) = cluster(&["--database-url".into(), url], 3, &dir.path().join("pg3")).await;
+    let rate = outbound(&mut three, messages).await;
+    println!("| PostgreSQL | 3 | {messages} | {rate:.0} |");
+    drop(three);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for name in schemas {
+        drop_schema(&db, &name).await;
+    }
+}
