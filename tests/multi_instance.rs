@@ -381,3 +381,81 @@ async fn the_stdio_bridge_reaches_a_long_running_service_in_both_eras() {
     third.stop().await;
     service.child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_the_others_finish_a_killed_instance_s_deliveries() {
+    let Some(schema) = pg::TestSchema::create("multi_instance::killed_instance").await else {
+        return;
+    };
+    let args = [
+        "--database-url",
+        schema.url.as_str(),
+        "--allow-private-targets",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let s: Vec<Server> = futures::future::join_all(
+        (0..3).map(|_| Server::start_with(Era::Legacy, Some(dir.path()), &args)),
+    )
+    .await;
+    let sink = Sink::start().await;
+    let (hook, _) = s[0].outbound(&sink.url("crash"), json!({})).await;
+    // The target holds the first 10 requests for 30 s: they are in flight when instance 0 dies.
+    sink.script((0..10).map(|_| Reply::status(200).after(Duration::from_secs(30))));
+    for i in 0..20 {
+        s[0].call(
+            "send_event",
+            json!({ "event": "e", "data": { "n": i }, "webhook_ids": [hook] }),
+        )
+        .await;
+    }
+    sink.wait_for(10, 20).await;
+    let t0 = Instant::now();
+    s[0].kill9();
+    // Every message is delivered (the dead instance's leases are freed after its heartbeat
+    // stops, and another instance sends them); only those in flight at the kill twice.
+    let log = s[1]
+        .wait_for(
+            "query_deliveries",
+            json!({ "webhook_id": hook, "status": "succeeded", "limit": 500 }),
+            60,
+            |v| {
+                let ids: HashSet<&str> = v["deliveries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["message_id"].as_str().unwrap())
+                    .collect();
+                ids.len() == 20
+            },
+        )
+        .await;
+    assert_eq!(
+        log["count"], 20,
+        "each message succeeded once in the log: {log}"
+    );
+    // Sent again only after the crash, and only once the dead instance had missed its heartbeat
+    // (5 s): nothing was taken from a live owner. Again means: an attempt whose outcome the dead
+    // process had not recorded (in flight, or answered but not yet committed).
+    let mut copies: HashMap<String, Vec<Instant>> = HashMap::new();
+    for r in sink.on("crash") {
+        copies
+            .entry(r.headers["webhook-id"].to_str().unwrap().to_string())
+            .or_default()
+            .push(r.at);
+    }
+    assert_eq!(copies.len(), 20);
+    for (id, at) in &copies {
+        assert!(at.len() <= 2, "{id} sent {} times", at.len());
+        if let Some(second) = at.get(1) {
+            let after = second.saturating_duration_since(t0);
+            assert!(
+                after >= Duration::from_secs(4),
+                "{id} re-sent {after:?} after the kill, before the dead owner went stale"
+            );
+        }
+    }
+    for server in s.into_iter().skip(1) {
+        server.stop().await;
+    }
+    eprintln!("stopped: {:?}", t0.elapsed());
+}
