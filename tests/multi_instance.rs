@@ -459,3 +459,73 @@ async fn on_postgres_the_others_finish_a_killed_instance_s_deliveries() {
     }
     eprintln!("stopped: {:?}", t0.elapsed());
 }
+
+/// A Python SDK session (`tests/python/cluster_listener.py`) on an instance of its own, ready
+/// (subscribed) when this returns.
+async fn python_listener(
+    database_url: &str,
+    mode: &str,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/cluster_listener.py");
+    let mut child = tokio::process::Command::new(common::python())
+        .arg(script)
+        .args([common::BIN, database_url, mode])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the Python session never got ready")
+        .unwrap();
+    assert_eq!(ready.as_deref(), Some("ready"), "python {mode}");
+    (child, lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_python_sdk_sessions_on_two_other_instances_are_told_once_each() {
+    let Some(schema) = pg::TestSchema::create("multi_instance::python_sessions").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start_with(
+        Era::Legacy,
+        Some(dir.path()),
+        &["--database-url", schema.url.as_str()],
+    )
+    .await;
+    let (_, url, secret) = first.inbound(json!({})).await;
+    let (mut legacy, mut legacy_out) = python_listener(&schema.url, "legacy").await;
+    let (mut modern, mut modern_out) = python_listener(&schema.url, "auto").await;
+    let (status, ans) = first
+        .post_signed(&url, &secret, &voyager_body("py-cluster", "x"))
+        .await;
+    assert_eq!(status, 200, "{ans}");
+    for (out, era) in [
+        (&mut legacy_out, "2025-11-25"),
+        (&mut modern_out, "2026-07-28"),
+    ] {
+        let line = tokio::time::timeout(Duration::from_secs(30), out.next_line())
+            .await
+            .expect("the Python session printed nothing")
+            .unwrap()
+            .expect("the Python session failed (see its stderr above)");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["protocol_version"], era, "{v}");
+        assert_eq!(
+            v["updates"].as_array().unwrap().len(),
+            1,
+            "told exactly once: {v}"
+        );
+        assert_eq!(v["newest_event"], ans["event_id"], "{v}");
+    }
+    assert!(legacy.wait().await.unwrap().success());
+    assert!(modern.wait().await.unwrap().success());
+    first.stop().await;
+}
