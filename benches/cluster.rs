@@ -305,8 +305,10 @@ async fn cluster(
     dir: &std::path::Path,
 ) -> (Vec<Instance>, Vec<String>) {
     let mut instances = vec![];
-    for _ in 0..count {
-        instances.push(Instance::start(store, dir).await);
+    for k in 0..count {
+        // A data dir each: instances sharing one would share the remembered receiver port
+        // (the later ones standing by), as desktop clients do.
+        instances.push(Instance::start(store, &dir.join(format!("instance-{k}"))).await);
     }
     let id = instances[0]
         .tool(

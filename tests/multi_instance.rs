@@ -465,6 +465,7 @@ async fn on_postgres_the_others_finish_a_killed_instance_s_deliveries() {
 async fn python_listener(
     database_url: &str,
     mode: &str,
+    data_dir: &std::path::Path,
 ) -> (
     tokio::process::Child,
     tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
@@ -475,6 +476,7 @@ async fn python_listener(
     let mut child = tokio::process::Command::new(common::python())
         .arg(script)
         .args([common::BIN, database_url, mode])
+        .arg(data_dir)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -501,8 +503,10 @@ async fn on_postgres_python_sdk_sessions_on_two_other_instances_are_told_once_ea
     )
     .await;
     let (_, url, secret) = first.inbound(json!({})).await;
-    let (mut legacy, mut legacy_out) = python_listener(&schema.url, "legacy").await;
-    let (mut modern, mut modern_out) = python_listener(&schema.url, "auto").await;
+    let (mut legacy, mut legacy_out) =
+        python_listener(&schema.url, "legacy", &dir.path().join("legacy")).await;
+    let (mut modern, mut modern_out) =
+        python_listener(&schema.url, "auto", &dir.path().join("modern")).await;
     let (status, ans) = first
         .post_signed(&url, &secret, &voyager_body("py-cluster", "x"))
         .await;
@@ -528,4 +532,24 @@ async fn on_postgres_python_sdk_sessions_on_two_other_instances_are_told_once_ea
     assert!(legacy.wait().await.unwrap().success());
     assert!(modern.wait().await.unwrap().success());
     first.stop().await;
+}
+
+#[tokio::test]
+async fn receive_urls_survive_a_restart_with_port_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start_with(Era::Legacy, Some(dir.path()), &[]).await; // 127.0.0.1:0
+    let (id, url, secret) = first.inbound(json!({})).await;
+    first.stop().await;
+    let again = Server::start_with(Era::Legacy, Some(dir.path()), &[]).await;
+    let now = again.call("get_webhook", json!({ "id": id })).await;
+    assert_eq!(
+        now["webhook"]["url"],
+        url.as_str(),
+        "the receive URL changed"
+    );
+    let (status, _) = again
+        .post_signed(&url, &secret, &voyager_body("same-url", "x"))
+        .await;
+    assert_eq!(status, 200, "the old URL reaches the restarted receiver");
+    again.stop().await;
 }

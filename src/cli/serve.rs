@@ -51,20 +51,37 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     // when it frees (several desktop clients, each starting its own server).
     let mut standby = None;
     let receiver_listener = match receiver_at {
-        ReceiverAt::Own(addr) => match TcpListener::bind(addr).await {
-            Ok(listener) => Some(listener),
-            Err(e)
-                if e.kind() == ErrorKind::AddrInUse
-                    && addr.port() != 0
-                    && held_by_sibling(addr, store.store_id()).await =>
-            {
-                standby = Some(addr);
-                None
+        ReceiverAt::Own(configured) => {
+            // Port 0 picks a free port once; later starts ask for the same one, so that receive
+            // URLs (derived from it without --public-url) survive a restart.
+            let remembered = (configured.port() == 0 && args.public_url.is_none())
+                .then(|| remembered_port(&args))
+                .flatten();
+            let addr = remembered.map_or(configured, |p| SocketAddr::new(configured.ip(), p));
+            match TcpListener::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(e)
+                    if e.kind() == ErrorKind::AddrInUse
+                        && addr.port() != 0
+                        && held_by_sibling(addr, store.store_id()).await =>
+                {
+                    standby = Some(addr);
+                    None
+                }
+                Err(_) if remembered.is_some() => {
+                    tracing::warn!(%addr, "the receiver's previous port is taken by another program: picking a new one (receive URLs change; set --public-url or a fixed --receiver-addr to keep them)");
+                    Some(bind(configured, "receiver", "--receiver-addr").await?)
+                }
+                Err(e) => return Err(bind_error(addr, e, "receiver", "--receiver-addr")),
             }
-            Err(e) => return Err(bind_error(addr, e, "receiver", "--receiver-addr")),
-        },
+        }
         _ => None,
     };
+    if let (ReceiverAt::Own(configured), Some(listener)) = (receiver_at, &receiver_listener) {
+        if configured.port() == 0 {
+            remember_port(&args, listener);
+        }
+    }
     let http_listener = match args.http {
         Some(addr) => Some(bind(addr, "MCP HTTP", "--http").await?),
         None => None,
@@ -267,6 +284,31 @@ async fn bind(addr: SocketAddr, what: &str, flag: &str) -> Result<TcpListener, S
     TcpListener::bind(addr)
         .await
         .map_err(|e| bind_error(addr, e, what, flag))
+}
+
+/// Where a receiver started with port 0 keeps the port it got (one line, the number).
+fn port_file(args: &ServeArgs) -> std::path::PathBuf {
+    args.data_dir().join("receiver-port")
+}
+
+fn remembered_port(args: &ServeArgs) -> Option<u16> {
+    std::fs::read_to_string(port_file(args))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+}
+
+fn remember_port(args: &ServeArgs, listener: &TcpListener) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    if let Err(e) = std::fs::create_dir_all(args.data_dir())
+        .and_then(|()| std::fs::write(port_file(args), format!("{}\n", addr.port())))
+    {
+        tracing::warn!(error = %e, "could not record the receiver's port; it may change at the next start");
+    }
 }
 
 /// Is `addr` served by a webhook-mcp on the store `store_id`? (Its `/healthz` says so.)

@@ -1,6 +1,6 @@
 """The official Python MCP SDK as a session on one instance of a cluster.
 
-Usage: cluster_listener.py BINARY DATABASE_URL MODE   (MODE: legacy | auto)
+Usage: cluster_listener.py BINARY DATABASE_URL MODE DATA_DIR   (MODE: legacy | auto)
 
 Starts `webhook-mcp serve --database-url DATABASE_URL` over stdio, subscribes to
 webhook://events (resources/subscribe in legacy mode, subscriptions/listen in the default mode),
@@ -20,7 +20,7 @@ from mcp.shared.subscriptions import ResourceUpdated
 warnings.simplefilter("ignore")  # the legacy subscribe API is deprecated on purpose
 
 
-async def main(binary: str, database_url: str, mode: str) -> None:
+async def main(binary: str, database_url: str, mode: str, data_dir: str) -> None:
     updates: list[str] = []
     first = anyio.Event()
 
@@ -33,7 +33,8 @@ async def main(binary: str, database_url: str, mode: str) -> None:
 
     params = StdioServerParameters(
         command=binary,
-        args=["serve", "--database-url", database_url, "--receiver-addr", "127.0.0.1:0"],
+        args=["serve", "--database-url", database_url, "--data-dir", data_dir,
+              "--receiver-addr", "127.0.0.1:0"],
         env={"WEBHOOK_MCP_LOG": "warn"},
     )
     async with Client(params, mode=mode, message_handler=on_message) as client:
@@ -66,4 +67,4 @@ async def main(binary: str, database_url: str, mode: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, *sys.argv[1:4])
+    anyio.run(main, *sys.argv[1:5])
