@@ -247,10 +247,10 @@ async fn three_instances_on_postgres_share_events_and_deliver_each_message_once(
         .await;
     assert_eq!(seen["events"][0]["id"], ans["event_id"]);
 
-    // 300 messages queued through the three instances reach the target exactly once each.
+    // 1,000 messages queued through the three instances reach the target exactly once each.
     let sink = Sink::start().await;
     let (hook, _) = s[1].outbound(&sink.url("cluster"), json!({})).await;
-    for i in 0..300 {
+    for i in 0..1000 {
         s[i % 3]
             .call(
                 "send_event",
@@ -258,7 +258,7 @@ async fn three_instances_on_postgres_share_events_and_deliver_each_message_once(
             )
             .await;
     }
-    sink.wait_for(300, 60).await;
+    sink.wait_for(1000, 120).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let got = sink.on("cluster");
     let mut per_message: HashMap<String, usize> = HashMap::new();
@@ -267,7 +267,7 @@ async fn three_instances_on_postgres_share_events_and_deliver_each_message_once(
             .entry(r.headers["webhook-id"].to_str().unwrap().to_string())
             .or_default() += 1;
     }
-    assert_eq!(per_message.len(), 300);
+    assert_eq!(per_message.len(), 1000);
     assert!(
         per_message.values().all(|&n| n == 1),
         "a message was delivered twice"
@@ -280,7 +280,7 @@ async fn three_instances_on_postgres_share_events_and_deliver_each_message_once(
                 .unwrap()
         })
         .collect();
-    assert_eq!(ns.len(), 300);
+    assert_eq!(ns.len(), 1000);
     for server in s {
         server.stop().await;
     }

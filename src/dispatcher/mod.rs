@@ -2,6 +2,7 @@
 //! Slack formatting), how one attempt is sent and recorded, the retry policy, the SSRF guard,
 //! and the worker pool that drains the durable queue.
 
+pub mod js_json;
 pub mod policy;
 mod slack;
 pub mod ssrf;
@@ -17,7 +18,8 @@ use serde_json::{json, Value};
 use crate::model::{log_excerpt, rfc3339, Attempt, DeliveryStatus, MessageId, Millis, Webhook};
 use crate::signing;
 
-/// The body of a message: the seeds' shape `{"id","event","timestamp","data"}` as compact JSON,
+/// The body of a message: the seeds' shape `{"id","event","timestamp","data"}` as compact JSON
+/// (JavaScript's),
 /// or a Slack message for a Slack incoming-webhook target.
 pub fn message_body(
     webhook: &Webhook,
@@ -29,7 +31,11 @@ pub fn message_body(
     if slack::is_slack(&webhook.target_url) {
         return slack::message(event, data).to_string();
     }
-    json!({ "id": msg_id, "event": event, "timestamp": rfc3339(now), "data": data }).to_string()
+    // Written as JavaScript writes it: receivers that verify over JSON.stringify(req.body) see
+    // these exact bytes again (see js_json).
+    js_json::to_string(
+        &json!({ "id": msg_id, "event": event, "timestamp": rfc3339(now), "data": data }),
+    )
 }
 
 /// Headers for one attempt, signed over the exact body: hex HMAC in `X-Webhook-Signature`

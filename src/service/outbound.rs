@@ -178,9 +178,9 @@ impl Service {
                         let data = payload.get("data").unwrap_or(payload);
                         dispatcher::message_body(&w, &msg_id, event, data, now_millis())
                     } else {
-                        // The relay passes on what the provider sent; the target's own secret
-                        // signs it at send time.
-                        payload.to_string()
+                        // The relay passes on what the provider sent (written as JavaScript
+                        // writes it); the target's own secret signs it at send time.
+                        dispatcher::js_json::to_string(payload)
                     };
                     out.push(outgoing(&w, msg_id, event, body, Some(event_id.clone())));
                 }
