@@ -6,13 +6,14 @@ use webhook_mcp::cli::{self, Cli, Command, ServeArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // stdout carries JSON-RPC only: every log line goes to stderr. rmcp logs request params at
-    // debug level, which would include secrets passed to create_webhook: keep it at warn.
+    // stdout carries JSON-RPC only: every log line goes to stderr. rmcp logs request params and
+    // results at debug and trace, which hold the secrets passed to and returned by create_webhook
+    // and rotate_secret: its target stays at warn whatever WEBHOOK_MCP_LOG asks for.
+    let filter = EnvFilter::try_from_env("WEBHOOK_MCP_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive("rmcp=warn".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("WEBHOOK_MCP_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();

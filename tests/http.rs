@@ -108,6 +108,15 @@ async fn bearer_token_host_and_origin_are_enforced() {
     assert_eq!(st, 401);
     let (st, body) = post_mcp(s.port, &[("authorization", &auth)]).await;
     assert_eq!(st, 200, "{body}");
+    // The scheme name is case-insensitive (RFC 7235).
+    let lower = format!("bearer {TOKEN}");
+    let (st, body) = post_mcp(s.port, &[("authorization", &lower)]).await;
+    assert_eq!(st, 200, "{body}");
+    let (st, _) = post_mcp(s.port, &[("authorization", &format!("Basic {TOKEN}"))]).await;
+    assert_eq!(
+        st, 401,
+        "another scheme with the right value is still refused"
+    );
     // DNS rebinding: a foreign Host is refused even with the token; so is a foreign Origin.
     let (st, _) = post_mcp(
         s.port,

@@ -30,6 +30,18 @@ pub struct StartError(pub String);
 
 pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let receiver_at = args.receiver().map_err(StartError)?;
+    if args
+        .auth_token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        // An empty token would mean "no auth" while looking configured: refuse it.
+        return Err(StartError(
+            "--auth-token (WEBHOOK_MCP_AUTH_TOKEN) is set but empty; give a long random token, \
+             or leave it unset to serve loopback without one"
+                .into(),
+        ));
+    }
     let schedule = parse_schedule(&args.retry_schedule)
         .map_err(|e| StartError(format!("--retry-schedule: {e}")))?;
     if let Some(addr) = args.http {

@@ -8,7 +8,7 @@ mod slack;
 pub mod ssrf;
 pub mod worker;
 
-pub use slack::is_slack;
+pub use slack::{is_slack, shown_url};
 
 use std::collections::BTreeMap;
 use std::time::Instant;

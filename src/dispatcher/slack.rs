@@ -7,6 +7,16 @@ pub fn is_slack(url: &str) -> bool {
     reqwest::Url::parse(url).is_ok_and(|u| u.host_str() == Some("hooks.slack.com"))
 }
 
+/// A URL as shown to clients and in logs: a Slack incoming-webhook URL's path is its credential
+/// (anyone who has it can post to the channel), so it is masked.
+pub fn shown_url(url: &str) -> String {
+    if is_slack(url) {
+        "https://hooks.slack.com/services/***".into()
+    } else {
+        url.to_string()
+    }
+}
+
 /// At most this many top-level fields of `data` are shown.
 const FIELDS: usize = 10;
 

@@ -29,7 +29,7 @@ pub fn webhook(view: &WebhookView, reveal_secret: bool) -> Value {
     let mut v = json!({
         "id": w.id,
         "direction": w.direction,
-        "url": view.url,
+        "url": crate::dispatcher::shown_url(&view.url),
         "provider": w.provider,
         "events": w.events,
         "description": w.description,
@@ -40,7 +40,10 @@ pub fn webhook(view: &WebhookView, reveal_secret: bool) -> Value {
     });
     match w.direction {
         Direction::Outbound => {
-            v["headers"] = json!(w.extra_headers);
+            // Extra header values are often credentials (Authorization: Bearer ...): names only.
+            let names: BTreeMap<&String, &str> =
+                w.extra_headers.keys().map(|k| (k, "***")).collect();
+            v["headers"] = json!(names);
             v["failure_count"] = json!(w.failure_count);
             v["failing_since"] = json!(w.first_failure_at.map(rfc3339));
         }
@@ -214,7 +217,7 @@ fn attempt(a: &Attempt, with_bodies: bool) -> Value {
         "direction": Direction::Outbound,
         "trigger": a.trigger,
         "attempt": a.number,
-        "url": a.url,
+        "url": crate::dispatcher::shown_url(&a.url),
         "status": a.status,
         "status_code": a.status_code,
         "duration_ms": a.duration_ms,

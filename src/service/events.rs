@@ -260,7 +260,14 @@ impl Service {
         receipt: &mut Receipt,
     ) -> Result<Step, Refusal> {
         let (headers, body) = (req.headers, req.body);
-        let webhook = match self.store.get_webhook(&WebhookId::from(webhook_id)).await {
+        let found = self.store.get_webhook(&WebhookId::from(webhook_id)).await;
+        if let Ok(Some(w)) = &found {
+            // The values of required headers are credentials: never kept, whatever the outcome.
+            for name in w.required_headers.keys() {
+                receipt.request_headers.remove(&name.to_ascii_lowercase());
+            }
+        }
+        let webhook = match found {
             Ok(Some(w)) if w.may_receive() => w,
             Ok(found) => {
                 let why = match found {

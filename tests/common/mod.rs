@@ -105,9 +105,16 @@ impl Server {
         dir: PathBuf,
         tmp: Option<tempfile::TempDir>,
     ) -> Server {
+        // WEBHOOK_MCP_LOG in `args`' place: a test may ask for another level ("log=trace").
+        let level = args
+            .iter()
+            .find_map(|a| a.strip_prefix("log="))
+            .unwrap_or("warn")
+            .to_string();
+        let args: Vec<&String> = args.iter().filter(|a| !a.starts_with("log=")).collect();
         let (transport, stderr) =
             TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|c| {
-                c.args(args).env("WEBHOOK_MCP_LOG", "warn");
+                c.args(args).env("WEBHOOK_MCP_LOG", &level);
             }))
             .stderr(std::process::Stdio::piped())
             .spawn()

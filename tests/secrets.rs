@@ -1,0 +1,148 @@
+//! Credentials stay secret: at every log level (the server runs at `trace` here) no secret, no
+//! required inbound header value and no outbound header value appears in the server's output;
+//! stored events keep no required header value; views mask outbound header values and Slack
+//! URLs; an empty auth token is refused; the bearer scheme is case-insensitive.
+
+mod common;
+
+use common::sink::Sink;
+use common::{hex_hmac, voyager_body, Era, Server, BIN};
+use serde_json::json;
+
+#[tokio::test]
+async fn no_log_level_prints_a_secret() {
+    let s = Server::start_with(Era::Legacy, None, &["--allow-private-targets", "log=trace"]).await;
+    let sink = Sink::start().await;
+    let (inbound_secret, api_key) = ("inbound-secret-A1b2C3d4", "api-key-Z9y8X7w6");
+    let (outbound_secret, bearer) = ("outbound-secret-Q1w2E3r4", "bearer-token-M5n6B7v8");
+    let created = s
+        .call(
+            "create_webhook",
+            json!({ "direction": "inbound", "secret": inbound_secret,
+                    "require_headers": { "X-Api-Key": api_key } }),
+        )
+        .await;
+    let (id, url) = (
+        created["webhook"]["id"].as_str().unwrap().to_string(),
+        created["webhook"]["url"].as_str().unwrap().to_string(),
+    );
+    let out = s
+        .call(
+            "create_webhook",
+            json!({ "direction": "outbound", "url": sink.url("hook"), "secret": outbound_secret,
+                    "headers": { "Authorization": format!("Bearer {bearer}") } }),
+        )
+        .await;
+    let out_id = out["webhook"]["id"].as_str().unwrap().to_string();
+    let rotated = s
+        .call("rotate_secret", json!({ "id": id, "grace_seconds": 60 }))
+        .await;
+    let new_secret = rotated["webhook"]["secret"].as_str().unwrap().to_string();
+    let rotated_out = s.call("rotate_secret", json!({ "id": out_id })).await;
+    let new_out_secret = rotated_out["webhook"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Receive (with the required header), test both ways, deliver.
+    let body = voyager_body("trace-1", "x");
+    let (status, ans) = s
+        .post(
+            &url,
+            &body,
+            &[
+                (
+                    "x-webhook-signature",
+                    &hex_hmac(&new_secret, body.as_bytes()),
+                ),
+                ("x-api-key", api_key),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{ans}");
+    s.call("test_webhook", json!({ "id": id })).await;
+    s.call("test_webhook", json!({ "id": out_id })).await;
+    s.call(
+        "send_event",
+        json!({ "event": "e", "data": {}, "webhook_ids": [out_id] }),
+    )
+    .await;
+    sink.wait_for(2, 10).await;
+
+    // Stored events keep no required header value; views mask outbound header values.
+    let event = s.call("get_event", json!({ "id": ans["event_id"] })).await;
+    assert!(
+        event["untrusted_payload"]["headers"]
+            .get("x-api-key")
+            .is_none(),
+        "{event}"
+    );
+    let shown = s.call("get_webhook", json!({ "id": out_id })).await;
+    assert_eq!(
+        shown["webhook"]["headers"]["Authorization"], "***",
+        "{shown}"
+    );
+    let listed = s.call("list_webhooks", json!({})).await.to_string();
+    let log = s
+        .call("query_deliveries", json!({ "limit": 100 }))
+        .await
+        .to_string();
+
+    let logs = s.logs.lock().unwrap().join("\n");
+    assert!(logs.len() > 1000, "the server logged at trace level");
+    for secret in [
+        inbound_secret,
+        api_key,
+        outbound_secret,
+        bearer,
+        &new_secret,
+        &new_out_secret,
+    ] {
+        assert!(!logs.contains(secret), "the log shows {secret}");
+        assert!(!listed.contains(secret), "list_webhooks shows {secret}");
+        assert!(!log.contains(secret), "the delivery log shows {secret}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn slack_urls_are_masked_in_views() {
+    // The SSRF check resolves the target's host; this sandbox has no DNS.
+    let s = Server::start_with(Era::Legacy, None, &["--allow-private-targets"]).await;
+    let created = s
+        .call(
+            "create_webhook",
+            json!({ "direction": "outbound",
+                    "url": "https://hooks.slack.com/services/T000/B000/secretpath123" }),
+        )
+        .await;
+    let shown = created.to_string();
+    assert!(!shown.contains("secretpath123"), "{shown}");
+    assert_eq!(
+        created["webhook"]["url"],
+        "https://hooks.slack.com/services/***"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_auth_token_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--no-receiver",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("WEBHOOK_MCP_AUTH_TOKEN", "")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("set but empty"), "{err}");
+}
