@@ -148,6 +148,15 @@ async fn a_read_only_data_dir_answers_503_and_the_retry_is_stored_later() {
     assert_eq!(s.event_count().await, 1);
     let v = common::healthz(&s.http, &url).await;
     assert_eq!(v["stats"]["store_failures"], 1, "{v}");
+    // A monitor sees what senders see: not ok, 503, and why.
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["store"].as_str().unwrap().starts_with("cannot write"),
+        "{v}"
+    );
+    let health_url = format!("{}/healthz", url.split("/hooks/").next().unwrap());
+    let status = s.http.get(&health_url).send().await.unwrap().status();
+    assert_eq!(status, 503);
 
     // The disk is writable again; the sender's retry of the same request is stored, once.
     drop(read_only);
@@ -155,5 +164,11 @@ async fn a_read_only_data_dir_answers_503_and_the_retry_is_stored_later() {
     assert_eq!(st, 200, "{ans}");
     assert_eq!(ans["duplicate"], serde_json::Value::Null, "{ans}");
     assert_eq!(s.event_count().await, 2);
+    let v = common::healthz(&s.http, &url).await;
+    assert_eq!(
+        (v["ok"].as_bool(), v["store"].as_str()),
+        (Some(true), Some("writable")),
+        "{v}"
+    );
     s.stop().await;
 }

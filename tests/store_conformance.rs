@@ -42,6 +42,7 @@ macro_rules! conformance {
                 dead_instances_lose_their_leases_live_ones_keep_them,
                 a_job_lock_has_one_holder_at_a_time,
                 the_change_cursor_starts_at_now,
+                concurrent_edits_lose_nothing,
             );
         }
     };
@@ -927,5 +928,68 @@ mod checks {
         assert_eq!(one.events.len(), 1);
         assert_eq!(one.cursor.event_seq, s.max_event_seq().await.unwrap());
         assert!(!s.store_id().is_empty());
+        s.check_writable().await.unwrap();
+    }
+
+    pub async fn concurrent_edits_lose_nothing(s: SharedStore) {
+        // An edit racing an auto-disable, and a rotation racing an edit: every change survives.
+        for round in 0..10 {
+            let o = outbound(&format!("o{round}"));
+            s.insert_webhook(&o).await.unwrap();
+            let now = now_millis();
+            s.enqueue(vec![outgoing(&o, now - 1)]).await.unwrap();
+            let claimed = s.claim_due(&me(), now, 1, now + 60_000).await.unwrap();
+            let disable = {
+                let s = s.clone();
+                let attempt = finished(claimed[0].attempt.clone(), DeliveryStatus::Failed);
+                tokio::spawn(async move {
+                    s.complete(vec![Completion {
+                        attempt,
+                        next: None,
+                        health: HealthChange::Failure {
+                            disable: Some("the target answered 410 Gone".into()),
+                        },
+                    }])
+                    .await
+                    .unwrap()
+                })
+            };
+            let edit = {
+                let (s, id) = (s.clone(), o.id.clone());
+                tokio::spawn(async move {
+                    s.update_webhook(
+                        &id,
+                        WebhookChange {
+                            description: Some(format!("edited {round}")),
+                            updated_at: now,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap()
+                })
+            };
+            let rotate = {
+                let (s, id) = (s.clone(), o.id.clone());
+                tokio::spawn(async move {
+                    s.rotate_secret(&id, Secret::new(format!("rotated-{round}")), None, now)
+                        .await
+                        .unwrap()
+                })
+            };
+            let (a, b, c) = (disable.await, edit.await, rotate.await);
+            a.unwrap();
+            b.unwrap();
+            c.unwrap();
+            let w = s.get_webhook(&o.id).await.unwrap().unwrap();
+            assert!(!w.enabled, "round {round}: the auto-disable was lost");
+            assert_eq!(w.description, format!("edited {round}"), "round {round}");
+            assert_eq!(
+                w.secret.expose(),
+                format!("rotated-{round}"),
+                "round {round}"
+            );
+            assert_eq!(w.failure_count, 1, "round {round}");
+        }
     }
 }

@@ -101,15 +101,28 @@ pub fn answer(outcome: &ReceiveOutcome) -> (StatusCode, Value) {
     (status, body)
 }
 
-async fn healthz(State(svc): State<Arc<Service>>) -> Json<serde_json::Value> {
-    Json(json!({
-        "ok": true,
+/// 200 with `ok: true` while the store takes writes; 503 with `ok: false` and the reason while
+/// it cannot (disk full, read-only, database unreachable), so a monitor sees what senders see.
+async fn healthz(State(svc): State<Arc<Service>>) -> Response {
+    let store = svc.check_store().await;
+    let status = if store.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "ok": store.is_ok(),
+        "store": match &store {
+            Ok(()) => "writable".to_string(),
+            Err(e) => format!("cannot write: {e}"),
+        },
         "service": "webhook-mcp",
         "version": env!("CARGO_PKG_VERSION"),
         // Processes sharing a store recognise each other by it (see cli::serve).
         "store_id": svc.store_id(),
         "stats": svc.stats().snapshot(),
-    }))
+    });
+    (status, Json(body)).into_response()
 }
 
 async fn method_not_allowed() -> Response {

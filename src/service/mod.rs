@@ -165,6 +165,11 @@ impl Service {
         self.bus.subscribe()
     }
 
+    /// Whether the store takes writes right now (one tiny committed write).
+    pub async fn check_store(&self) -> crate::error::Result<()> {
+        self.store.check_writable().await
+    }
+
     /// The store's identity: processes sharing a store share it.
     pub fn store_id(&self) -> &str {
         self.store.store_id()

@@ -140,6 +140,9 @@ pub trait Store: Send + Sync + 'static {
     async fn wait_for_change(&self, max_wait: std::time::Duration);
     /// Drops cached copies of these webhooks (another process changed them).
     fn invalidate_webhooks(&self, ids: &[WebhookId]);
+    /// Commits a tiny write: Ok when the store can take writes now (disk not full, not
+    /// read-only, database reachable).
+    async fn check_writable(&self) -> Result<()>;
 }
 
 /// One running process on the store: the owner of the leases it takes.

@@ -1338,4 +1338,16 @@ impl Store for PgStore {
     fn invalidate_webhooks(&self, ids: &[WebhookId]) {
         self.forget(ids);
     }
+
+    async fn check_writable(&self) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('write_check', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&crate::model::now_millis().to_string()],
+            )
+            .await?;
+        Ok(())
+    }
 }

@@ -341,6 +341,20 @@ impl Store for SqliteStore {
     fn invalidate_webhooks(&self, ids: &[WebhookId]) {
         self.forget(ids);
     }
+
+    async fn check_writable(&self) -> Result<()> {
+        // A real change: an update to the same value may write nothing at all.
+        let now = crate::model::now_millis().to_string();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('write_check', ?1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// Idle read-only connections, opened on demand and kept up to `MAX_IDLE_READERS`.
