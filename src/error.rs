@@ -31,25 +31,48 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How many characters of a caller's input an error message quotes.
+pub const QUOTE_CHARS: usize = 200;
+
+/// `input` for an error message or a log line: Debug-quoted, at most `QUOTE_CHARS` characters
+/// of it, and its length when cut. A 10 MB argument must not come back as a 10 MB error.
+pub fn quote(input: &str) -> String {
+    let n = input.chars().count();
+    if n <= QUOTE_CHARS {
+        return format!("{input:?}");
+    }
+    let head: String = input.chars().take(QUOTE_CHARS).collect();
+    format!("{head:?}…({n} characters)")
+}
+
+/// A message cut to at most `max` characters (for texts built from several inputs).
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max).collect();
+    format!("{head}…[cut]")
+}
+
 impl Error {
     pub fn webhook_not_found(id: impl Display) -> Self {
         Error::NotFound {
             kind: "webhook",
-            id: id.to_string(),
+            id: bounded(&id.to_string(), QUOTE_CHARS),
             hint: "Call list_webhooks to see the ids that exist.",
         }
     }
     pub fn event_not_found(id: impl Display) -> Self {
         Error::NotFound {
             kind: "event",
-            id: id.to_string(),
+            id: bounded(&id.to_string(), QUOTE_CHARS),
             hint: "Call list_events to see stored events.",
         }
     }
     pub fn delivery_not_found(id: impl Display) -> Self {
         Error::NotFound {
             kind: "delivery",
-            id: id.to_string(),
+            id: bounded(&id.to_string(), QUOTE_CHARS),
             hint: "Call query_deliveries to see the delivery log.",
         }
     }
@@ -61,5 +84,20 @@ impl Error {
 impl From<tokio::task::JoinError> for Error {
     fn from(e: tokio::task::JoinError) -> Self {
         Error::Internal(format!("background task failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_bounded() {
+        assert_eq!(quote("abc"), "\"abc\"");
+        let long = "x".repeat(10_000);
+        let q = quote(&long);
+        assert!(q.len() < 300 && q.ends_with("(10000 characters)"), "{q}");
+        let e = Error::webhook_not_found(&long).to_string();
+        assert!(e.len() < 400, "{}", e.len());
     }
 }

@@ -157,3 +157,70 @@ async fn a_thousand_malformed_requests_get_4xx_and_valid_ones_still_pass() {
     assert_eq!(s.event_count().await, valid + 1);
     s.stop().await;
 }
+
+/// Oversized arguments get short errors a model can act on, and short log lines: a 10 MB id
+/// must not come back as a 10 MB error, and a 1 MB description is refused, not stored.
+#[tokio::test]
+async fn oversized_arguments_get_bounded_errors_and_are_not_stored() {
+    let s = Server::start().await;
+    let huge = "x".repeat(1 << 20);
+    let cases = [
+        ("get_webhook", json!({ "id": "y".repeat(10 << 20) })),
+        (
+            "create_webhook",
+            json!({ "direction": "inbound", "description": huge }),
+        ),
+        (
+            "create_webhook",
+            json!({ "direction": "outbound", "url": huge }),
+        ),
+        (
+            "create_webhook",
+            json!({ "direction": "inbound", "events": vec!["e"; 101] }),
+        ),
+        ("list_webhooks", json!({ "enabled": huge })),
+        ("query_deliveries", json!({ "since": huge })),
+        ("read_nothing_like_this_tool", json!({})),
+    ];
+    for (tool, args) in cases {
+        let r = s
+            .client
+            .call_tool(
+                rmcp::model::CallToolRequestParams::new(tool.to_string())
+                    .with_arguments(args.as_object().cloned().unwrap()),
+            )
+            .await;
+        let text = match r {
+            Ok(r) => {
+                assert_eq!(r.is_error, Some(true), "{tool} accepted it");
+                r.content
+                    .iter()
+                    .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                    .collect::<String>()
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(text.len() < 2048, "{tool}: a {}-byte error", text.len());
+    }
+    let headers: serde_json::Map<String, serde_json::Value> =
+        (0..33).map(|i| (format!("x-h{i}"), json!("v"))).collect();
+    let e = s
+        .call_err(
+            "create_webhook",
+            json!({ "direction": "outbound", "url": "https://example.com/h", "headers": headers }),
+        )
+        .await;
+    assert!(e.contains("at most 32 headers"), "{e}");
+    let listed = s.call("list_webhooks", json!({})).await;
+    assert_eq!(listed["count"], 0, "nothing was stored: {listed}");
+    let longest = s
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest < 4096, "a {longest}-byte log line");
+    s.stop().await;
+}

@@ -157,6 +157,7 @@ fn map(uri: &str, e: Error) -> McpError {
 }
 
 fn not_found(uri: &str, why: &str) -> McpError {
+    let uri = crate::error::bounded(uri, crate::error::QUOTE_CHARS);
     McpError::resource_not_found(format!("{uri}: {why}"), Some(json!({ "uri": uri })))
 }
 

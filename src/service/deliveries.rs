@@ -97,7 +97,8 @@ impl Service {
                 .map(|s| {
                     parse_rfc3339(s).ok_or_else(|| {
                         Error::invalid(format!(
-                            "`{name}` {s:?} is not an RFC 3339 instant; use e.g. 2026-11-24T10:00:00Z"
+                            "`{name}` {} is not an RFC 3339 instant; use e.g. 2026-11-24T10:00:00Z",
+                            crate::error::quote(s)
                         ))
                     })
                 })

@@ -109,6 +109,9 @@ impl Service {
             ));
         }
         let targets: Vec<Webhook> = match &req.webhook_ids {
+            Some(ids) if ids.len() > 100 => {
+                return Err(Error::invalid("`webhook_ids` names at most 100 webhooks"))
+            }
             Some(ids) => {
                 let mut out = vec![];
                 for id in ids {

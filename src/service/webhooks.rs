@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::Service;
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::model::{now_millis, Direction, Provider, Secret, Webhook, WebhookId};
 use crate::store::{WebhookChange, WebhookFilter};
 
@@ -192,7 +192,7 @@ impl Service {
         webhook.target_url = target_url;
         webhook.provider = provider;
         webhook.events = events;
-        webhook.description = req.description.unwrap_or_default();
+        webhook.description = validate_description(req.description)?.unwrap_or_default();
         webhook.extra_headers = headers;
         webhook.required_headers = required_headers;
         webhook.forward_to = forward_to;
@@ -217,6 +217,7 @@ impl Service {
     }
 
     async fn checked_forward_targets(&self, ids: Vec<WebhookId>) -> Result<Vec<WebhookId>> {
+        validate_forward_to(&ids)?;
         for id in &ids {
             let target = self.webhook(id).await?;
             if target.direction != Direction::Outbound {
@@ -277,7 +278,7 @@ impl Service {
         if let Some(events) = req.events {
             change.events = Some(validate_events(Some(events))?);
         }
-        change.description = req.description;
+        change.description = validate_description(req.description)?;
         if let Some(e) = req.enabled {
             change.enabled = Some(e);
             // Re-enabled by hand: the server's reason and failure streak no longer apply.
@@ -352,8 +353,53 @@ impl Service {
     }
 }
 
+/// Limits on what a caller may store: every list answer carries these fields.
+const MAX_DESCRIPTION: usize = 1000;
+const MAX_EVENT_TYPES: usize = 100;
+const MAX_HEADERS: usize = 32;
+const MAX_HEADER_VALUE: usize = 4096;
+const MAX_FORWARD_TO: usize = 32;
+
+fn validate_description(d: Option<String>) -> Result<Option<String>> {
+    match d {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(Error::invalid(format!(
+            "`description` is at most {MAX_DESCRIPTION} characters (got {})",
+            d.chars().count()
+        ))),
+        other => Ok(other),
+    }
+}
+
+fn validate_forward_to(ids: &[WebhookId]) -> Result<()> {
+    if ids.len() > MAX_FORWARD_TO {
+        return Err(Error::invalid(format!(
+            "`forward_to` names at most {MAX_FORWARD_TO} webhooks"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_header_count(n: usize, values: impl Iterator<Item = usize>) -> Result<()> {
+    if n > MAX_HEADERS {
+        return Err(Error::invalid(format!("at most {MAX_HEADERS} headers")));
+    }
+    for len in values {
+        if len > MAX_HEADER_VALUE {
+            return Err(Error::invalid(format!(
+                "a header value is at most {MAX_HEADER_VALUE} bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn validate_events(events: Option<Vec<String>>) -> Result<Vec<String>> {
     let events = events.unwrap_or_else(|| vec!["*".to_string()]);
+    if events.len() > MAX_EVENT_TYPES {
+        return Err(Error::invalid(format!(
+            "`events` names at most {MAX_EVENT_TYPES} event types; use [\"*\"] for all"
+        )));
+    }
     if events.is_empty() {
         return Err(Error::invalid(
             "`events` must name at least one event type, or [\"*\"] for all (see list_event_types)",
@@ -362,7 +408,8 @@ fn validate_events(events: Option<Vec<String>>) -> Result<Vec<String>> {
     for e in &events {
         if e.trim().is_empty() || e.len() > 200 {
             return Err(Error::invalid(format!(
-                "event type {e:?} is empty or longer than 200 characters"
+                "event type {} is empty or longer than 200 characters",
+                quote(e)
             )));
         }
     }
@@ -370,12 +417,14 @@ fn validate_events(events: Option<Vec<String>>) -> Result<Vec<String>> {
 }
 
 fn validate_required_headers(headers: &BTreeMap<String, Secret>) -> Result<()> {
+    validate_header_count(headers.len(), headers.values().map(|v| v.len()))?;
     for (k, v) in headers {
         http::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| Error::invalid(format!("{k:?} is not a valid HTTP header name")))?;
+            .map_err(|_| Error::invalid(format!("{} is not a valid HTTP header name", quote(k))))?;
         if v.is_empty() {
             return Err(Error::invalid(format!(
-                "required header {k:?} needs a value"
+                "required header {} needs a value",
+                quote(k)
             )));
         }
     }
@@ -392,11 +441,13 @@ fn validate_secret(secret: Secret) -> Result<Secret> {
 }
 
 fn validate_headers(headers: &BTreeMap<String, String>) -> Result<()> {
+    validate_header_count(headers.len(), headers.values().map(String::len))?;
     for (k, v) in headers {
         let name = http::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| Error::invalid(format!("{k:?} is not a valid HTTP header name")))?;
-        http::HeaderValue::from_str(v)
-            .map_err(|_| Error::invalid(format!("the value of header {k:?} is not valid")))?;
+            .map_err(|_| Error::invalid(format!("{} is not a valid HTTP header name", quote(k))))?;
+        http::HeaderValue::from_str(v).map_err(|_| {
+            Error::invalid(format!("the value of header {} is not valid", quote(k)))
+        })?;
         let lower = name.as_str();
         if lower == "content-type"
             || lower == "host"
@@ -405,7 +456,8 @@ fn validate_headers(headers: &BTreeMap<String, String>) -> Result<()> {
             || lower.starts_with("x-webhook-")
         {
             return Err(Error::invalid(format!(
-                "header {k:?} is set by the server and cannot be overridden"
+                "header {} is set by the server and cannot be overridden",
+                quote(k)
             )));
         }
     }
@@ -416,7 +468,8 @@ fn validate_headers(headers: &BTreeMap<String, String>) -> Result<()> {
 pub(crate) fn validate_target_url(url: &str) -> Result<String> {
     let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
         Error::invalid(format!(
-            "`url` {url:?} is not an absolute URL ({e}); give e.g. https://example.com/webhook"
+            "`url` {} is not an absolute URL ({e}); give e.g. https://example.com/webhook",
+            quote(url)
         ))
     })?;
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
