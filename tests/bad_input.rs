@@ -224,3 +224,66 @@ async fn oversized_arguments_get_bounded_errors_and_are_not_stored() {
     assert!(longest < 4096, "a {longest}-byte log line");
     s.stop().await;
 }
+
+/// Unauthenticated traffic is cheap: 300 POSTs of 1 MB to an unknown webhook or with a bad
+/// signature are each logged with a 1 KiB excerpt at most, through the group commit, and grow the
+/// store by well under 1 MiB (it grew by about 70 KiB per request before).
+#[tokio::test]
+async fn junk_posts_grow_the_store_by_little() {
+    let s = Server::start().await;
+    let (_, url, _) = s.inbound(json!({})).await;
+    let unknown = url.rsplit_once('/').unwrap().0.to_string() + "/no-such-webhook";
+    let db = s.data_dir.join("webhook-mcp.db");
+    let size = || {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+        std::fs::metadata(&db).unwrap().len()
+    };
+    let before = size();
+    let junk = std::sync::Arc::new("j".repeat(1 << 20));
+    let mut tasks = vec![];
+    for t in 0..6 {
+        let (http, junk) = (s.http.clone(), junk.clone());
+        let target = if t % 2 == 0 {
+            unknown.clone()
+        } else {
+            url.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..50 {
+                let r = http
+                    .post(&target)
+                    .header("x-webhook-signature", "00")
+                    .body(junk.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status() == 404 || r.status() == 401, "{}", r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let grown = size().saturating_sub(before);
+    assert!(grown < 1 << 20, "the store grew by {grown} bytes");
+    let log = s
+        .call(
+            "query_deliveries",
+            json!({ "direction": "inbound", "limit": 500 }),
+        )
+        .await;
+    assert_eq!(log["count"], 300, "every refusal is logged");
+    let excerpt = log["deliveries"][0]["resource_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let row = s.read(&excerpt).await.unwrap();
+    let body = row["request_body"].as_str().unwrap();
+    assert!(
+        body.len() < 1200 && body.contains("bytes in all"),
+        "{}",
+        body.len()
+    );
+    s.stop().await;
+}

@@ -139,6 +139,8 @@ pub struct EventPage {
 }
 
 const MAX_WAIT_MS: u64 = 60_000;
+/// How much of a refused request's body the log keeps.
+const REFUSED_EXCERPT: usize = 1024;
 const MAX_LIST: usize = 200;
 
 /// Headers a sender sends that hold credentials or signatures: not kept with the event.
@@ -158,6 +160,9 @@ impl Service {
                 Stats::add(&self.stats.rejected, 1);
                 receipt.status = DeliveryStatus::Failed;
                 receipt.error = Some(refusal.to_string());
+                // Unauthenticated traffic is cheap to keep: an excerpt to debug a sender by,
+                // not the body (anyone can POST megabytes to a receive URL).
+                receipt.request_body = Some(excerpt(req.body, REFUSED_EXCERPT));
                 tracing::warn!(webhook_id = %receipt.webhook_id, reason = %refusal, "inbound request rejected");
                 ReceiveOutcome::Refused(refusal)
             }
@@ -517,4 +522,15 @@ fn kept_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
             (k.as_str().to_string(), v.chars().take(1024).collect())
         })
         .collect()
+}
+
+/// At most `max` bytes of `body` as text, cut on a character boundary and marked when cut.
+fn excerpt(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(max)]);
+    let text = text.trim_end_matches('\u{fffd}');
+    if body.len() <= max {
+        text.to_string()
+    } else {
+        format!("{text}…[cut, {} bytes in all]", body.len())
+    }
 }

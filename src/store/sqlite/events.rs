@@ -13,7 +13,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use super::deliveries::insert_receipt;
 use super::{col, json_col, queue};
 use crate::error::{Error, Result};
-use crate::model::{Event, EventId};
+use crate::model::{Event, EventId, Receipt};
 use crate::store::{
     json_text, ChangeCursor, Changes, EventNotice, EventQuery, Ingest, InsertOutcome,
 };
@@ -21,12 +21,18 @@ use crate::store::{
 const COLUMNS: &str =
     "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
 
-/// One receipt waiting for the writer thread.
+/// One job for the writer thread: an event with its receipt, or a receipt alone (a refused,
+/// filtered or handshake request: unauthenticated traffic shares the group commit too, rather
+/// than costing a transaction and an fsync each).
 pub(super) struct ReceiptJob {
-    ingest: Ingest,
+    work: Work,
+    reply: tokio::sync::oneshot::Sender<Result<Option<InsertOutcome>>>,
+}
+
+enum Work {
     /// The event's headers as JSON, serialised on the caller's task so the writer does less.
-    headers: String,
-    reply: tokio::sync::oneshot::Sender<Result<InsertOutcome>>,
+    Event(Box<Ingest>, String),
+    Receipt(Receipt),
 }
 
 /// Hands `ingest` to the writer thread and waits for its commit.
@@ -34,15 +40,27 @@ pub(super) async fn submit(
     writer: &std::sync::mpsc::Sender<ReceiptJob>,
     ingest: Ingest,
 ) -> Result<InsertOutcome> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
     let headers = json_text(&ingest.event.headers);
+    let outcome = run(writer, Work::Event(Box::new(ingest), headers)).await?;
+    outcome.ok_or_else(|| Error::Internal("the writer lost an event's outcome".into()))
+}
+
+/// Hands a receipt alone to the writer thread and waits for its commit.
+pub(super) async fn submit_receipt(
+    writer: &std::sync::mpsc::Sender<ReceiptJob>,
+    receipt: Receipt,
+) -> Result<()> {
+    run(writer, Work::Receipt(receipt)).await.map(|_| ())
+}
+
+async fn run(
+    writer: &std::sync::mpsc::Sender<ReceiptJob>,
+    work: Work,
+) -> Result<Option<InsertOutcome>> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
     let stopped = || Error::Unavailable("the store's writer has stopped".into());
     writer
-        .send(ReceiptJob {
-            ingest,
-            headers,
-            reply,
-        })
+        .send(ReceiptJob { work, reply })
         .map_err(|_| stopped())?;
     answer.await.map_err(|_| stopped())?
 }
@@ -94,16 +112,24 @@ pub(super) fn receipt_writer(
     }
 }
 
-fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<InsertOutcome>> {
+fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Option<InsertOutcome>>> {
     let tx = c.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
+        let (ingest, headers) = match &mut job.work {
+            Work::Receipt(receipt) => {
+                insert_receipt(&tx, receipt)?;
+                outcomes.push(None);
+                continue;
+            }
+            Work::Event(ingest, headers) => (ingest, headers),
+        };
         let Ingest {
             event,
             body,
             receipt,
             relays,
-        } = &mut job.ingest;
+        } = &mut **ingest;
         // Sees earlier jobs of the same batch too: duplicates within a batch are caught.
         let existing: Option<EventId> = match &event.provider_event_id {
             Some(pid) => tx
@@ -133,7 +159,7 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Inser
                     event.provider_event_id,
                     event.event,
                     event.received_at,
-                    job.headers,
+                    *headers,
                     *body,
                 ])?;
                 let seq = tx.last_insert_rowid();
@@ -145,7 +171,7 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Inser
             }
         };
         insert_receipt(&tx, receipt)?;
-        outcomes.push(outcome);
+        outcomes.push(Some(outcome));
     }
     tx.commit()?;
     Ok(outcomes)

@@ -213,8 +213,7 @@ impl Store for SqliteStore {
     }
 
     async fn log_receipt(&self, receipt: Receipt) -> Result<()> {
-        self.call(move |c| deliveries::insert_receipt(c, &receipt))
-            .await
+        events::submit_receipt(&self.receipts, receipt).await
     }
 
     async fn log_attempt(&self, attempt: Attempt) -> Result<()> {
