@@ -287,3 +287,62 @@ async fn junk_posts_grow_the_store_by_little() {
     );
     s.stop().await;
 }
+
+/// The receiver is bounded: beyond its concurrency limit a request gets 503 with Retry-After at
+/// once (not a queue), and a sender that stalls in the middle of its body gets 408 after the
+/// request timeout and gives its slot back.
+#[tokio::test]
+async fn the_receiver_sheds_load_and_times_out_slow_senders() {
+    let s = Server::start_with(
+        common::Era::Legacy,
+        None,
+        &["--receiver-concurrency", "1", "--receiver-timeout", "2"],
+    )
+    .await;
+    let (_, url, secret) = s.inbound(json!({})).await;
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let path = url.splitn(4, '/').nth(3).unwrap().to_string();
+    // A slow sender: headers and 10 of 100 body bytes, then nothing.
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(
+        format!("POST /{path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 100\r\n\r\n0123456789")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let body = common::voyager_body("while-busy", "x");
+    let resp = s
+        .http
+        .post(&url)
+        .header(
+            "x-webhook-signature",
+            common::hex_hmac(&secret, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503, "the only slot is taken");
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once, not queued"
+    );
+    // The slow sender is cut off after the timeout...
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // ...and the slot is free again.
+    let body = common::voyager_body("after", "x");
+    let (status, ans) = s.post_signed(&url, &secret, &body).await;
+    assert_eq!(status, 200, "{ans}");
+    s.stop().await;
+}

@@ -98,6 +98,14 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOK_MCP_DELIVERY_TIMEOUT", default_value_t = 15)]
     pub delivery_timeout: u64,
 
+    /// Requests the receiver serves at once; beyond it, 503 with Retry-After.
+    #[arg(long, env = "WEBHOOK_MCP_RECEIVER_CONCURRENCY", default_value_t = 512)]
+    pub receiver_concurrency: usize,
+
+    /// Seconds a request to the receiver may take, body upload included (408 after).
+    #[arg(long, env = "WEBHOOK_MCP_RECEIVER_TIMEOUT", default_value_t = 30)]
+    pub receiver_timeout: u64,
+
     /// Largest inbound body accepted, in bytes (larger gets 413).
     #[arg(long, env = "WEBHOOK_MCP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -109,6 +109,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         receiver_addr: receiver_bound,
         delivery_timeout: args.delivery_timeout(),
         max_body_bytes: args.max_body_bytes,
+        receiver_concurrency: args.receiver_concurrency.max(1),
+        receiver_timeout: Duration::from_secs(args.receiver_timeout.max(1)),
         allow_private_targets: args.allow_private_targets,
         timestamp_tolerance: args.timestamp_tolerance as i64,
     };

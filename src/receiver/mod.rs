@@ -7,17 +7,28 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::BoxError;
 use axum::{Json, Router};
 use http_body_util::{BodyExt, Limited};
 use serde_json::{json, Value};
+use tower::ServiceBuilder;
 
 use crate::service::{InboundRequest, ReceiveOutcome, Service};
 
 pub fn router(svc: Arc<Service>) -> Router {
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        // Beyond the concurrency limit a request is refused at once (503), not queued: a flood
+        // cannot pile up memory, and a real sender retries.
+        .load_shed()
+        .concurrency_limit(svc.settings().receiver_concurrency)
+        // A sender that stalls (slow headers or body) gives its slot back.
+        .timeout(svc.settings().receiver_timeout);
     Router::new()
         .route("/hooks/{webhook_id}", post(receive))
         .route("/healthz", get(healthz))
@@ -26,6 +37,39 @@ pub fn router(svc: Arc<Service>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(svc)
+        .layer(limits)
+}
+
+/// The answers of the limits: 408 for a request that took too long, 503 with Retry-After when
+/// the receiver is at its concurrency limit.
+async fn overloaded(err: BoxError) -> Response {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        tracing::warn!("inbound request timed out (slow sender)");
+        return (
+            StatusCode::REQUEST_TIMEOUT,
+            [(axum::http::header::CONNECTION, "close")],
+            Json(json!({ "received": false, "error": "the request took too long; send it again" })),
+        )
+            .into_response();
+    }
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        return busy("the receiver is at its concurrency limit; retry shortly");
+    }
+    tracing::error!(error = %err, "receiver middleware failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "received": false, "error": "internal error; retry later" })),
+    )
+        .into_response()
+}
+
+fn busy(why: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        Json(json!({ "received": false, "error": why })),
+    )
+        .into_response()
 }
 
 async fn receive(
@@ -76,7 +120,15 @@ async fn oversize(svc: &Service, webhook_id: &str, headers: &HeaderMap) -> Respo
 
 fn respond(outcome: &ReceiveOutcome) -> Response {
     let (status, body) = answer(outcome);
-    (status, Json(body)).into_response()
+    let mut resp = (status, Json(body)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Nothing was stored: tell the sender when to try again.
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    resp
 }
 
 /// What the provider is told: the outcome's status and a JSON body. `test_webhook` shows the

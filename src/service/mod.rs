@@ -90,6 +90,10 @@ pub struct Settings {
     pub receiver_addr: Option<SocketAddr>,
     pub delivery_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Requests the receiver serves at once; more are refused with 503 (load shedding).
+    pub receiver_concurrency: usize,
+    /// The longest a request to the receiver may take, body upload included (slow senders).
+    pub receiver_timeout: Duration,
     /// SSRF guard off: outbound targets may be loopback or private addresses.
     pub allow_private_targets: bool,
     /// How far a signed timestamp may be from now, in seconds (replay protection).

@@ -303,6 +303,15 @@ pub struct MessageState {
     pub pending: bool,
 }
 
+/// Most receipts waiting for a backend's group-commit writer. Beyond it a receipt is refused at
+/// once (`busy`): the receiver answers 503 with Retry-After, and memory stays bounded.
+pub const RECEIPT_QUEUE: usize = 4096;
+
+/// The error of a full receipt queue.
+pub(crate) fn busy() -> crate::error::Error {
+    crate::error::Error::Unavailable("the store is busy; retry shortly".into())
+}
+
 /// A JSON text column's value, for backends that keep maps and lists as JSON.
 pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| Value::Null.to_string())

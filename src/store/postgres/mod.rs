@@ -56,7 +56,7 @@ type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 pub struct PgStore {
     pool: Pool,
     cache: Arc<WebhookCache>,
-    writer: mpsc::UnboundedSender<IngestJob>,
+    writer: mpsc::Sender<IngestJob>,
     /// Signalled by the listening connection when another commit may have changed the store.
     changed: Arc<Notify>,
     channel: Arc<str>,
@@ -108,7 +108,7 @@ impl PgStore {
         let channel: Arc<str> = format!("webhook_mcp_{store_id}").into();
         let changed = Arc::new(Notify::new());
         tokio::spawn(listen(config, tls, channel.clone(), changed.clone()));
-        let (writer, jobs) = mpsc::unbounded_channel();
+        let (writer, jobs) = mpsc::channel(super::RECEIPT_QUEUE);
         tokio::spawn(ingest_writer(pool.clone(), jobs, channel.clone()));
         Ok(PgStore {
             pool,
@@ -259,11 +259,7 @@ where
 
 // --- ingest: the group-commit writer ---------------------------------------------------------
 
-async fn ingest_writer(
-    pool: Pool,
-    mut jobs: mpsc::UnboundedReceiver<IngestJob>,
-    channel: Arc<str>,
-) {
+async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, channel: Arc<str>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -873,8 +869,11 @@ impl Store for PgStore {
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::Unavailable("the store's writer has stopped".into());
         self.writer
-            .send(IngestJob { ingest, reply })
-            .map_err(|_| stopped())?;
+            .try_send(IngestJob { ingest, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => super::busy(),
+                mpsc::error::TrySendError::Closed(_) => stopped(),
+            })?;
         answer.await.map_err(|_| stopped())?
     }
 

@@ -37,7 +37,7 @@ enum Work {
 
 /// Hands `ingest` to the writer thread and waits for its commit.
 pub(super) async fn submit(
-    writer: &std::sync::mpsc::Sender<ReceiptJob>,
+    writer: &std::sync::mpsc::SyncSender<ReceiptJob>,
     ingest: Ingest,
 ) -> Result<InsertOutcome> {
     let headers = json_text(&ingest.event.headers);
@@ -47,21 +47,25 @@ pub(super) async fn submit(
 
 /// Hands a receipt alone to the writer thread and waits for its commit.
 pub(super) async fn submit_receipt(
-    writer: &std::sync::mpsc::Sender<ReceiptJob>,
+    writer: &std::sync::mpsc::SyncSender<ReceiptJob>,
     receipt: Receipt,
 ) -> Result<()> {
     run(writer, Work::Receipt(receipt)).await.map(|_| ())
 }
 
 async fn run(
-    writer: &std::sync::mpsc::Sender<ReceiptJob>,
+    writer: &std::sync::mpsc::SyncSender<ReceiptJob>,
     work: Work,
 ) -> Result<Option<InsertOutcome>> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let stopped = || Error::Unavailable("the store's writer has stopped".into());
+    // Never waits: a full queue is back-pressure (the sender is told to retry), not a pile-up.
     writer
-        .send(ReceiptJob { work, reply })
-        .map_err(|_| stopped())?;
+        .try_send(ReceiptJob { work, reply })
+        .map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(_) => crate::store::busy(),
+            std::sync::mpsc::TrySendError::Disconnected(_) => stopped(),
+        })?;
     answer.await.map_err(|_| stopped())?
 }
 

@@ -36,7 +36,7 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     webhooks: Arc<crate::store::cache::WebhookCache>,
     /// Receipts for the group-commit writer thread (see `events::receipt_writer`).
-    receipts: std::sync::mpsc::Sender<events::ReceiptJob>,
+    receipts: std::sync::mpsc::SyncSender<events::ReceiptJob>,
     store_id: Arc<str>,
 }
 
@@ -55,7 +55,7 @@ impl SqliteStore {
                 r.get(0)
             })?;
         let conn = Arc::new(Mutex::new(conn));
-        let (receipts, jobs) = std::sync::mpsc::channel();
+        let (receipts, jobs) = std::sync::mpsc::sync_channel(super::RECEIPT_QUEUE);
         let writer_conn = conn.clone();
         std::thread::Builder::new()
             .name("receipt-writer".into())
