@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

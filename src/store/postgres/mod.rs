@@ -32,6 +32,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::cache::WebhookCache;
+use super::rows;
 use super::{
     json_text, ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventNotice, EventQuery,
     HealthChange, Ingest, InsertOutcome, InstanceId, MessageState, Outgoing, Store, WebhookChange,
@@ -39,8 +40,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::model::{
-    enum_from_text, enum_text, log_excerpt, Attempt, Delivery, DeliveryId, Direction, Event,
-    EventId, MessageId, Millis, PreviousSecret, Receipt, Secret, Webhook, WebhookId,
+    enum_text, log_excerpt, Attempt, Delivery, DeliveryId, Direction, Event, EventId, MessageId,
+    Millis, Receipt, Secret, Webhook, WebhookId,
 };
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
@@ -503,17 +504,23 @@ async fn record_change(
     Ok(())
 }
 
-// --- reading rows by column name --------------------------------------------------------------
+// --- reading rows by column name (the decoders are shared with every backend: store::rows) ----
+
+impl rows::Columns for Row {
+    fn text(&self, name: &str) -> Result<Option<String>> {
+        col(self, name)
+    }
+    fn int(&self, name: &str) -> Result<Option<i64>> {
+        col(self, name)
+    }
+    fn flag(&self, name: &str) -> Result<bool> {
+        col(self, name)
+    }
+}
 
 fn col<T: for<'a> tokio_postgres::types::FromSql<'a>>(row: &Row, name: &str) -> Result<T> {
     row.try_get(name)
         .map_err(|e| Error::Store(format!("column `{name}`: {e}")))
-}
-
-fn enum_col<T: DeserializeOwned>(row: &Row, name: &str) -> Result<T> {
-    let text: String = col(row, name)?;
-    enum_from_text(&text)
-        .ok_or_else(|| Error::Store(format!("column `{name}`: unexpected stored value {text:?}")))
 }
 
 fn json_col<T: DeserializeOwned>(row: &Row, name: &str) -> Result<T> {
@@ -526,116 +533,13 @@ const WEBHOOK_COLUMNS: &str = "id, direction, target_url, provider, events, desc
     secret, previous_secret, previous_secret_expires_at, headers, created_at, updated_at, \
     failure_count, first_failure_at, disabled_reason, forward_to";
 
-fn webhook_from_row(r: &Row) -> Result<Webhook> {
-    let direction: Direction = enum_col(r, "direction")?;
-    let headers: BTreeMap<String, String> = json_col(r, "headers")?;
-    let (extra_headers, required_headers) = match direction {
-        Direction::Outbound => (headers, BTreeMap::new()),
-        Direction::Inbound => (
-            BTreeMap::new(),
-            headers
-                .into_iter()
-                .map(|(k, v)| (k, Secret::new(v)))
-                .collect(),
-        ),
-    };
-    let previous_secret = match (
-        col::<Option<String>>(r, "previous_secret")?,
-        col::<Option<i64>>(r, "previous_secret_expires_at")?,
-    ) {
-        (Some(s), Some(expires_at)) => Some(PreviousSecret {
-            secret: Secret::new(s),
-            expires_at,
-        }),
-        _ => None,
-    };
-    Ok(Webhook {
-        id: col::<String>(r, "id")?.into(),
-        direction,
-        target_url: col(r, "target_url")?,
-        provider: enum_col(r, "provider")?,
-        events: json_col(r, "events")?,
-        description: col(r, "description")?,
-        enabled: col(r, "enabled")?,
-        secret: Secret::new(col::<String>(r, "secret")?),
-        previous_secret,
-        extra_headers,
-        required_headers,
-        created_at: col(r, "created_at")?,
-        updated_at: col(r, "updated_at")?,
-        failure_count: col(r, "failure_count")?,
-        first_failure_at: col(r, "first_failure_at")?,
-        disabled_reason: col(r, "disabled_reason")?,
-        forward_to: json_col(r, "forward_to")?,
-    })
-}
-
 const EVENT_COLUMNS: &str =
     "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
-
-fn event_from_row(r: &Row) -> Result<Event> {
-    Ok(Event {
-        seq: col(r, "seq")?,
-        id: col::<String>(r, "id")?.into(),
-        webhook_id: col::<String>(r, "webhook_id")?.into(),
-        provider_event_id: col(r, "provider_event_id")?,
-        event: col(r, "event")?,
-        received_at: col(r, "received_at")?,
-        headers: json_col(r, "headers")?,
-        payload: json_col(r, "payload")?,
-    })
-}
 
 const DELIVERY_COLUMNS: &str =
     "seq, id, webhook_id, event_id, event, direction, trigger, attempt, \
     url, status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
     response_body, created_at, next_attempt_at, message_id";
-
-fn delivery_from_row(r: &Row) -> Result<Delivery> {
-    Ok(match enum_col::<Direction>(r, "direction")? {
-        Direction::Inbound => Delivery::Receipt(Receipt {
-            seq: col(r, "seq")?,
-            id: col::<String>(r, "id")?.into(),
-            webhook_id: col::<String>(r, "webhook_id")?.into(),
-            event_id: col::<Option<String>>(r, "event_id")?.map(EventId::from),
-            event: col(r, "event")?,
-            url: col(r, "url")?,
-            status: enum_col(r, "status")?,
-            status_code: col(r, "status_code")?,
-            error: col(r, "error")?,
-            request_headers: json_col(r, "request_headers")?,
-            request_body: col(r, "request_body")?,
-            created_at: col(r, "created_at")?,
-        }),
-        Direction::Outbound => Delivery::Attempt(attempt_from_row(r)?),
-    })
-}
-
-fn attempt_from_row(r: &Row) -> Result<Attempt> {
-    Ok(Attempt {
-        seq: col(r, "seq")?,
-        id: col::<String>(r, "id")?.into(),
-        webhook_id: col::<String>(r, "webhook_id")?.into(),
-        message_id: col::<Option<String>>(r, "message_id")?
-            .unwrap_or_default()
-            .into(),
-        event_id: col::<Option<String>>(r, "event_id")?.map(EventId::from),
-        event: col::<Option<String>>(r, "event")?.unwrap_or_default(),
-        trigger: enum_col(r, "trigger")?,
-        number: col(r, "attempt")?,
-        url: col(r, "url")?,
-        status: enum_col(r, "status")?,
-        status_code: col(r, "status_code")?,
-        duration_ms: col(r, "duration_ms")?,
-        error: col(r, "error")?,
-        request_headers: json_col(r, "request_headers")?,
-        request_body: col(r, "request_body")?,
-        response_headers: json_col(r, "response_headers")?,
-        response_body: col(r, "response_body")?,
-        created_at: col(r, "created_at")?,
-        next_attempt_at: col(r, "next_attempt_at")?,
-    })
-}
 
 async fn get_webhook(c: &impl GenericClient, id: &WebhookId) -> Result<Option<Webhook>> {
     c.query_opt(
@@ -643,7 +547,7 @@ async fn get_webhook(c: &impl GenericClient, id: &WebhookId) -> Result<Option<We
         &[&id.as_str()],
     )
     .await?
-    .map(|r| webhook_from_row(&r))
+    .map(|r| rows::webhook(&r))
     .transpose()
 }
 
@@ -755,7 +659,7 @@ impl Store for PgStore {
                 &params,
             )
             .await?;
-        rows.iter().map(webhook_from_row).collect()
+        rows.iter().map(rows::webhook).collect()
     }
 
     async fn update_webhook(&self, id: &WebhookId, ch: WebhookChange) -> Result<Option<Webhook>> {
@@ -885,7 +789,7 @@ impl Store for PgStore {
                 &[&id.as_str()],
             )
             .await?
-            .map(|r| event_from_row(&r))
+            .map(|r| rows::event(&r))
             .transpose()
     }
 
@@ -917,7 +821,7 @@ impl Store for PgStore {
                 &params,
             )
             .await?;
-        rows.iter().map(event_from_row).collect()
+        rows.iter().map(rows::event).collect()
     }
 
     async fn max_event_seq(&self) -> Result<i64> {
@@ -992,7 +896,7 @@ impl Store for PgStore {
         else {
             return Ok(None);
         };
-        let mut found = [delivery_from_row(&row)?];
+        let mut found = [rows::delivery(&row)?];
         fill_from_events(&client, &mut found).await?;
         let [d] = found;
         Ok(Some(d))
@@ -1039,7 +943,7 @@ impl Store for PgStore {
             .await?;
         let mut out = rows
             .iter()
-            .map(delivery_from_row)
+            .map(rows::delivery)
             .collect::<Result<Vec<_>>>()?;
         fill_from_events(&client, &mut out).await?;
         Ok(out)
@@ -1094,7 +998,7 @@ impl Store for PgStore {
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let attempt = attempt_from_row(row)?;
+            let attempt = rows::attempt(row)?;
             let body: String = tx
                 .query_opt(
                     "SELECT body FROM messages WHERE id = $1",
@@ -1238,7 +1142,7 @@ impl Store for PgStore {
                 &[&webhook_id.as_str(), &since, &until],
             )
             .await?;
-        rows.iter().map(attempt_from_row).collect()
+        rows.iter().map(rows::attempt).collect()
     }
 
     async fn message_state(&self, message_id: &MessageId) -> Result<MessageState> {

@@ -1,7 +1,7 @@
 //! The delivery log: receipts (direction `inbound`) and attempts (`outbound`) in one table.
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::{col, json_col};
 use crate::error::Result;
@@ -74,7 +74,7 @@ pub(super) fn insert_attempt(c: &Connection, a: &Attempt) -> Result<()> {
 pub(super) fn get(c: &Connection, id: &DeliveryId) -> Result<Option<Delivery>> {
     let mut found = c
         .prepare_cached(&format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"))?
-        .query_row([id], from_row)
+        .query_row([id], super::delivery_row)
         .optional()?;
     fill_from_events(c, found.as_mut_slice())?;
     Ok(found)
@@ -112,7 +112,7 @@ pub(super) fn query(c: &Connection, q: &DeliveryQuery) -> Result<Vec<Delivery>> 
         "SELECT {COLUMNS} FROM deliveries {where_clause} ORDER BY seq DESC LIMIT ?"
     ))?;
     let mut rows = stmt
-        .query_map(params_from_iter(args), from_row)?
+        .query_map(params_from_iter(args), super::delivery_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     fill_from_events(c, &mut rows)?;
     Ok(rows)
@@ -141,52 +141,4 @@ fn fill_from_events(c: &Connection, rows: &mut [Delivery]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-pub(super) fn from_row(r: &Row) -> rusqlite::Result<Delivery> {
-    Ok(match col::<Direction>(r, "direction")? {
-        Direction::Inbound => Delivery::Receipt(Receipt {
-            seq: col(r, "seq")?,
-            id: col(r, "id")?,
-            webhook_id: col(r, "webhook_id")?,
-            event_id: col(r, "event_id")?,
-            event: col(r, "event")?,
-            url: col(r, "url")?,
-            status: col(r, "status")?,
-            status_code: col(r, "status_code")?,
-            error: col(r, "error")?,
-            request_headers: json_col(r, "request_headers")?,
-            request_body: col(r, "request_body")?,
-            created_at: col(r, "created_at")?,
-        }),
-        Direction::Outbound => Delivery::Attempt(attempt_from_row(r)?),
-    })
-}
-
-/// An outbound row; the queue reads these directly.
-pub(super) fn attempt_from_row(r: &Row) -> rusqlite::Result<Attempt> {
-    Ok(Attempt {
-        seq: col(r, "seq")?,
-        id: col(r, "id")?,
-        webhook_id: col(r, "webhook_id")?,
-        // Attempts written before the queue existed (schema 1) had no message: an empty id.
-        message_id: col::<Option<String>>(r, "message_id")?
-            .unwrap_or_default()
-            .into(),
-        event_id: col(r, "event_id")?,
-        event: col::<Option<String>>(r, "event")?.unwrap_or_default(),
-        trigger: col(r, "trigger")?,
-        number: col(r, "attempt")?,
-        url: col(r, "url")?,
-        status: col(r, "status")?,
-        status_code: col(r, "status_code")?,
-        duration_ms: col(r, "duration_ms")?,
-        error: col(r, "error")?,
-        request_headers: json_col(r, "request_headers")?,
-        request_body: col(r, "request_body")?,
-        response_headers: json_col(r, "response_headers")?,
-        response_body: col(r, "response_body")?,
-        created_at: col(r, "created_at")?,
-        next_attempt_at: col(r, "next_attempt_at")?,
-    })
 }

@@ -8,10 +8,10 @@
 use std::sync::{Arc, Mutex};
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::deliveries::insert_receipt;
-use super::{col, json_col, queue};
+use super::{col, queue};
 use crate::error::{Error, Result};
 use crate::model::{Event, EventId, Receipt};
 use crate::store::{
@@ -184,7 +184,7 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Optio
 pub(super) fn get(c: &Connection, id: &EventId) -> Result<Option<Event>> {
     Ok(
         c.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE id = ?1"))?
-            .query_row([id], from_row)
+            .query_row([id], super::event_row)
             .optional()?,
     )
 }
@@ -208,7 +208,7 @@ pub(super) fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {
         "SELECT {COLUMNS} FROM events WHERE {} ORDER BY seq {order} LIMIT ?",
         clauses.join(" AND ")
     ))?;
-    let rows = stmt.query_map(params_from_iter(args), from_row)?;
+    let rows = stmt.query_map(params_from_iter(args), super::event_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -254,17 +254,4 @@ pub(super) fn change_cursor(c: &Connection) -> Result<ChangeCursor> {
             })
         },
     )?)
-}
-
-fn from_row(r: &Row) -> rusqlite::Result<Event> {
-    Ok(Event {
-        seq: col(r, "seq")?,
-        id: col(r, "id")?,
-        webhook_id: col(r, "webhook_id")?,
-        provider_event_id: col(r, "provider_event_id")?,
-        event: col(r, "event")?,
-        received_at: col(r, "received_at")?,
-        headers: json_col(r, "headers")?,
-        payload: json_col(r, "payload")?,
-    })
 }

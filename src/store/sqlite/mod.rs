@@ -482,6 +482,49 @@ text_enum_sql!(Direction, Provider, Trigger, DeliveryStatus);
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::Store(e.to_string())
+        match e {
+            // A decoder's own error, carried through rusqlite's row callback (see `wrap`).
+            rusqlite::Error::FromSqlConversionFailure(_, _, inner) if inner.is::<Error>() => {
+                *inner.downcast::<Error>().expect("checked by is")
+            }
+            other => Error::Store(other.to_string()),
+        }
     }
+}
+
+// --- Rows into domain values (the decoders are shared with every backend: store::rows) -------
+
+impl crate::store::rows::Columns for Row<'_> {
+    fn text(&self, name: &str) -> Result<Option<String>> {
+        Ok(col(self, name)?)
+    }
+    fn int(&self, name: &str) -> Result<Option<i64>> {
+        Ok(col(self, name)?)
+    }
+    fn flag(&self, name: &str) -> Result<bool> {
+        Ok(col(self, name)?)
+    }
+}
+
+/// A decoder's result as rusqlite's row callbacks want it.
+fn wrap<T>(decoded: Result<T>) -> rusqlite::Result<T> {
+    decoded.map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, Box::new(e))
+    })
+}
+
+fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
+    wrap(crate::store::rows::webhook(r))
+}
+
+fn event_row(r: &Row) -> rusqlite::Result<Event> {
+    wrap(crate::store::rows::event(r))
+}
+
+fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
+    wrap(crate::store::rows::delivery(r))
+}
+
+fn attempt_row(r: &Row) -> rusqlite::Result<Attempt> {
+    wrap(crate::store::rows::attempt(r))
 }

@@ -7,8 +7,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::attempt_row;
 use super::col;
-use super::deliveries::{attempt_from_row, insert_attempt, COLUMNS};
+use super::deliveries::{insert_attempt, COLUMNS};
 use super::webhooks::record_change;
 use crate::error::Result;
 use crate::model::{Attempt, MessageId, Millis, WebhookId};
@@ -53,7 +54,7 @@ pub(super) fn claim_due(
         ))?;
         let rows = stmt.query_map(
             params![lease_until, now, limit as i64, owner.0],
-            attempt_from_row,
+            attempt_row,
         )?;
         rows.collect::<rusqlite::Result<_>>()?
     };
@@ -192,7 +193,7 @@ pub(super) fn finally_failed(
          AND seq = (SELECT MAX(seq) FROM deliveries WHERE message_id = d.message_id) \
          AND status = 'failed' ORDER BY seq"
     ))?;
-    let rows = stmt.query_map(params![webhook_id, since, until], attempt_from_row)?;
+    let rows = stmt.query_map(params![webhook_id, since, until], attempt_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 

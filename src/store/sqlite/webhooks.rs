@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::{col, json_col};
+use super::col;
 use crate::error::Result;
-use crate::model::{Direction, Millis, PreviousSecret, Secret, Webhook, WebhookId};
+use crate::model::{Direction, Millis, Secret, Webhook, WebhookId};
 use crate::store::{json_text, WebhookChange, WebhookFilter};
 
 const COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, secret, \
@@ -47,7 +47,7 @@ pub(super) fn insert(c: &Connection, w: &Webhook) -> Result<()> {
 pub(super) fn get(c: &Connection, id: &WebhookId) -> Result<Option<Webhook>> {
     Ok(
         c.prepare_cached(&format!("SELECT {COLUMNS} FROM webhooks WHERE id = ?1"))?
-            .query_row([id], from_row)
+            .query_row([id], super::webhook_row)
             .optional()?,
     )
 }
@@ -71,7 +71,7 @@ pub(super) fn list(c: &Connection, f: &WebhookFilter) -> Result<Vec<Webhook>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM webhooks {filter} ORDER BY created_at, id"
     ))?;
-    let rows = stmt.query_map(params_from_iter(args), from_row)?;
+    let rows = stmt.query_map(params_from_iter(args), super::webhook_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -199,45 +199,4 @@ fn headers_text(w: &Webhook) -> String {
 
 fn exposed(h: &BTreeMap<String, Secret>) -> BTreeMap<&str, &str> {
     h.iter().map(|(k, v)| (k.as_str(), v.expose())).collect()
-}
-
-fn from_row(r: &Row) -> rusqlite::Result<Webhook> {
-    let direction: Direction = col(r, "direction")?;
-    let headers: BTreeMap<String, String> = json_col(r, "headers")?;
-    let (extra_headers, required_headers) = match direction {
-        Direction::Outbound => (headers, BTreeMap::new()),
-        Direction::Inbound => (
-            BTreeMap::new(),
-            headers
-                .into_iter()
-                .map(|(k, v)| (k, Secret::new(v)))
-                .collect(),
-        ),
-    };
-    let previous_secret = match (
-        col::<Option<Secret>>(r, "previous_secret")?,
-        col::<Option<Millis>>(r, "previous_secret_expires_at")?,
-    ) {
-        (Some(secret), Some(expires_at)) => Some(PreviousSecret { secret, expires_at }),
-        _ => None,
-    };
-    Ok(Webhook {
-        id: col(r, "id")?,
-        direction,
-        target_url: col(r, "target_url")?,
-        provider: col(r, "provider")?,
-        events: json_col(r, "events")?,
-        description: col(r, "description")?,
-        enabled: col(r, "enabled")?,
-        secret: col(r, "secret")?,
-        previous_secret,
-        extra_headers,
-        required_headers,
-        created_at: col(r, "created_at")?,
-        updated_at: col(r, "updated_at")?,
-        failure_count: col(r, "failure_count")?,
-        first_failure_at: col(r, "first_failure_at")?,
-        disabled_reason: col(r, "disabled_reason")?,
-        forward_to: json_col(r, "forward_to")?,
-    })
 }

@@ -1,0 +1,206 @@
+//! Rows into domain values, written once for every backend. A backend implements `Columns` for
+//! its row type (values by column name); the decoders here turn the columns both schemas share
+//! into `Webhook`, `Event` and delivery-log rows. A column that does not decode is an error that
+//! names it.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    enum_from_text, Attempt, Delivery, Direction, Event, EventId, PreviousSecret, Receipt, Secret,
+    Webhook,
+};
+
+/// A row's values by column name.
+pub(crate) trait Columns {
+    fn text(&self, name: &str) -> Result<Option<String>>;
+    fn int(&self, name: &str) -> Result<Option<i64>>;
+    fn flag(&self, name: &str) -> Result<bool>;
+}
+
+fn null(name: &str) -> Error {
+    Error::Store(format!("column `{name}` is NULL"))
+}
+
+fn text(c: &impl Columns, name: &str) -> Result<String> {
+    c.text(name)?.ok_or_else(|| null(name))
+}
+
+fn int(c: &impl Columns, name: &str) -> Result<i64> {
+    c.int(name)?.ok_or_else(|| null(name))
+}
+
+fn enumerated<T: DeserializeOwned>(c: &impl Columns, name: &str) -> Result<T> {
+    let t = text(c, name)?;
+    enum_from_text(&t)
+        .ok_or_else(|| Error::Store(format!("column `{name}`: unexpected stored value {t:?}")))
+}
+
+fn json<T: DeserializeOwned>(c: &impl Columns, name: &str) -> Result<T> {
+    serde_json::from_str(&text(c, name)?)
+        .map_err(|e| Error::Store(format!("column `{name}`: not the JSON expected ({e})")))
+}
+
+pub(crate) fn webhook(c: &impl Columns) -> Result<Webhook> {
+    let direction: Direction = enumerated(c, "direction")?;
+    // One column holds either kind of header map, by direction.
+    let headers: BTreeMap<String, String> = json(c, "headers")?;
+    let (extra_headers, required_headers) = match direction {
+        Direction::Outbound => (headers, BTreeMap::new()),
+        Direction::Inbound => (
+            BTreeMap::new(),
+            headers
+                .into_iter()
+                .map(|(k, v)| (k, Secret::new(v)))
+                .collect(),
+        ),
+    };
+    let previous_secret = match (
+        c.text("previous_secret")?,
+        c.int("previous_secret_expires_at")?,
+    ) {
+        (Some(secret), Some(expires_at)) => Some(PreviousSecret {
+            secret: Secret::new(secret),
+            expires_at,
+        }),
+        _ => None,
+    };
+    Ok(Webhook {
+        id: text(c, "id")?.into(),
+        direction,
+        target_url: text(c, "target_url")?,
+        provider: enumerated(c, "provider")?,
+        events: json(c, "events")?,
+        description: text(c, "description")?,
+        enabled: c.flag("enabled")?,
+        secret: Secret::new(text(c, "secret")?),
+        previous_secret,
+        extra_headers,
+        required_headers,
+        created_at: int(c, "created_at")?,
+        updated_at: int(c, "updated_at")?,
+        failure_count: int(c, "failure_count")?,
+        first_failure_at: c.int("first_failure_at")?,
+        disabled_reason: c.text("disabled_reason")?,
+        forward_to: json(c, "forward_to")?,
+    })
+}
+
+pub(crate) fn event(c: &impl Columns) -> Result<Event> {
+    Ok(Event {
+        seq: int(c, "seq")?,
+        id: text(c, "id")?.into(),
+        webhook_id: text(c, "webhook_id")?.into(),
+        provider_event_id: c.text("provider_event_id")?,
+        event: text(c, "event")?,
+        received_at: int(c, "received_at")?,
+        headers: json(c, "headers")?,
+        payload: json(c, "payload")?,
+    })
+}
+
+/// A delivery-log row: a receipt (direction `inbound`) or an attempt.
+pub(crate) fn delivery(c: &impl Columns) -> Result<Delivery> {
+    Ok(match enumerated::<Direction>(c, "direction")? {
+        Direction::Inbound => Delivery::Receipt(Receipt {
+            seq: int(c, "seq")?,
+            id: text(c, "id")?.into(),
+            webhook_id: text(c, "webhook_id")?.into(),
+            event_id: c.text("event_id")?.map(EventId::from),
+            event: c.text("event")?,
+            url: text(c, "url")?,
+            status: enumerated(c, "status")?,
+            status_code: c.int("status_code")?,
+            error: c.text("error")?,
+            request_headers: json(c, "request_headers")?,
+            request_body: c.text("request_body")?,
+            created_at: int(c, "created_at")?,
+        }),
+        Direction::Outbound => Delivery::Attempt(attempt(c)?),
+    })
+}
+
+/// An outbound row; the queue reads these directly.
+pub(crate) fn attempt(c: &impl Columns) -> Result<Attempt> {
+    Ok(Attempt {
+        seq: int(c, "seq")?,
+        id: text(c, "id")?.into(),
+        webhook_id: text(c, "webhook_id")?.into(),
+        // Attempts written before the queue existed (SQLite schema 1) have no message.
+        message_id: c.text("message_id")?.unwrap_or_default().into(),
+        event_id: c.text("event_id")?.map(EventId::from),
+        event: c.text("event")?.unwrap_or_default(),
+        trigger: enumerated(c, "trigger")?,
+        number: int(c, "attempt")?,
+        url: text(c, "url")?,
+        status: enumerated(c, "status")?,
+        status_code: c.int("status_code")?,
+        duration_ms: c.int("duration_ms")?,
+        error: c.text("error")?,
+        request_headers: json(c, "request_headers")?,
+        request_body: c.text("request_body")?,
+        response_headers: json(c, "response_headers")?,
+        response_body: c.text("response_body")?,
+        created_at: int(c, "created_at")?,
+        next_attempt_at: c.int("next_attempt_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A row as a map: what any backend's row looks like to the decoders.
+    struct Map(HashMap<&'static str, &'static str>);
+
+    impl Columns for Map {
+        fn text(&self, name: &str) -> Result<Option<String>> {
+            Ok(self.0.get(name).map(|v| v.to_string()))
+        }
+        fn int(&self, name: &str) -> Result<Option<i64>> {
+            self.0
+                .get(name)
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| Error::Store(format!("column `{name}`: not an integer")))
+                })
+                .transpose()
+        }
+        fn flag(&self, name: &str) -> Result<bool> {
+            Ok(self.0.get(name) == Some(&"1"))
+        }
+    }
+
+    fn event_row() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("seq", "7"),
+            ("id", "e1"),
+            ("webhook_id", "w1"),
+            ("event", "order.paid"),
+            ("received_at", "1000"),
+            ("headers", "{}"),
+            ("payload", "{\"a\":1}"),
+        ])
+    }
+
+    #[test]
+    fn decodes_by_name_and_names_the_column_that_does_not_decode() {
+        let e = event(&Map(event_row())).unwrap();
+        assert_eq!(
+            (e.seq, e.id.as_str(), e.payload["a"].as_i64()),
+            (7, "e1", Some(1))
+        );
+        let mut bad = event_row();
+        bad.insert("headers", "not json");
+        let err = event(&Map(bad)).unwrap_err().to_string();
+        assert!(err.contains("column `headers`"), "{err}");
+        let mut missing = event_row();
+        missing.remove("received_at");
+        let err = event(&Map(missing)).unwrap_err().to_string();
+        assert!(err.contains("column `received_at` is NULL"), "{err}");
+    }
+}
