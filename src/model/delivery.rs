@@ -200,17 +200,21 @@ impl Delivery {
 /// Bodies and response excerpts kept in the log are cut to this many bytes.
 pub const LOG_BODY_LIMIT: usize = 64 * 1024;
 
-/// Cuts `bytes` to at most `LOG_BODY_LIMIT` on a UTF-8 boundary, marking the cut.
+/// Cuts `bytes` to at most `LOG_BODY_LIMIT`: the body excerpts the log keeps.
 pub fn log_excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    if text.len() <= LOG_BODY_LIMIT {
-        return text.into_owned();
+    excerpt(bytes, LOG_BODY_LIMIT)
+}
+
+/// At most `max` bytes of `bytes` as text, cut on a character boundary and marked when cut.
+/// Only the part kept is decoded: a megabyte body costs no more than its excerpt.
+pub fn excerpt(bytes: &[u8], max: usize) -> String {
+    if bytes.len() <= max {
+        return String::from_utf8_lossy(bytes).into_owned();
     }
-    let mut end = LOG_BODY_LIMIT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…[truncated, {} bytes in all]", &text[..end], bytes.len())
+    let head = String::from_utf8_lossy(&bytes[..max]);
+    // A character cut in two decodes as a replacement character: drop it.
+    let head = head.trim_end_matches('\u{fffd}');
+    format!("{head}…[truncated, {} bytes in all]", bytes.len())
 }
 
 #[cfg(test)]
@@ -224,6 +228,9 @@ mod tests {
         assert!(cut.contains("[truncated"));
         assert!(cut.len() < body.len());
         assert_eq!(log_excerpt(b"short"), "short");
+        // Cut inside a two-byte character: no half character, no replacement character.
+        let cut = excerpt("aé".as_bytes(), 2);
+        assert_eq!(cut, "a…[truncated, 3 bytes in all]");
     }
 
     #[test]

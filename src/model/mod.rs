@@ -11,7 +11,7 @@ mod secret;
 mod webhook;
 
 pub use delivery::{
-    log_excerpt, Attempt, Delivery, DeliveryStatus, Receipt, Trigger, LOG_BODY_LIMIT,
+    excerpt, log_excerpt, Attempt, Delivery, DeliveryStatus, Receipt, Trigger, LOG_BODY_LIMIT,
 };
 pub use ids::{DeliveryId, EventId, MessageId, WebhookId};
 pub use secret::Secret;

@@ -14,8 +14,8 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{EventNotice, Service, Stats};
 use crate::error::{Error, Result};
 use crate::model::{
-    log_excerpt, now_millis, DeliveryId, DeliveryStatus, Event, EventId, Provider, Receipt,
-    Webhook, WebhookId,
+    excerpt, log_excerpt, now_millis, DeliveryId, DeliveryStatus, Event, EventId, Provider,
+    Receipt, Webhook, WebhookId,
 };
 use crate::signing;
 use crate::store::{EventQuery, Ingest, InsertOutcome, Outgoing};
@@ -150,12 +150,18 @@ impl Service {
     /// The receiver's pipeline for `POST /hooks/{webhook_id}`. Every outcome is written to the
     /// delivery log; a stored event is announced on the bus only after its commit.
     pub async fn receive(&self, webhook_id: &str, req: InboundRequest<'_>) -> ReceiveOutcome {
-        let mut receipt = self.receipt(webhook_id, req.headers, Some(req.body));
+        let mut receipt = self.receipt(webhook_id, req.headers);
+        // The body excerpt is made once, by outcome.
         let outcome = match self.verify(webhook_id, &req, &mut receipt).await {
             Ok(Step::Store(event, relays)) => {
-                return self.store_event(*event, req.body, receipt, relays).await
+                // Kept only if it turns out a duplicate (the event holds the body otherwise).
+                receipt.request_body = Some(log_excerpt(req.body));
+                return self.store_event(*event, req.body, receipt, relays).await;
             }
-            Ok(Step::Ack(answer)) => answer,
+            Ok(Step::Ack(answer)) => {
+                receipt.request_body = Some(log_excerpt(req.body));
+                answer
+            }
             Err(refusal) => {
                 Stats::add(&self.stats.rejected, 1);
                 receipt.status = DeliveryStatus::Failed;
@@ -177,7 +183,7 @@ impl Service {
     /// Logs a request refused before its body was read (too large).
     pub async fn reject_oversize(&self, webhook_id: &str, headers: &HeaderMap) -> ReceiveOutcome {
         let limit = self.settings.max_body_bytes;
-        let mut receipt = self.receipt(webhook_id, headers, None);
+        let mut receipt = self.receipt(webhook_id, headers);
         let refusal = Refusal::TooLarge(format!("body larger than the {limit}-byte limit"));
         let outcome = ReceiveOutcome::Refused(refusal.clone());
         receipt.status = DeliveryStatus::Failed;
@@ -246,13 +252,12 @@ impl Service {
         }
     }
 
-    fn receipt(&self, webhook_id: &str, headers: &HeaderMap, body: Option<&[u8]>) -> Receipt {
+    fn receipt(&self, webhook_id: &str, headers: &HeaderMap) -> Receipt {
         // The id comes from the URL: keep the log readable even when it is garbage.
         let webhook_id = WebhookId::from(webhook_id.chars().take(100).collect::<String>());
         let url = self.receive_url(&webhook_id);
         let mut r = Receipt::new(webhook_id, url);
         r.request_headers = kept_headers(headers);
-        r.request_body = body.map(log_excerpt);
         r
     }
 
@@ -522,15 +527,4 @@ fn kept_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
             (k.as_str().to_string(), v.chars().take(1024).collect())
         })
         .collect()
-}
-
-/// At most `max` bytes of `body` as text, cut on a character boundary and marked when cut.
-fn excerpt(body: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(max)]);
-    let text = text.trim_end_matches('\u{fffd}');
-    if body.len() <= max {
-        text.to_string()
-    } else {
-        format!("{text}…[cut, {} bytes in all]", body.len())
-    }
 }
