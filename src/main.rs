@@ -9,8 +9,13 @@ fn main() -> ExitCode {
     // stdout carries JSON-RPC only: every log line goes to stderr. rmcp logs request params and
     // results at debug and trace, which hold the secrets passed to and returned by create_webhook
     // and rotate_secret: its target stays at warn whatever WEBHOOK_MCP_LOG asks for.
+    // A server logs its progress; a one-shot command only what went wrong.
+    let default_level = match cli.command {
+        None | Some(Command::Serve(_)) | Some(Command::Connect(_)) => "info",
+        _ => "warn",
+    };
     let filter = EnvFilter::try_from_env("WEBHOOK_MCP_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .unwrap_or_else(|_| EnvFilter::new(default_level))
         .add_directive("rmcp=warn".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -27,6 +32,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Serve(args)) => runtime.block_on(cli::serve::run(*args)),
         Some(Command::Connect(args)) => runtime.block_on(cli::connect::run(args)),
+        Some(Command::Prune(args)) => runtime.block_on(cli::prune::run(args)),
         None => runtime.block_on(cli::serve::run(ServeArgs::default())),
     };
     // The stdin reader sits in a blocking read that only EOF ends: do not wait for it.

@@ -12,7 +12,7 @@ use webhook_mcp::model::{
 };
 use webhook_mcp::store::{
     ChangeCursor, Completion, DeliveryQuery, EventQuery, HealthChange, Ingest, InsertOutcome,
-    InstanceId, Message, Outgoing, SharedStore, WebhookChange, WebhookFilter,
+    InstanceId, Message, Outgoing, PruneCutoffs, Pruned, SharedStore, WebhookChange, WebhookFilter,
 };
 
 #[path = "common/pg.rs"]
@@ -43,6 +43,7 @@ macro_rules! conformance {
                 a_job_lock_has_one_holder_at_a_time,
                 the_change_cursor_starts_at_now,
                 concurrent_edits_lose_nothing,
+                prune_deletes_old_history_and_keeps_the_rest,
             );
         }
     };
@@ -991,5 +992,105 @@ mod checks {
             );
             assert_eq!(w.failure_count, 1, "round {round}");
         }
+    }
+
+    pub async fn prune_deletes_old_history_and_keeps_the_rest(s: SharedStore) {
+        let now = now_millis();
+        let old = now - 60_000;
+        let cutoff = now - 30_000;
+        // Three old events and one young, each with the receipt that stored it.
+        let mut old_events = vec![];
+        for n in 0..3 {
+            let mut e = event("i1", &format!("old_{n}"));
+            e.received_at = old + n;
+            let i = ingest(e.clone());
+            old_events.push((e.id.clone(), i.receipt.id.clone()));
+            s.insert_event(i).await.unwrap();
+        }
+        let young = event("i1", "young");
+        let young_ingest = ingest(young.clone());
+        let young_receipt = young_ingest.receipt.id.clone();
+        s.insert_event(young_ingest).await.unwrap();
+        // A refused request long ago: a receipt with no event.
+        let mut refused = Receipt::new("i1".into(), "http://x/hooks/i1".into());
+        refused.status = DeliveryStatus::Failed;
+        refused.created_at = old;
+        s.log_receipt(refused.clone()).await.unwrap();
+        // Outbound: an old message whose only attempt finished, and an old one still pending.
+        let o = outbound("o1");
+        s.insert_webhook(&o).await.unwrap();
+        let mut done = outgoing(&o, old);
+        done.first.created_at = old;
+        let mut pending = outgoing(&o, old);
+        pending.first.created_at = old;
+        s.enqueue(vec![done.clone(), pending.clone()])
+            .await
+            .unwrap();
+        s.complete(vec![Completion {
+            attempt: finished(done.first.clone(), DeliveryStatus::Succeeded),
+            next: None,
+            health: HealthChange::None,
+        }])
+        .await
+        .unwrap();
+
+        let cutoffs = PruneCutoffs {
+            events_before: Some(cutoff),
+            deliveries_before: Some(cutoff),
+            changes_before: None,
+        };
+        // Batches are bounded: two events at a time.
+        let first = s.prune(cutoffs, 2).await.unwrap();
+        assert_eq!(first.events, 2, "{first:?}");
+        assert!(first.full(2));
+        let mut total = first;
+        loop {
+            let batch = s.prune(cutoffs, 2).await.unwrap();
+            total += batch;
+            if !batch.full(2) {
+                break;
+            }
+        }
+        assert_eq!(
+            total,
+            Pruned {
+                events: 3,
+                // The refused receipt and the finished attempt (receipts of pruned events go
+                // with their events and are not counted here).
+                deliveries: 2,
+                messages: 1,
+                changes: 0,
+            }
+        );
+        for (event_id, receipt_id) in &old_events {
+            assert_eq!(s.get_event(event_id).await.unwrap(), None);
+            assert!(
+                s.get_delivery(receipt_id).await.unwrap().is_none(),
+                "a pruned event's receipt must go with it"
+            );
+        }
+        assert!(s.get_event(&young.id).await.unwrap().is_some());
+        assert!(s.get_delivery(&young_receipt).await.unwrap().is_some());
+        assert!(s.get_delivery(&refused.id).await.unwrap().is_none());
+        assert!(s.get_delivery(&done.first.id).await.unwrap().is_none());
+        // The pending attempt and its message survive, still sendable.
+        let claimed = s.claim_due(&me(), now, 10, now + 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].attempt.id, pending.first.id);
+        assert_eq!(claimed[0].body, pending.message.body);
+        // A provider id is de-duplicated only while its event is kept.
+        let again = event("i1", "old_0");
+        assert!(matches!(
+            s.insert_event(ingest(again)).await.unwrap(),
+            InsertOutcome::Stored(_)
+        ));
+        assert!(matches!(
+            s.insert_event(ingest(event("i1", "young"))).await.unwrap(),
+            InsertOutcome::Duplicate(_)
+        ));
+        // Nothing left to do.
+        assert_eq!(s.prune(cutoffs, 2).await.unwrap().total(), 0);
+        assert!(s.size_bytes().await.unwrap().unwrap_or(1) > 0);
+        s.compact(false).await.unwrap();
     }
 }

@@ -2,13 +2,19 @@
 //! types, and one module per subcommand (`serve`).
 
 pub mod connect;
+pub mod prune;
 pub mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::store::postgres::PgStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::SharedStore;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +36,70 @@ pub enum Command {
     /// Example, in a client's server list: {"command": "/usr/local/bin/webhook-mcp",
     /// "args": ["connect", "http://127.0.0.1:8848/mcp"], "env": {"WEBHOOK_MCP_AUTH_TOKEN": "..."}}
     Connect(ConnectArgs),
+    /// Delete history older than the retention now (serving processes also do it in the
+    /// background), and let the store file shrink.
+    ///
+    /// Example: webhook-mcp prune --retain-events 7d --retain-deliveries 48h
+    Prune(PruneArgs),
+}
+
+/// Where the store is: a PostgreSQL URL, or the SQLite file in a data directory.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Where the SQLite store lives [default: $XDG_DATA_HOME/webhook-mcp or ~/.local/share/webhook-mcp]
+    #[arg(long, env = "WEBHOOK_MCP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// A PostgreSQL database to share with other instances (any number, on any hosts) instead of
+    /// the SQLite file in --data-dir, e.g. postgres://user:password@db.internal:5432/webhooks
+    /// (add ?sslmode=require for TLS).
+    #[arg(long, env = "WEBHOOK_MCP_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// How long history is kept.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// How long received events are kept (with their receipts), e.g. 30d, 12h, 90s, or `off`.
+    /// A provider's event id is de-duplicated for this long.
+    #[arg(long, env = "WEBHOOK_MCP_RETAIN_EVENTS", default_value = "30d", value_parser = retain_for)]
+    pub retain_events: RetainFor,
+
+    /// How long the delivery log (receipts, finished attempts) is kept, e.g. 30d, or `off`.
+    /// Pending attempts are never pruned.
+    #[arg(long, env = "WEBHOOK_MCP_RETAIN_DELIVERIES", default_value = "30d", value_parser = retain_for)]
+    pub retain_deliveries: RetainFor,
+}
+
+/// A retention flag's value: a duration, or `None` for `off` (a newtype, because clap reads an
+/// `Option` field as "flag may be absent").
+#[derive(Debug, Clone, Copy)]
+pub struct RetainFor(pub Option<Duration>);
+
+fn retain_for(s: &str) -> Result<RetainFor, String> {
+    crate::service::parse_retention(s).map(RetainFor)
+}
+
+impl RetentionArgs {
+    pub fn retention(&self) -> crate::service::Retention {
+        crate::service::Retention {
+            events: self.retain_events.0,
+            deliveries: self.retain_deliveries.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -45,15 +115,11 @@ pub struct ConnectArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Where the SQLite store lives [default: $XDG_DATA_HOME/webhook-mcp or ~/.local/share/webhook-mcp]
-    #[arg(long, env = "WEBHOOK_MCP_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
-    /// A PostgreSQL database to share with other instances (any number, on any hosts) instead of
-    /// the SQLite file in --data-dir, e.g. postgres://user:password@db.internal:5432/webhooks
-    /// (add ?sslmode=require for TLS).
-    #[arg(long, env = "WEBHOOK_MCP_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 
     /// Address of the bundled receiver that providers POST to (port 0 picks a free port), or
     /// `same` to serve it on the --http listener under /hooks/.
@@ -144,7 +210,38 @@ impl Default for ServeArgs {
     }
 }
 
-impl ServeArgs {
+/// Something that stops a command from starting, worded for the person running it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+impl StoreArgs {
+    /// Opens the store these flags point at, creating the data directory if needed.
+    pub async fn open(&self) -> Result<SharedStore, StartError> {
+        if let Some(url) = &self.database_url {
+            let store = PgStore::connect(url).await.map_err(|e| {
+                StartError(format!(
+                    "cannot open the PostgreSQL store ({}): {e}",
+                    redact_url(url)
+                ))
+            })?;
+            tracing::info!(database = %redact_url(url), "store open (PostgreSQL)");
+            return Ok(Arc::new(store));
+        }
+        let data_dir = self.data_dir();
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            StartError(format!(
+                "cannot create the data directory {}: {e}; pick another with --data-dir",
+                data_dir.display()
+            ))
+        })?;
+        let db = data_dir.join("webhook-mcp.db");
+        let store = SqliteStore::open(&db)
+            .map_err(|e| StartError(format!("cannot open the store {}: {e}", db.display())))?;
+        tracing::info!(path = %db.display(), "store open");
+        Ok(Arc::new(store))
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         if let Some(d) = &self.data_dir {
             return d.clone();
@@ -155,6 +252,12 @@ impl ServeArgs {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
             .unwrap_or_else(|| PathBuf::from("."));
         base.join("webhook-mcp")
+    }
+}
+
+impl ServeArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        self.store.data_dir()
     }
 
     pub fn delivery_timeout(&self) -> Duration {
@@ -199,4 +302,16 @@ pub enum ReceiverAt {
     Own(SocketAddr),
     SameAsHttp,
     Off,
+}
+
+/// A database URL without its password, for logs and errors.
+fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable URL>".into(),
+    }
 }

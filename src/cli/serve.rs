@@ -19,14 +19,8 @@ use crate::dispatcher::policy::{parse_schedule, Policy};
 use crate::mcp::{http, McpServer};
 use crate::receiver;
 use crate::service::{Service, Settings, WorkerSettings};
-use crate::store::postgres::PgStore;
-use crate::store::sqlite::SqliteStore;
-use crate::store::SharedStore;
 
-/// Something that stops the server from starting, worded for the person running it.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(pub String);
+pub use super::StartError;
 
 pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let receiver_at = args.receiver().map_err(StartError)?;
@@ -55,7 +49,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
     // Installed before anything can answer a client (see `shutdown_signal`).
     let shutdown = shutdown_signal();
-    let store = open_store(&args).await?;
+    let store = args.store.open().await?;
 
     // Bind everything before announcing anything, so a taken port fails the start cleanly.
     // A receiver port held by another process on the same store is not a failure: that process
@@ -113,6 +107,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         receiver_timeout: Duration::from_secs(args.receiver_timeout.max(1)),
         allow_private_targets: args.allow_private_targets,
         timestamp_tolerance: args.timestamp_tolerance as i64,
+        retention: args.retention.retention(),
     };
     let svc = Arc::new(Service::new(store, settings));
 
@@ -232,31 +227,6 @@ async fn serve_stdio(
         }
     }
     Ok(())
-}
-
-async fn open_store(args: &ServeArgs) -> Result<SharedStore, StartError> {
-    if let Some(url) = &args.database_url {
-        let store = PgStore::connect(url).await.map_err(|e| {
-            StartError(format!(
-                "cannot open the PostgreSQL store ({}): {e}",
-                redact_url(url)
-            ))
-        })?;
-        tracing::info!(database = %redact_url(url), "store open (PostgreSQL)");
-        return Ok(Arc::new(store));
-    }
-    let data_dir = args.data_dir();
-    std::fs::create_dir_all(&data_dir).map_err(|e| {
-        StartError(format!(
-            "cannot create the data directory {}: {e}; pick another with --data-dir",
-            data_dir.display()
-        ))
-    })?;
-    let db = data_dir.join("webhook-mcp.db");
-    let store = SqliteStore::open(&db)
-        .map_err(|e| StartError(format!("cannot open the store {}: {e}", db.display())))?;
-    tracing::info!(path = %db.display(), "store open");
-    Ok(Arc::new(store))
 }
 
 /// Host values the HTTP transport accepts beyond loopback: the configured ones, and the bound
@@ -410,17 +380,5 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         async {
             let _ = tokio::signal::ctrl_c().await;
         }
-    }
-}
-
-/// A database URL without its password, for logs and errors.
-fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable URL>".into(),
     }
 }

@@ -9,6 +9,7 @@
 //!   a missed wake-up cost latency, never an event.
 //! - **liveness**: a heartbeat, and the reaper that frees the leases of instances that stopped
 //!   heartbeating (they crashed), run by one process at a time under a job lock.
+//! - **retention**: pruning old history (see `retention`), also one process at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +42,8 @@ impl Service {
         let cursor = self.store.change_cursor().await?;
         Ok(vec![
             tokio::spawn(self.clone().feed(cursor, stop.clone())),
-            tokio::spawn(self.clone().liveness(stop)),
+            tokio::spawn(self.clone().liveness(stop.clone())),
+            tokio::spawn(self.clone().retention_loop(stop)),
         ])
     }
 

@@ -12,6 +12,7 @@ mod background;
 mod deliveries;
 mod events;
 mod outbound;
+mod retention;
 mod setup;
 mod webhooks;
 
@@ -33,6 +34,7 @@ pub use crate::store::EventNotice;
 pub use deliveries::{DeliveryPage, QueryDeliveries, TestReport, TestWebhook};
 pub use events::{EventPage, InboundRequest, ListEvents, ReceiveOutcome, Refusal, WaitForEvents};
 pub use outbound::{Queued, Redeliver, Redelivered, SendEvent, Sent};
+pub use retention::{parse_retention, PruneReport, Retention, DEFAULT_RETENTION};
 pub use webhooks::{
     CreateWebhook, Created, ListWebhooks, RotateSecret, Rotated, UpdateWebhook, WebhookView,
 };
@@ -98,6 +100,25 @@ pub struct Settings {
     pub allow_private_targets: bool,
     /// How far a signed timestamp may be from now, in seconds (replay protection).
     pub timestamp_tolerance: i64,
+    /// How long history is kept (see `retention`).
+    pub retention: Retention,
+}
+
+impl Default for Settings {
+    /// For commands that use the store without serving (`prune`): the defaults of `serve`.
+    fn default() -> Self {
+        Settings {
+            public_url: "http://127.0.0.1:8787".into(),
+            receiver_addr: None,
+            delivery_timeout: Duration::from_secs(15),
+            max_body_bytes: 1024 * 1024,
+            receiver_concurrency: 512,
+            receiver_timeout: Duration::from_secs(30),
+            allow_private_targets: false,
+            timestamp_tolerance: 300,
+            retention: Retention::default(),
+        }
+    }
 }
 
 /// How the delivery worker runs (see `dispatcher::worker`).

@@ -144,6 +144,62 @@ pub trait Store: Send + Sync + 'static {
     /// Commits a tiny write: Ok when the store can take writes now (disk not full, not
     /// read-only, database reachable).
     async fn check_writable(&self) -> Result<()>;
+
+    // --- retention ------------------------------------------------------------------------
+
+    /// Deletes at most `limit` rows of each kind of history older than its cutoff, in one short
+    /// transaction: events with the receipts that stored them; finished delivery-log rows
+    /// (never a pending attempt); messages no attempt refers to any more; old webhook change
+    /// log rows. Callers repeat until a batch deletes fewer than `limit` of each.
+    async fn prune(&self, cutoffs: PruneCutoffs, limit: usize) -> Result<Pruned>;
+    /// Gives the space freed by pruning back to the file system where the backend manages its
+    /// own file (SQLite's incremental vacuum; PostgreSQL's autovacuum reuses it in place).
+    /// `full` rewrites the whole file when incremental vacuum is not enabled (an older store):
+    /// it blocks writers meanwhile, so only an explicit `prune` command asks for it.
+    async fn compact(&self, full: bool) -> Result<()>;
+    /// The store's size on disk in bytes, when the backend can tell.
+    async fn size_bytes(&self) -> Result<Option<u64>>;
+}
+
+/// What `Store::prune` deletes: rows older than these instants. `None` keeps that kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneCutoffs {
+    /// Events received before this (and the receipts of those events).
+    pub events_before: Option<Millis>,
+    /// Finished delivery-log rows created before this, and messages left without attempts.
+    pub deliveries_before: Option<Millis>,
+    /// Webhook change-log rows (read only by live peers) from before this.
+    pub changes_before: Option<Millis>,
+}
+
+/// Rows deleted by one or more `prune` batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    pub events: u64,
+    pub deliveries: u64,
+    pub messages: u64,
+    pub changes: u64,
+}
+
+impl Pruned {
+    pub fn total(&self) -> u64 {
+        self.events + self.deliveries + self.messages + self.changes
+    }
+
+    /// Whether any kind filled its batch (there may be more to delete).
+    pub fn full(&self, limit: usize) -> bool {
+        let l = limit as u64;
+        self.events >= l || self.deliveries >= l || self.messages >= l || self.changes >= l
+    }
+}
+
+impl std::ops::AddAssign for Pruned {
+    fn add_assign(&mut self, o: Pruned) {
+        self.events += o.events;
+        self.deliveries += o.deliveries;
+        self.messages += o.messages;
+        self.changes += o.changes;
+    }
 }
 
 /// One running process on the store: the owner of the leases it takes.

@@ -35,8 +35,8 @@ use super::cache::WebhookCache;
 use super::rows;
 use super::{
     json_text, ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventNotice, EventQuery,
-    HealthChange, Ingest, InsertOutcome, InstanceId, MessageState, Outgoing, Store, WebhookChange,
-    WebhookFilter,
+    HealthChange, Ingest, InsertOutcome, InstanceId, MessageState, Outgoing, PruneCutoffs, Pruned,
+    Store, WebhookChange, WebhookFilter,
 };
 use crate::error::{Error, Result};
 use crate::model::{
@@ -1252,5 +1252,75 @@ impl Store for PgStore {
             )
             .await?;
         Ok(())
+    }
+
+    async fn prune(&self, cut: PruneCutoffs, limit: usize) -> Result<Pruned> {
+        let limit = limit as i64;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut pruned = Pruned::default();
+        if let Some(before) = cut.events_before {
+            // An event goes with the receipts that refer to it (their view reads its body).
+            pruned.events = tx
+                .execute(
+                    "WITH doomed AS (SELECT id FROM events WHERE received_at < $1 \
+                         ORDER BY received_at LIMIT $2), \
+                     receipts AS (DELETE FROM deliveries WHERE direction = 'inbound' \
+                         AND event_id IN (SELECT id FROM doomed)) \
+                     DELETE FROM events WHERE id IN (SELECT id FROM doomed)",
+                    &[&before, &limit],
+                )
+                .await?;
+        }
+        if let Some(before) = cut.deliveries_before {
+            // A pending attempt is queue state, not history: it stays whatever its age.
+            pruned.deliveries = tx
+                .execute(
+                    "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries \
+                     WHERE created_at < $1 AND status <> 'pending' ORDER BY created_at LIMIT $2)",
+                    &[&before, &limit],
+                )
+                .await?;
+            pruned.messages = tx
+                .execute(
+                    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m \
+                     WHERE m.created_at < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) \
+                     ORDER BY m.created_at LIMIT $2)",
+                    &[&before, &limit],
+                )
+                .await?;
+        }
+        if let Some(before) = cut.changes_before {
+            pruned.changes = tx
+                .execute(
+                    "DELETE FROM webhook_changes WHERE rev IN (SELECT rev FROM webhook_changes \
+                     WHERE changed_at < $1 ORDER BY rev LIMIT $2)",
+                    &[&before, &limit],
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
+    async fn compact(&self, _full: bool) -> Result<()> {
+        // Autovacuum marks deleted rows' space for reuse: the tables level off without a
+        // rewrite (VACUUM FULL would lock them).
+        Ok(())
+    }
+
+    async fn size_bytes(&self) -> Result<Option<u64>> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                &[],
+            )
+            .await?;
+        Ok(Some(row.get::<_, i64>(0) as u64))
     }
 }

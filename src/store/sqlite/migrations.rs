@@ -115,6 +115,14 @@ const MIGRATIONS: &[&str] = &[
         until INTEGER NOT NULL
     );
     "#,
+    // 6: retention. Pruning finds old rows by time through these indexes, and an event's
+    // receipts by event id.
+    r#"
+    CREATE INDEX events_by_received ON events (received_at);
+    CREATE INDEX deliveries_by_created ON deliveries (created_at);
+    CREATE INDEX deliveries_by_event ON deliveries (event_id) WHERE event_id IS NOT NULL;
+    CREATE INDEX messages_by_created ON messages (created_at);
+    "#,
 ];
 
 /// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the

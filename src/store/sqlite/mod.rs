@@ -11,6 +11,7 @@ mod deliveries;
 mod events;
 mod migrations;
 mod queue;
+mod retention;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 use super::{
     ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventQuery, Ingest, InsertOutcome,
-    InstanceId, MessageState, Outgoing, Store, WebhookChange, WebhookFilter,
+    InstanceId, MessageState, Outgoing, PruneCutoffs, Pruned, Store, WebhookChange, WebhookFilter,
 };
 use crate::error::{Error, Result};
 use crate::model::{
@@ -354,6 +355,38 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn prune(&self, cutoffs: PruneCutoffs, limit: usize) -> Result<Pruned> {
+        self.write(move |tx| retention::prune(tx, cutoffs, limit))
+            .await
+    }
+
+    async fn compact(&self, full: bool) -> Result<()> {
+        if self.call(|c| retention::incremental(c)).await? {
+            // Step by step, letting the receipt writer in between.
+            while self.call(|c| retention::vacuum_step(c)).await? {}
+        } else if full {
+            tracing::info!("rewriting the store file once so that it can shrink from now on");
+            self.call(|c| retention::convert_to_incremental(c)).await?;
+        }
+        // In WAL mode the file shrinks at a checkpoint; TRUNCATE also empties the WAL. Busy (a
+        // reader holds an older snapshot) is fine: a later checkpoint does it.
+        let _ = self
+            .call(|c| {
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                Ok(())
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn size_bytes(&self) -> Result<Option<u64>> {
+        let db = self.read(retention::size).await?;
+        let mut wal_path = self.readers.path.clone().into_os_string();
+        wal_path.push("-wal");
+        let wal = std::fs::metadata(wal_path).map(|m| m.len()).unwrap_or(0);
+        Ok(Some(db + wal))
+    }
 }
 
 /// Idle read-only connections, opened on demand and kept up to `MAX_IDLE_READERS`.
@@ -392,11 +425,21 @@ impl Readers {
 fn configure(conn: &Connection) -> Result<()> {
     // First: other processes may hold the write lock (switching to WAL needs it too).
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // A new file shrinks page by page after pruning. The mode can only be chosen before the
+    // first table exists, and before the switch to WAL (an older store is converted once by
+    // `webhook-mcp prune`).
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if tables == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     // WAL lets readers run beside the writer. synchronous=FULL makes each commit durable before
     // the receiver acknowledges: an event answered with 200 survives a crash or power loss.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // After a burst the WAL is cut back to this size at the next checkpoint instead of
+    // staying as large as the burst made it.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     Ok(())
 }
 

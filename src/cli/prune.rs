@@ -1,0 +1,61 @@
+//! The `prune` command: deletes history older than the retention now, with the same code the
+//! serving processes run in the background, and lets the store file shrink.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use super::{PruneArgs, StartError};
+use crate::service::{PruneReport, Service, Settings};
+
+pub async fn run(args: PruneArgs) -> Result<(), StartError> {
+    let store = args.store.open().await?;
+    let retention = args.retention.retention();
+    let svc = Arc::new(Service::new(
+        store,
+        Settings {
+            retention,
+            ..Settings::default()
+        },
+    ));
+    let live = std::io::stderr().is_terminal() && !args.json;
+    let report = svc
+        .prune(&retention, true, |so_far| {
+            if live {
+                eprint!(
+                    "\rpruning: {} events, {} deliveries, {} messages",
+                    so_far.events, so_far.deliveries, so_far.messages
+                );
+                let _ = std::io::stderr().flush();
+            }
+        })
+        .await
+        .map_err(|e| StartError(format!("prune failed: {e}")))?;
+    if live {
+        eprintln!();
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).unwrap_or_else(|_| "{}".into())
+        );
+    } else {
+        println!("{}", summary(&report));
+    }
+    Ok(())
+}
+
+fn summary(r: &PruneReport) -> String {
+    let p = &r.pruned;
+    let mut line = format!(
+        "pruned {} events, {} delivery-log rows, {} messages",
+        p.events, p.deliveries, p.messages
+    );
+    if let (Some(before), Some(after)) = (r.size_before, r.size_after) {
+        line.push_str(&format!("; store {} -> {}", mib(before), mib(after)));
+    }
+    line
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
