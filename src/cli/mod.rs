@@ -152,6 +152,11 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOK_MCP_SESSION_IDLE_TIMEOUT", default_value_t = 3600)]
     pub session_idle_timeout: u64,
 
+    /// Most HTTP sessions (protocol <= 2025-11-25) open at once; an initialize beyond it gets
+    /// 503 with Retry-After (a flood of handshakes cannot exhaust memory).
+    #[arg(long, env = "WEBHOOK_MCP_MAX_SESSIONS", default_value_t = 256)]
+    pub max_sessions: usize,
+
     /// The base URL providers reach the receiver at (e.g. a tunnel) [default: http://<receiver-addr>]
     #[arg(long, env = "WEBHOOK_MCP_PUBLIC_URL")]
     pub public_url: Option<String>,

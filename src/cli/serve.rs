@@ -161,6 +161,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
                     allowed_hosts: http_hosts(&args),
                     allowed_origins: args.allowed_origins.clone(),
                     session_idle_timeout: Duration::from_secs(args.session_idle_timeout.max(1)),
+                    max_sessions: args.max_sessions,
                     cancel: cancel.clone(),
                 },
             );
@@ -201,7 +202,7 @@ async fn serve_stdio(
         // Non-blocking pipes when the client launched us with pipes (the usual case): reads and
         // writes run on the reactor, not a blocking-pool hand-off per message (a notification
         // per stored event adds up). Anything else falls back to blocking stdio.
-        started = McpServer::new(svc).serve(rmcp::transport::stdio_pipes()) => match started {
+        started = McpServer::new(svc).serve(stdio_transport()) => match started {
             Ok(running) => running,
             // EOF before any client spoke (e.g. `serve < /dev/null`): nothing to serve.
             Err(ServerInitializeError::ConnectionClosed(_)) => {
@@ -227,6 +228,15 @@ async fn serve_stdio(
         }
     }
     Ok(())
+}
+
+/// stdin/stdout with `framing` in front of rmcp, so that every request gets an answer.
+fn stdio_transport() -> crate::mcp::framing::GuardedStdio<
+    rmcp::transport::io::StdioReader,
+    rmcp::transport::io::StdioWriter,
+> {
+    let (read, write) = rmcp::transport::stdio_pipes();
+    crate::mcp::framing::GuardedStdio::new(read, write)
 }
 
 /// Host values the HTTP transport accepts beyond loopback: the configured ones, and the bound
@@ -255,6 +265,8 @@ fn spawn_http(
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
+        // The peer address reaches handlers (the receiver rate-limits rejections per source).
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

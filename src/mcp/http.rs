@@ -18,6 +18,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::framing::{self, Verdict};
 use super::McpServer;
 use crate::service::Service;
 use crate::signing;
@@ -27,6 +28,8 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub session_idle_timeout: Duration,
+    /// Most sessions (protocol <= 2025-11-25) open at once; an `initialize` beyond it gets 503.
+    pub max_sessions: usize,
     pub cancel: CancellationToken,
 }
 
@@ -52,12 +55,19 @@ pub fn router(svc: Arc<Service>, opts: HttpOptions) -> Router {
     };
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(opts.session_idle_timeout);
+    let sessions = Arc::new(sessions);
     let service = StreamableHttpService::new(
         move || Ok(McpServer::new(svc.clone())),
-        Arc::new(sessions),
+        sessions.clone(),
         config,
     );
-    let mcp = Router::new().nest_service("/mcp", service);
+    let guard = Arc::new(Guard {
+        sessions,
+        max_sessions: opts.max_sessions.max(1),
+    });
+    let mcp = Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(guard, guard_messages));
     match opts.auth_token {
         Some(token) => mcp.layer(middleware::from_fn_with_state(
             Arc::new(token),
@@ -65,6 +75,76 @@ pub fn router(svc: Arc<Service>, opts: HttpOptions) -> Router {
         )),
         None => mcp,
     }
+}
+
+/// What `guard_messages` needs: the open sessions and their cap.
+struct Guard {
+    sessions: Arc<LocalSessionManager>,
+    max_sessions: usize,
+}
+
+/// Runs `framing::classify` on each POSTed message: one rmcp would drop or answer wrongly
+/// (too deeply nested, a lone surrogate, not JSON, bad params of a known method) gets a
+/// JSON-RPC error as a JSON body with 400, carrying its id when it could be read. An
+/// `initialize` beyond `max_sessions` open sessions gets 503 with Retry-After: memory stays
+/// bounded under a flood of handshakes.
+async fn guard_messages(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let error = json!({
+                "jsonrpc": "2.0",
+                "error": { "code": -32600, "message": format!("request body larger than {MAX_REQUEST_BYTES} bytes") }
+            });
+            return (StatusCode::PAYLOAD_TOO_LARGE, Json(error)).into_response();
+        }
+    };
+    match framing::classify(&bytes) {
+        Verdict::Refuse(error) => {
+            tracing::debug!(code = error.error.code.0, reason = %error.error.message, "refused an MCP request");
+            let error = rmcp::model::JsonRpcMessage::<(), (), ()>::Error(*error);
+            return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+        }
+        Verdict::Pass(msg) if is_initialize(&msg) => {
+            let open = guard.sessions.sessions.read().await.len();
+            if open >= guard.max_sessions {
+                tracing::warn!(
+                    open,
+                    max = guard.max_sessions,
+                    "MCP session limit reached; initialize refused"
+                );
+                let id = match *msg {
+                    rmcp::model::JsonRpcMessage::Request(r) => Some(r.id),
+                    _ => None,
+                };
+                let error = json!({
+                    "jsonrpc": "2.0",
+                    "id": id,
+                    "error": { "code": -32000, "message": format!(
+                        "the server has {open} open sessions, its limit (--max-sessions); retry later or close idle sessions"
+                    ) }
+                });
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "5")],
+                    Json(error),
+                )
+                    .into_response();
+            }
+        }
+        _ => {}
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+fn is_initialize(msg: &rmcp::service::RxJsonRpcMessage<rmcp::RoleServer>) -> bool {
+    matches!(msg, rmcp::model::JsonRpcMessage::Request(r)
+        if matches!(r.request, rmcp::model::ClientRequest::InitializeRequest(_)))
 }
 
 /// `Authorization: Bearer <token>`, compared in constant time; 401 otherwise.

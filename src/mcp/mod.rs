@@ -4,6 +4,7 @@
 //! session or per stateless request). All shared state lives in the `Arc<Service>`; the value
 //! itself only holds the session's legacy subscriptions.
 
+pub mod framing;
 pub mod http;
 mod render;
 mod resources;
@@ -149,10 +150,11 @@ impl ServerHandler for McpServer {
 
     async fn list_resources(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        resources::list(&self.svc).await
+        let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
+        resources::list(&self.svc, cursor).await
     }
 
     async fn list_resource_templates(
@@ -201,8 +203,8 @@ impl ServerHandler for McpServer {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        // Legacy sessions hear list_changed for every stored event from the start.
-        self.subs.start(&self.svc, context.peer);
+        // Legacy sessions hear list_changed when the resource list changes (webhooks).
+        subscriptions::watch_list(&self.svc, context.peer);
     }
 
     fn accepted_subscription_filter(

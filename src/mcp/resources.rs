@@ -59,8 +59,23 @@ pub fn is_subscribable(uri: &str) -> bool {
     matches!(parse(uri), Some(Uri::Events | Uri::Inbox(_)))
 }
 
-pub async fn list(svc: &Service) -> Result<ListResourcesResult, McpError> {
-    let mut out = vec![Resource::new(EVENTS, "events")
+/// Resources listed per page.
+const LIST_PAGE: usize = 100;
+
+/// The feed and one inbox per inbound webhook, `LIST_PAGE` at a time. Single events are not
+/// listed (the list would grow with the store); they are read through the
+/// `webhook://events/{event_id}` template, and the feeds name the newest.
+pub async fn list(svc: &Service, cursor: Option<&str>) -> Result<ListResourcesResult, McpError> {
+    let start: usize = match cursor {
+        None => 0,
+        Some(c) => c.parse().map_err(|_| {
+            McpError::invalid_params(
+                "invalid cursor: pass nextCursor from the previous page",
+                None,
+            )
+        })?,
+    };
+    let mut all = vec![Resource::new(EVENTS, "events")
         .with_title("Newest webhook events")
         .with_description("The newest verified events from every inbound webhook. Subscribe to be notified of each new event.")
         .with_mime_type(JSON)];
@@ -78,7 +93,7 @@ pub async fn list(svc: &Service) -> Result<ListResourcesResult, McpError> {
         } else {
             w.description.as_str()
         };
-        out.push(
+        all.push(
             Resource::new(inbox_uri(&w.id), format!("inbox {label}"))
                 .with_description(format!(
                     "Events received by inbound webhook {}. Subscribable.",
@@ -87,14 +102,11 @@ pub async fn list(svc: &Service) -> Result<ListResourcesResult, McpError> {
                 .with_mime_type(JSON),
         );
     }
-    for e in newest(svc, None).await? {
-        out.push(
-            Resource::new(event_uri(&e.id), format!("event {} #{}", e.event, e.seq))
-                .with_description(format!("{} received by webhook {}", e.event, e.webhook_id))
-                .with_mime_type(JSON),
-        );
-    }
-    Ok(ListResourcesResult::with_all_items(out))
+    let next = (start + LIST_PAGE < all.len()).then(|| (start + LIST_PAGE).to_string());
+    let page: Vec<Resource> = all.into_iter().skip(start).take(LIST_PAGE).collect();
+    let mut result = ListResourcesResult::with_all_items(page);
+    result.next_cursor = next;
+    Ok(result)
 }
 
 pub fn templates() -> ListResourceTemplatesResult {

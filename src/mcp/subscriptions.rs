@@ -1,8 +1,12 @@
 //! Pushing "a new event was stored" to sessions, in both protocol eras.
 //!
 //! Legacy sessions (protocol <= 2025-11-25): `resources/subscribe` adds URIs to the session's
-//! set, and one pump task per session turns bus notices into `resources/updated` for subscribed
-//! URIs plus `resources/list_changed`. The pump ends when the session's transport closes.
+//! set and starts the session's pump, which turns bus notices into `resources/updated` for
+//! subscribed URIs. `resources/list_changed` follows the resource list itself, which changes
+//! when an inbound webhook is created or deleted (its inbox appears or goes), not per event;
+//! every initialized session has a small watcher for that. A session that subscribed to
+//! nothing reads nothing per event: idle sessions cost nothing when events arrive.
+//! Both tasks end when the session's transport closes.
 //!
 //! 2026-07-28 sessions: each `subscriptions/listen` request runs `listen`, which forwards bus
 //! notices through the request's sink, limited to the filter the client asked for.
@@ -28,6 +32,8 @@ use super::resources::{inbox_uri, EVENTS};
 use crate::model::WebhookId;
 use crate::service::{EventNotice, Service, Stats};
 
+/// How long a list watcher waits after a webhook change for more before telling the session.
+const LIST_DEBOUNCE: Duration = Duration::from_millis(50);
 /// How often an idle pump checks whether its session is gone.
 const CLOSED_CHECK: Duration = Duration::from_secs(15);
 
@@ -48,8 +54,8 @@ impl SessionSubscriptions {
         self.lock().remove(uri);
     }
 
-    /// Starts the session's pump once.
-    pub fn start(&self, svc: &Arc<Service>, peer: Peer<RoleServer>) {
+    /// Starts the session's event pump once (at its first subscription).
+    fn start(&self, svc: &Arc<Service>, peer: Peer<RoleServer>) {
         if self.pumping.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -79,21 +85,42 @@ impl SessionSubscriptions {
                 break;
             };
             let subscribed: Vec<String> = self.lock().iter().cloned().collect();
-            let targets = burst.uris(&subscribed);
             let mut sent = Ok(());
-            for uri in targets {
+            for uri in burst.uris(&subscribed) {
                 sent = sent.and(
                     peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
                         .await,
                 );
             }
-            if sent.and(peer.notify_resource_list_changed().await).is_err() {
+            if sent.is_err() {
                 break;
             }
         }
         self.pumping.store(false, Ordering::SeqCst);
         tracing::debug!("legacy subscription pump ended: session closed");
     }
+}
+
+/// Tells a legacy session `resources/list_changed` whenever webhooks change (an inbox
+/// appears or goes), until the session closes.
+pub fn watch_list(svc: &Arc<Service>, peer: Peer<RoleServer>) {
+    let mut changes = svc.subscribe_webhook_changes();
+    tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(CLOSED_CHECK, changes.changed()).await {
+                Err(_) if peer.is_transport_closed() => break,
+                Err(_) => continue,
+                Ok(Err(_)) => break, // the service is shutting down
+                Ok(Ok(())) => {}
+            }
+            // One notice for a burst of changes (a create is often followed by an edit).
+            tokio::time::sleep(LIST_DEBOUNCE).await;
+            changes.mark_unchanged();
+            if peer.notify_resource_list_changed().await.is_err() {
+                break;
+            }
+        }
+    });
 }
 
 /// Serves one `subscriptions/listen` request until the client cancels it or the session ends.
@@ -107,10 +134,18 @@ pub async fn listen(svc: &Service, ctx: SubscriptionContext) {
         .clone()
         .unwrap_or_default();
     let list_changed = ctx.accepted().resources_list_changed == Some(true);
+    let mut webhook_changes = svc.subscribe_webhook_changes();
     loop {
         let notice = tokio::select! {
             _ = ctx.cancelled() => break,
             n = bus.recv() => n,
+            Ok(()) = webhook_changes.changed(), if list_changed => {
+                webhook_changes.mark_unchanged();
+                if !keep_going(sink.notify_resource_list_changed().await) {
+                    return;
+                }
+                continue;
+            }
         };
         let Some(burst) = Burst::take(svc, notice, &mut bus) else {
             break;
@@ -120,9 +155,6 @@ pub async fn listen(svc: &Service, ctx: SubscriptionContext) {
             if !keep_going(sink.notify_resource_updated(uri).await) {
                 return;
             }
-        }
-        if list_changed && !keep_going(sink.notify_resource_list_changed().await) {
-            return;
         }
     }
 }

@@ -4,16 +4,17 @@
 //! outcome into a JSON response (`answer`, the one place that says what a provider is told).
 //! The pipeline itself lives in the service layer.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::BoxError;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use http_body_util::{BodyExt, Limited};
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
@@ -75,21 +76,24 @@ fn busy(why: &str) -> Response {
 async fn receive(
     State(svc): State<Arc<Service>>,
     Path(webhook_id): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // The TCP peer (behind a tunnel, the tunnel): forwarded-for headers can be forged.
+    let source = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let limit = svc.settings().max_body_bytes;
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return oversize(&svc, &webhook_id, &headers).await;
+        return oversize(&svc, &webhook_id, &headers, source).await;
     }
     let bytes: Bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return oversize(&svc, &webhook_id, &headers).await
+            return oversize(&svc, &webhook_id, &headers, source).await
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not read request body");
@@ -103,14 +107,20 @@ async fn receive(
     let request = InboundRequest {
         headers: &headers,
         body: &bytes,
+        source,
     };
     respond(&svc.receive(&webhook_id, request).await)
 }
 
 /// Answers 413. The rest of the body stays unread, so this connection cannot carry another request:
 /// say so, or a pooling client would send its next request into a closing socket.
-async fn oversize(svc: &Service, webhook_id: &str, headers: &HeaderMap) -> Response {
-    let mut resp = respond(&svc.reject_oversize(webhook_id, headers).await);
+async fn oversize(
+    svc: &Service,
+    webhook_id: &str,
+    headers: &HeaderMap,
+    source: Option<IpAddr>,
+) -> Response {
+    let mut resp = respond(&svc.reject_oversize(webhook_id, headers, source).await);
     resp.headers_mut().insert(
         axum::http::header::CONNECTION,
         axum::http::HeaderValue::from_static("close"),

@@ -67,6 +67,7 @@ impl Service {
                         changes.events.len() == FEED_BATCH || changes.webhooks.len() == FEED_BATCH;
                     if !changes.webhooks.is_empty() {
                         self.store.invalidate_webhooks(&changes.webhooks);
+                        self.webhook_changes.send_modify(|n| *n += 1);
                     }
                     for notice in changes.events {
                         // No receivers is normal (nobody is listening yet).

@@ -212,6 +212,7 @@ impl Service {
                 InboundRequest {
                     headers: &headers,
                     body: body.as_bytes(),
+                    source: None,
                 },
             )
             .await;

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{EventNotice, Service, Stats};
+use super::{rejections, EventNotice, Service, Stats};
 use crate::error::{Error, Result};
 use crate::model::{
     excerpt, log_excerpt, now_millis, DeliveryId, DeliveryStatus, Event, EventId, Provider,
@@ -26,6 +26,8 @@ use crate::store::{EventQuery, Ingest, InsertOutcome, Outgoing};
 pub struct InboundRequest<'a> {
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
+    /// The peer's address, when known: rejections are rate limited per source.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// What became of a request to the receiver.
@@ -169,6 +171,13 @@ impl Service {
                 // Unauthenticated traffic is cheap to keep: an excerpt to debug a sender by,
                 // not the body (anyone can POST megabytes to a receive URL).
                 receipt.request_body = Some(excerpt(req.body, REFUSED_EXCERPT));
+                let record =
+                    self.rejections
+                        .check(req.source, webhook_id, std::time::Instant::now());
+                if record == rejections::Record::Suppressed {
+                    Stats::add(&self.stats.rejections_suppressed, 1);
+                    return ReceiveOutcome::Refused(refusal);
+                }
                 tracing::warn!(webhook_id = %receipt.webhook_id, reason = %refusal, "inbound request rejected");
                 ReceiveOutcome::Refused(refusal)
             }
@@ -181,7 +190,12 @@ impl Service {
     }
 
     /// Logs a request refused before its body was read (too large).
-    pub async fn reject_oversize(&self, webhook_id: &str, headers: &HeaderMap) -> ReceiveOutcome {
+    pub async fn reject_oversize(
+        &self,
+        webhook_id: &str,
+        headers: &HeaderMap,
+        source: Option<std::net::IpAddr>,
+    ) -> ReceiveOutcome {
         let limit = self.settings.max_body_bytes;
         let mut receipt = self.receipt(webhook_id, headers);
         let refusal = Refusal::TooLarge(format!("body larger than the {limit}-byte limit"));
@@ -190,6 +204,14 @@ impl Service {
         receipt.status_code = Some(outcome.status_code() as i64);
         receipt.error = Some(refusal.to_string());
         Stats::add(&self.stats.rejected, 1);
+        if self
+            .rejections
+            .check(source, webhook_id, std::time::Instant::now())
+            == rejections::Record::Suppressed
+        {
+            Stats::add(&self.stats.rejections_suppressed, 1);
+            return outcome;
+        }
         tracing::warn!(webhook_id = %receipt.webhook_id, limit, "inbound request rejected: too large");
         if let Err(e) = self.store.log_receipt(receipt).await {
             tracing::error!(error = %e, "could not log a rejected request");

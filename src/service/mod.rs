@@ -12,6 +12,7 @@ mod background;
 mod deliveries;
 mod events;
 mod outbound;
+mod rejections;
 mod retention;
 mod setup;
 mod webhooks;
@@ -48,6 +49,9 @@ pub struct Stats {
     pub duplicates: AtomicU64,
     /// Requests refused (bad signature, unknown webhook, too large, not JSON, ...).
     pub rejected: AtomicU64,
+    /// Refused requests beyond a source's budget: counted, neither logged nor kept in the
+    /// delivery log (see `rejections`).
+    pub rejections_suppressed: AtomicU64,
     /// Requests answered 503 because the store could not write (disk full, read-only).
     pub store_failures: AtomicU64,
     /// Event notices a slow MCP session missed: its buffer overflowed, so they were folded
@@ -62,6 +66,7 @@ pub struct StatsSnapshot {
     pub events_stored: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    pub rejections_suppressed: u64,
     pub store_failures: u64,
     pub notifications_dropped: u64,
 }
@@ -77,6 +82,7 @@ impl Stats {
             events_stored: get(&self.events_stored),
             duplicates: get(&self.duplicates),
             rejected: get(&self.rejected),
+            rejections_suppressed: get(&self.rejections_suppressed),
             store_failures: get(&self.store_failures),
             notifications_dropped: get(&self.notifications_dropped),
         }
@@ -134,6 +140,8 @@ pub struct Service {
     store: SharedStore,
     settings: Settings,
     bus: broadcast::Sender<EventNotice>,
+    /// Bumped when any process changed a webhook (the change feed): resource lists follow it.
+    webhook_changes: tokio::sync::watch::Sender<u64>,
     /// For subscriber targets: SSRF-guarded, no redirects.
     http: Http,
     /// Wakes the delivery worker when attempts are queued.
@@ -143,6 +151,7 @@ pub struct Service {
     /// This process, as the owner of the leases it takes.
     instance: InstanceId,
     stats: Stats,
+    rejections: rejections::RejectionLimiter,
 }
 
 impl Service {
@@ -154,11 +163,13 @@ impl Service {
             store,
             settings,
             bus,
+            webhook_changes: tokio::sync::watch::Sender::new(0),
             http,
             wake: Arc::new(Notify::new()),
             feed_kick: Notify::new(),
             instance: InstanceId::generate(),
             stats: Stats::default(),
+            rejections: Default::default(),
         }
     }
 
@@ -188,6 +199,11 @@ impl Service {
     /// A stream of notices for events stored from now on.
     pub fn subscribe_events(&self) -> broadcast::Receiver<EventNotice> {
         self.bus.subscribe()
+    }
+
+    /// Changes whenever a webhook was created, changed or deleted (by any process).
+    pub fn subscribe_webhook_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.webhook_changes.subscribe()
     }
 
     /// Whether the store takes writes right now (one tiny committed write).
