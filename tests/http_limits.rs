@@ -277,3 +277,42 @@ async fn idle_sessions_are_sent_nothing_per_event() {
         "an idle session was sent notifications per event: {to_idle:.500}"
     );
 }
+
+/// A sender dribbling its headers one byte a second is cut off after the header-read timeout
+/// (10 s), while a normal request on another connection is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_header_sender_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(&[]);
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    slow.write_all(b"POST /hooks/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (mut read, mut write) = slow.into_split();
+    let dribble = tokio::spawn(async move {
+        while write.write_all(b"a").await.is_ok() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", server.port))
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
+    let mut buf = [0u8; 512];
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    dribble.abort();
+    assert!(closed.is_ok(), "the connection was still open after 20 s");
+    assert!(took >= Duration::from_secs(9), "closed too early: {took:?}");
+}

@@ -44,6 +44,7 @@ macro_rules! conformance {
                 the_change_cursor_starts_at_now,
                 concurrent_edits_lose_nothing,
                 prune_deletes_old_history_and_keeps_the_rest,
+                an_idempotency_key_queues_once_even_concurrently,
             );
         }
     };
@@ -1092,5 +1093,56 @@ mod checks {
         assert_eq!(s.prune(cutoffs, 2).await.unwrap().total(), 0);
         assert!(s.size_bytes().await.unwrap().unwrap_or(1) > 0);
         s.compact(false).await.unwrap();
+    }
+
+    pub async fn an_idempotency_key_queues_once_even_concurrently(s: SharedStore) {
+        let o = outbound("o1");
+        s.insert_webhook(&o).await.unwrap();
+        let now = now_millis();
+        let window = now - 24 * 3600 * 1000;
+        let calls = (0..8).map(|n| {
+            let s = s.clone();
+            let item = outgoing(&o, now);
+            async move {
+                s.enqueue_idempotent("key-1", format!("result {n}"), vec![item], now, window)
+                    .await
+                    .unwrap()
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        let firsts: Vec<_> = results.iter().filter(|r| r.is_none()).collect();
+        assert_eq!(firsts.len(), 1, "exactly one call queues: {results:?}");
+        let replayed: HashSet<_> = results.iter().flatten().collect();
+        assert_eq!(
+            replayed.len(),
+            1,
+            "every other call gets the same first result"
+        );
+        let claimed = s.claim_due(&me(), now, 100, now + 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 1, "one message queued");
+        // An expired key is a new key.
+        let later = now + 25 * 3600 * 1000;
+        let again = s
+            .enqueue_idempotent(
+                "key-1",
+                "second".into(),
+                vec![],
+                later,
+                later - 24 * 3600 * 1000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, None);
+        let third = s
+            .enqueue_idempotent(
+                "key-1",
+                "third".into(),
+                vec![],
+                later,
+                later - 24 * 3600 * 1000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(third.as_deref(), Some("second"));
     }
 }

@@ -161,6 +161,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOK_MCP_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Offer agents only the tools that read (lists, gets, the delivery log, waiting for
+    /// events): the tools that create, change, delete, rotate or send are left out of
+    /// tools/list and refused if called. The receiver still stores events.
+    #[arg(long, env = "WEBHOOK_MCP_READ_ONLY")]
+    pub read_only: bool,
+
     /// Do not start the receiver (MCP only).
     #[arg(long, env = "WEBHOOK_MCP_NO_RECEIVER")]
     pub no_receiver: bool,

@@ -108,6 +108,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         allow_private_targets: args.allow_private_targets,
         timestamp_tolerance: args.timestamp_tolerance as i64,
         retention: args.retention.retention(),
+        read_only: args.read_only,
     };
     let svc = Arc::new(Service::new(store, settings));
 
@@ -256,22 +257,65 @@ fn http_hosts(args: &ServeArgs) -> Vec<String> {
     hosts
 }
 
+/// Returns once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// How long a client may take to send a request's headers. hyper enforces it only with a timer,
+/// which `axum::serve` does not set: a sender dribbling header bytes held its connection for
+/// ever. Bodies are bounded by each router's own timeout (`--receiver-timeout`).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` over HTTP/1.1 until `stop`, with a header-read timeout and the
+/// peer address as a `ConnectInfo` extension (the receiver rate-limits refusals per source).
+/// Connections finish their requests on stop (graceful).
 fn spawn_http(
     listener: TcpListener,
     app: Router,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
     tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        // The peer address reaches handlers (the receiver rate-limits rejections per source).
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "HTTP server stopped");
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!(error = %e, "could not accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stopped(&mut stop) => break,
+            };
+            let service = app
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                .map_request(|req: axum::http::Request<hyper::body::Incoming>| {
+                    req.map(axum::body::Body::new)
+                });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let conn =
+                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        // In-flight requests finish; long-lived streams (SSE) are cut after a grace period.
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     })
 }

@@ -4,6 +4,7 @@
 //! session or per stateless request). All shared state lives in the `Arc<Service>`; the value
 //! itself only holds the session's legacy subscriptions.
 
+mod annotations;
 pub mod framing;
 pub mod http;
 mod render;
@@ -48,6 +49,11 @@ pub struct McpServer {
 }
 
 impl McpServer {
+    /// Whether this session offers the tool: with `--read-only`, only the pure reads.
+    fn offers(&self, tool: &str) -> bool {
+        !(self.svc.settings().read_only && annotations::is_write(tool))
+    }
+
     pub fn new(svc: Arc<Service>) -> Self {
         McpServer {
             svc,
@@ -109,6 +115,15 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, McpError> {
         let known = self.tool_router.has_route(&request.name);
         let name = request.name.clone();
+        if known && !self.offers(&name) {
+            return Ok(bounded_error(
+                CallToolResult::error(vec![ContentBlock::text(format!(
+                    "{name} changes state, and this server runs with --read-only; only the read tools (list_*, get_*, query_deliveries, wait_for_events) are available"
+                ))]),
+                &name,
+            )
+            .into());
+        }
         let tcc = ToolCallContext::new(self, request, context);
         match self.tool_router.call(tcc).await {
             // Arguments that do not fit the schema are the model's to fix: say so as a tool
@@ -141,11 +156,22 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tool_router.list_all()))
+        let tools = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|t| self.offers(&t.name))
+            .map(annotations::annotate)
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        self.tool_router.get(name).cloned()
+        self.tool_router
+            .get(name)
+            .filter(|t| self.offers(&t.name))
+            .cloned()
+            .map(annotations::annotate)
     }
 
     async fn list_resources(

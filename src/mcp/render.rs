@@ -251,12 +251,14 @@ pub fn sent(s: &Sent) -> Value {
         .iter()
         .map(|q| json!({ "webhook_id": q.webhook_id, "message_id": q.message_id, "delivery_id": q.delivery_id }))
         .collect();
-    let hint = if deliveries.is_empty() {
+    let hint = if s.replayed {
+        "Repeated idempotency_key: this is the first call's result; nothing new was sent."
+    } else if deliveries.is_empty() {
         "No enabled outbound webhook's events filter matches this event type; check list_webhooks {\"direction\": \"outbound\"}."
     } else {
         "Delivery runs in the background with retries; follow it with query_deliveries."
     };
-    json!({ "event": s.event, "queued": deliveries.len(), "deliveries": deliveries, "hint": hint })
+    json!({ "event": s.event, "queued": deliveries.len(), "deliveries": deliveries, "replayed": s.replayed, "hint": hint })
 }
 
 pub fn redelivered(r: &Redelivered) -> Value {

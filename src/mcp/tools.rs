@@ -148,7 +148,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Send an event to every enabled outbound webhook whose events filter matches (or only to webhook_ids). Body {id, event, timestamp, data}, signed (X-Webhook-Signature hex HMAC and Standard Webhooks webhook-signature). Deliveries are queued durably and retried on failure (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); returns the queued delivery ids to follow with query_deliveries."
+        description = "Send an event to every enabled outbound webhook whose events filter matches (or only to webhook_ids). Body {id, event, timestamp, data}, signed (X-Webhook-Signature hex HMAC and Standard Webhooks webhook-signature). Deliveries are queued durably and retried on failure (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); returns the queued delivery ids to follow with query_deliveries. Retrying after a timeout? Pass the same idempotency_key: within 24 h the first call's result comes back (replayed: true) and nothing is sent twice."
     )]
     async fn send_event(
         &self,

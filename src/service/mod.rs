@@ -108,6 +108,8 @@ pub struct Settings {
     pub timestamp_tolerance: i64,
     /// How long history is kept (see `retention`).
     pub retention: Retention,
+    /// Front ends offer only operations that read (`--read-only`).
+    pub read_only: bool,
 }
 
 impl Default for Settings {
@@ -123,6 +125,7 @@ impl Default for Settings {
             allow_private_targets: false,
             timestamp_tolerance: 300,
             retention: Retention::default(),
+            read_only: false,
         }
     }
 }

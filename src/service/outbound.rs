@@ -25,6 +25,10 @@ pub struct SendEvent {
     /// Send only to these outbound webhooks (still subject to their filters).
     #[serde(default)]
     pub webhook_ids: Option<Vec<WebhookId>>,
+    /// Makes retries safe: a second call with the same key within 24 hours sends nothing and
+    /// returns the first call's result (at most 200 characters; e.g. a UUID per logical send).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -46,7 +50,7 @@ pub struct Redeliver {
 }
 
 /// One message queued for one webhook.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct Queued {
     pub webhook_id: WebhookId,
     pub message_id: MessageId,
@@ -54,10 +58,14 @@ pub struct Queued {
 }
 
 /// What `send_event` queued.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct Sent {
     pub event: String,
     pub queued: Vec<Queued>,
+    /// This is the first call's result, returned again for its idempotency key: nothing new
+    /// was sent.
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 /// What `redeliver` queued.
@@ -103,6 +111,15 @@ fn outgoing(
 
 impl Service {
     pub async fn send_event(&self, req: SendEvent) -> Result<Sent> {
+        if req
+            .idempotency_key
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.len() > 200)
+        {
+            return Err(Error::invalid(
+                "`idempotency_key` must be 1 to 200 characters (a UUID per logical send works)",
+            ));
+        }
         if req.event.trim().is_empty() || req.event.len() > 200 {
             return Err(Error::invalid(
                 "`event` must be a non-empty event type of at most 200 characters",
@@ -152,15 +169,34 @@ impl Service {
                 delivery_id: o.first.id.clone(),
             })
             .collect();
-        if !items.is_empty() {
-            self.store.enqueue(items).await?;
-            self.wake.notify_one();
-        }
-        tracing::info!(event = %req.event, queued = queued.len(), "event queued");
-        Ok(Sent {
+        let sent = Sent {
             event: req.event,
             queued,
-        })
+            replayed: false,
+        };
+        if let Some(key) = &req.idempotency_key {
+            let record = serde_json::to_string(&sent)
+                .map_err(|e| Error::Internal(format!("cannot record the result: {e}")))?;
+            let fresh_after = now - crate::store::IDEMPOTENCY_WINDOW_MS;
+            if let Some(first) = self
+                .store
+                .enqueue_idempotent(key, record, items, now, fresh_after)
+                .await?
+            {
+                let mut first: Sent = serde_json::from_str(&first)
+                    .map_err(|e| Error::Internal(format!("a stored result is unreadable: {e}")))?;
+                first.replayed = true;
+                tracing::info!(event = %first.event, "send_event repeated with its idempotency key: nothing sent");
+                return Ok(first);
+            }
+        } else if !items.is_empty() {
+            self.store.enqueue(items).await?;
+        }
+        if !sent.queued.is_empty() {
+            self.wake.notify_one();
+        }
+        tracing::info!(event = %sent.event, queued = sent.queued.len(), "event queued");
+        Ok(sent)
     }
 
     /// The relayed copies of an inbound event for its `forward_to` targets: the verified payload

@@ -85,6 +85,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Queues messages with their first attempts, in one transaction.
     async fn enqueue(&self, items: Vec<Outgoing>) -> Result<()>;
+    /// Queues `items` under an idempotency key, in one transaction: when `key` was stored
+    /// after `fresh_after`, nothing is queued and the `result` stored with it by the first call
+    /// is returned; otherwise the items are queued, `result` is kept under the key, and `None`
+    /// is returned. Two concurrent calls with one key queue once.
+    async fn enqueue_idempotent(
+        &self,
+        key: &str,
+        result: String,
+        items: Vec<Outgoing>,
+        now: Millis,
+        fresh_after: Millis,
+    ) -> Result<Option<String>>;
     /// Queues further attempts of existing messages.
     async fn enqueue_attempts(&self, attempts: Vec<Attempt>) -> Result<()>;
     /// Claims up to `limit` due, unleased (or lease-expired) attempts for `owner`, leasing them
@@ -168,7 +180,7 @@ pub struct PruneCutoffs {
     pub events_before: Option<Millis>,
     /// Finished delivery-log rows created before this, and messages left without attempts.
     pub deliveries_before: Option<Millis>,
-    /// Webhook change-log rows (read only by live peers) from before this.
+    /// Webhook change-log rows (read only by live peers) and idempotency keys from before this.
     pub changes_before: Option<Millis>,
 }
 
@@ -359,6 +371,11 @@ pub struct MessageState {
     pub last_attempt: i64,
     pub pending: bool,
 }
+
+/// How long an idempotency key holds (Svix's window).
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// Keys are pruned with the change log (cut an hour back), this much further back again.
+pub const IDEMPOTENCY_EXTRA_MS: i64 = IDEMPOTENCY_WINDOW_MS - 3600 * 1000;
 
 /// Most receipts waiting for a backend's group-commit writer. Beyond it a receipt is refused at
 /// once (`busy`): the receiver answers 503 with Retry-After, and memory stays bounded.

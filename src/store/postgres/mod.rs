@@ -50,6 +50,9 @@ const EVENT_SEQ_LOCK: i64 = 0x7765_6268_6f6f_6b02;
 const WEBHOOK_REV_LOCK: i64 = 0x7765_6268_6f6f_6b03;
 /// Most receipts committed together.
 const MAX_BATCH: usize = 512;
+/// Idempotency keys live 24 h; the change log an hour: keys go 23 h after the change log's
+/// cutoff.
+const IDEMPOTENCY_KEEP_EXTRA: i64 = crate::store::IDEMPOTENCY_EXTRA_MS;
 
 type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 
@@ -949,6 +952,49 @@ impl Store for PgStore {
         Ok(out)
     }
 
+    async fn enqueue_idempotent(
+        &self,
+        key: &str,
+        result: String,
+        items: Vec<Outgoing>,
+        now: Millis,
+        fresh_after: Millis,
+    ) -> Result<Option<String>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // A concurrent first call with the same key waits here on the key's index entry until
+        // it commits, and then finds its result.
+        let inserted = tx
+            .execute(
+                "INSERT INTO idempotency_keys (key, result, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING",
+                &[&key, &result, &now],
+            )
+            .await?;
+        if inserted == 0 {
+            let row = tx
+                .query_one(
+                    "SELECT result, created_at FROM idempotency_keys WHERE key = $1 FOR UPDATE",
+                    &[&key],
+                )
+                .await?;
+            let (first, at): (String, i64) = (row.get(0), row.get(1));
+            if at > fresh_after {
+                return Ok(Some(first));
+            }
+            tx.execute(
+                "UPDATE idempotency_keys SET result = $2, created_at = $3 WHERE key = $1",
+                &[&key, &result, &now],
+            )
+            .await?;
+        }
+        for o in &items {
+            insert_outgoing(&tx, o).await?;
+        }
+        tx.commit().await?;
+        Ok(None)
+    }
+
     async fn enqueue(&self, items: Vec<Outgoing>) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -1297,6 +1343,13 @@ impl Store for PgStore {
                     "DELETE FROM webhook_changes WHERE rev IN (SELECT rev FROM webhook_changes \
                      WHERE changed_at < $1 ORDER BY rev LIMIT $2)",
                     &[&before, &limit],
+                )
+                .await?;
+            pruned.changes += tx
+                .execute(
+                    "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys \
+                     WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                    &[&(before - IDEMPOTENCY_KEEP_EXTRA), &limit],
                 )
                 .await?;
         }

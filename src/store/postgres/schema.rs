@@ -102,4 +102,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_by_event ON deliveries (event_id) WHERE event_id IS NOT NULL;
     CREATE INDEX messages_by_created ON messages (created_at);
     "#,
+    // 3: send_event's idempotency keys, with the result of the first call.
+    r#"
+    CREATE TABLE idempotency_keys (
+        key TEXT PRIMARY KEY,
+        result TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX idempotency_by_created ON idempotency_keys (created_at);
+    "#,
 ];

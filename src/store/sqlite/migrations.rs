@@ -123,6 +123,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_by_event ON deliveries (event_id) WHERE event_id IS NOT NULL;
     CREATE INDEX messages_by_created ON messages (created_at);
     "#,
+    // 7: send_event's idempotency keys, with the result of the first call.
+    r#"
+    CREATE TABLE idempotency_keys (
+        key TEXT PRIMARY KEY,
+        result TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX idempotency_by_created ON idempotency_keys (created_at);
+    "#,
 ];
 
 /// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, Row};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
 use super::{
     ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventQuery, Ingest, InsertOutcome,
@@ -233,6 +233,40 @@ impl Store for SqliteStore {
 
     async fn enqueue(&self, items: Vec<Outgoing>) -> Result<()> {
         self.write(move |tx| queue::enqueue(tx, &items)).await
+    }
+
+    async fn enqueue_idempotent(
+        &self,
+        key: &str,
+        result: String,
+        items: Vec<Outgoing>,
+        now: Millis,
+        fresh_after: Millis,
+    ) -> Result<Option<String>> {
+        let key = key.to_string();
+        self.write(move |tx| {
+            let first: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT result, created_at FROM idempotency_keys WHERE key = ?1",
+                    [&key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((first, at)) = first {
+                if at > fresh_after {
+                    return Ok(Some(first));
+                }
+            }
+            tx.execute(
+                "INSERT INTO idempotency_keys (key, result, created_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (key) DO UPDATE SET result = excluded.result, \
+                 created_at = excluded.created_at",
+                rusqlite::params![key, result, now],
+            )?;
+            queue::enqueue(tx, &items)?;
+            Ok(None)
+        })
+        .await
     }
 
     async fn enqueue_attempts(&self, attempts: Vec<Attempt>) -> Result<()> {

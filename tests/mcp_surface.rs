@@ -1,0 +1,147 @@
+//! The MCP surface a model and a client see, through the real binary over real stdio:
+//! annotations and titles on every tool, `--read-only`, and `send_event`'s idempotency key.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sink::Sink;
+use common::{Era, Server};
+use serde_json::{json, Value};
+
+const WRITE_TOOLS: &[&str] = &[
+    "create_webhook",
+    "update_webhook",
+    "delete_webhook",
+    "rotate_secret",
+    "test_webhook",
+    "send_event",
+    "redeliver",
+];
+
+async fn tools(s: &Server) -> Vec<Value> {
+    s.client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| serde_json::to_value(t).unwrap())
+        .collect()
+}
+
+fn tool<'a>(all: &'a [Value], name: &str) -> &'a Value {
+    all.iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no tool {name}"))
+}
+
+#[tokio::test]
+async fn every_tool_is_annotated_by_what_it_does() {
+    let s = Server::start().await;
+    let all = tools(&s).await;
+    assert_eq!(all.len(), 14);
+    for t in &all {
+        let a = &t["annotations"];
+        assert!(t["title"].is_string(), "{} has no title", t["name"]);
+        assert!(
+            a["title"].is_string(),
+            "{} has no annotation title",
+            t["name"]
+        );
+        let write = WRITE_TOOLS.contains(&t["name"].as_str().unwrap());
+        assert_eq!(a["readOnlyHint"], !write, "{}", t["name"]);
+        if !write {
+            assert_eq!(a["idempotentHint"], true, "{}", t["name"]);
+            assert_eq!(a["openWorldHint"], false, "{}", t["name"]);
+        }
+    }
+    for destructive in ["delete_webhook", "rotate_secret", "update_webhook"] {
+        assert_eq!(
+            tool(&all, destructive)["annotations"]["destructiveHint"],
+            true
+        );
+    }
+    assert_eq!(
+        tool(&all, "create_webhook")["annotations"]["destructiveHint"],
+        false
+    );
+    for open in ["send_event", "test_webhook", "redeliver"] {
+        assert_eq!(
+            tool(&all, open)["annotations"]["openWorldHint"],
+            true,
+            "{open}"
+        );
+    }
+    assert_eq!(
+        tool(&all, "delete_webhook")["annotations"]["idempotentHint"],
+        true
+    );
+    assert_eq!(
+        tool(&all, "rotate_secret")["annotations"]["idempotentHint"],
+        false
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn read_only_leaves_the_write_tools_out_and_refuses_them() {
+    let s = Server::start_with(Era::Legacy, None, &["--read-only"]).await;
+    let all = tools(&s).await;
+    let names: Vec<&str> = all.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 14 - WRITE_TOOLS.len(), "{names:?}");
+    for w in WRITE_TOOLS {
+        assert!(!names.contains(w), "{w} is listed in read-only mode");
+    }
+    let refused = s
+        .call_err(
+            "create_webhook",
+            json!({ "direction": "inbound", "provider": "none", "allow_unsigned": true }),
+        )
+        .await;
+    assert!(refused.contains("--read-only"), "{refused}");
+    assert_eq!(s.call("list_webhooks", json!({})).await["count"], 0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn send_event_with_an_idempotency_key_sends_once() {
+    let sink = Sink::start().await;
+    let s = Server::start_with(Era::Legacy, None, &["--allow-private-targets"]).await;
+    s.outbound(&sink.url("a"), json!({})).await;
+    let args =
+        json!({ "event": "order.paid", "data": { "n": 1 }, "idempotency_key": "order-42-paid" });
+    let first = s.call("send_event", args.clone()).await;
+    assert_eq!(first["queued"], 1, "{first}");
+    assert_eq!(first["replayed"], false);
+    // Retries, some at once: the first call's result each time, nothing sent again.
+    let again = futures_join(&s, &args, 5).await;
+    for r in &again {
+        assert_eq!(r["deliveries"], first["deliveries"], "{r}");
+        assert_eq!(r["replayed"], true, "{r}");
+    }
+    // Another key sends again.
+    let other = s
+        .call(
+            "send_event",
+            json!({ "event": "order.paid", "data": { "n": 1 }, "idempotency_key": "order-43-paid" }),
+        )
+        .await;
+    assert_eq!(other["replayed"], false);
+    assert_ne!(other["deliveries"], first["deliveries"]);
+    sink.wait_for(2, 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 2, "one delivery per key");
+    let bad = s
+        .call_err(
+            "send_event",
+            json!({ "event": "x", "data": {}, "idempotency_key": "k".repeat(201) }),
+        )
+        .await;
+    assert!(bad.contains("idempotency_key"), "{bad}");
+    s.stop().await;
+}
+
+async fn futures_join(s: &Server, args: &Value, n: usize) -> Vec<Value> {
+    let calls = (0..n).map(|_| s.call("send_event", args.clone()));
+    futures::future::join_all(calls).await
+}
