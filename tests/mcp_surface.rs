@@ -145,3 +145,32 @@ async fn futures_join(s: &Server, args: &Value, n: usize) -> Vec<Value> {
     let calls = (0..n).map(|_| s.call("send_event", args.clone()));
     futures::future::join_all(calls).await
 }
+
+/// The way a model uses it: create, trigger a test, then wait without a cursor. The event is
+/// returned; the next call without a cursor waits for newer ones only.
+#[tokio::test]
+async fn wait_for_events_without_a_cursor_returns_what_arrived_since_connecting() {
+    let s = Server::start().await;
+    let (id, _, _) = s.inbound(json!({})).await;
+    let test = s.call("test_webhook", json!({ "id": id })).await;
+    let event_id = test["event_id"]
+        .as_str()
+        .expect("the test stored an event")
+        .to_string();
+    let got = s
+        .call("wait_for_events", json!({ "timeout_ms": 5000 }))
+        .await;
+    assert_eq!(got["count"], 1, "{got}");
+    assert_eq!(got["events"][0]["id"], event_id.as_str());
+    let next = s
+        .call("wait_for_events", json!({ "timeout_ms": 300 }))
+        .await;
+    assert_eq!(next["count"], 0, "already seen: {next}");
+    assert_eq!(next["timed_out"], true);
+    // after=0 reads from the oldest kept event.
+    let all = s
+        .call("wait_for_events", json!({ "after": 0, "timeout_ms": 300 }))
+        .await;
+    assert_eq!(all["count"], 1);
+    s.stop().await;
+}

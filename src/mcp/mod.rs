@@ -46,6 +46,9 @@ pub struct McpServer {
     svc: Arc<Service>,
     subs: SessionSubscriptions,
     tool_router: ToolRouter<Self>,
+    /// Where this session's `wait_for_events` continues when called without `after`: the
+    /// session's start, then the end of its previous call.
+    wait_cursor: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl McpServer {
@@ -56,6 +59,7 @@ impl McpServer {
 
     pub fn new(svc: Arc<Service>) -> Self {
         McpServer {
+            wait_cursor: Arc::new(svc.announced_seq().into()),
             svc,
             subs: SessionSubscriptions::default(),
             tool_router: Self::router(),

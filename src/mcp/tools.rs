@@ -213,18 +213,24 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Wait until a matching event arrives (returns at once if events after the `after` cursor already exist), or until timeout_ms (default 30000, max 60000) with an empty list. Returns full events and next_cursor: pass it as `after` next time to miss nothing. For clients that cannot subscribe to resources."
+        description = "Return events you have not seen yet, waiting for one if there are none (up to timeout_ms, default 30000, max 60000; then an empty list with timed_out). Without `after` it continues where your previous call ended, or from when you connected: an event from a test_webhook you just ran is returned. Pass after=<next_cursor> to resume elsewhere (after=0: from the oldest kept event). Filter by webhook_id or event. Returns full events and next_cursor. For clients that cannot subscribe to resources."
     )]
     async fn wait_for_events(
         &self,
-        Parameters(req): Parameters<WaitForEvents>,
+        Parameters(mut req): Parameters<WaitForEvents>,
     ) -> Result<CallToolResult, McpError> {
-        reply(
-            self.svc
-                .wait_for_events(req)
-                .await
-                .map(|p| render::events_full(&p)),
-        )
+        use std::sync::atomic::Ordering;
+        if req.after.is_none() {
+            req.after = Some(self.wait_cursor.load(Ordering::Relaxed));
+        }
+        // A filtered answer says nothing about events it filtered out: only an unfiltered one
+        // moves the session's cursor.
+        let unfiltered = req.webhook_id.is_none() && req.event.is_none();
+        let page = self.svc.wait_for_events(req).await;
+        if let (Ok(p), true) = (&page, unfiltered) {
+            self.wait_cursor.fetch_max(p.next_cursor, Ordering::Relaxed);
+        }
+        reply(page.map(|p| render::events_full(&p)))
     }
 
     #[tool(

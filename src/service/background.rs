@@ -40,6 +40,8 @@ impl Service {
         // process's fresh leases for a dead owner's.
         self.store.heartbeat(&self.instance, now_millis()).await?;
         let cursor = self.store.change_cursor().await?;
+        self.announced
+            .fetch_max(cursor.event_seq, std::sync::atomic::Ordering::Relaxed);
         Ok(vec![
             tokio::spawn(self.clone().feed(cursor, stop.clone())),
             tokio::spawn(self.clone().liveness(stop.clone())),
@@ -70,6 +72,8 @@ impl Service {
                         self.webhook_changes.send_modify(|n| *n += 1);
                     }
                     for notice in changes.events {
+                        self.announced
+                            .fetch_max(notice.seq, std::sync::atomic::Ordering::Relaxed);
                         // No receivers is normal (nobody is listening yet).
                         let _ = self.bus.send(notice);
                     }

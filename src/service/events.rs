@@ -122,8 +122,9 @@ pub struct WaitForEvents {
     /// Only events of this type.
     #[serde(default)]
     pub event: Option<String>,
-    /// Cursor: return events after this `seq`. Leave out to wait for events that arrive from
-    /// now on; pass the previous answer's `next_cursor` to miss nothing between calls.
+    /// Cursor: return events after this `seq` (0: from the oldest kept). Leave out to continue
+    /// where this session's previous call ended, or from the session's start on its first call:
+    /// an event that arrived after you connected (a test you just triggered) is returned.
     #[serde(default)]
     pub after: Option<i64>,
     /// How long to wait, in milliseconds (default 30000, at most 60000).

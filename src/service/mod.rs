@@ -151,6 +151,9 @@ pub struct Service {
     wake: Arc<Notify>,
     /// Wakes the change feed when this process stored an event (see `background`).
     feed_kick: Notify,
+    /// The highest event `seq` the change feed has announced: "now" as a cursor, without a
+    /// store read (a new MCP session starts its `wait_for_events` cursor here).
+    announced: std::sync::atomic::AtomicI64,
     /// This process, as the owner of the leases it takes.
     instance: InstanceId,
     stats: Stats,
@@ -170,6 +173,7 @@ impl Service {
             http,
             wake: Arc::new(Notify::new()),
             feed_kick: Notify::new(),
+            announced: Default::default(),
             instance: InstanceId::generate(),
             stats: Stats::default(),
             rejections: Default::default(),
@@ -197,6 +201,11 @@ impl Service {
             lease: ws.lease,
             drain: ws.drain,
         }
+    }
+
+    /// The cursor of the newest event announced so far (see `announced`).
+    pub fn announced_seq(&self) -> i64 {
+        self.announced.load(Ordering::Relaxed)
     }
 
     /// A stream of notices for events stored from now on.
