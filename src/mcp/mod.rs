@@ -5,6 +5,7 @@
 //! itself only holds the session's legacy subscriptions.
 
 mod annotations;
+mod events_ext;
 pub mod framing;
 pub mod http;
 mod render;
@@ -97,19 +98,22 @@ fn bounded_error(result: CallToolResult, tool: &str) -> CallToolResult {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_resources()
-                .enable_resources_subscribe()
-                .enable_resources_list_changed()
-                .build(),
-        )
-        .with_server_info(Implementation::new(
-            "webhook-mcp",
-            env!("CARGO_PKG_VERSION"),
-        ))
-        .with_instructions(INSTRUCTIONS)
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .build();
+        capabilities.experimental = Some(std::collections::BTreeMap::from([(
+            "events".to_string(),
+            events_ext::capability(),
+        )]));
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(
+                "webhook-mcp",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(INSTRUCTIONS)
     }
 
     async fn call_tool(
@@ -235,6 +239,21 @@ impl ServerHandler for McpServer {
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         // Legacy sessions hear list_changed when the resource list changes (webhooks).
         subscriptions::watch_list(&self.svc, context.peer);
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, McpError> {
+        if events_ext::handles(&request.method) {
+            return events_ext::handle(&self.svc, request, context).await;
+        }
+        Err(McpError::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            crate::error::bounded(&request.method, 100),
+            None,
+        ))
     }
 
     fn accepted_subscription_filter(

@@ -410,6 +410,15 @@ impl Service {
         Ok(page(events, after, false))
     }
 
+    /// "Now" as an event cursor, and the oldest cursor that has lost nothing to retention:
+    /// `(max_seq, oldest_kept_seq)`.
+    pub async fn event_bounds(&self) -> Result<(i64, Option<i64>)> {
+        Ok((
+            self.store.max_event_seq().await?,
+            self.store.oldest_event_seq().await?,
+        ))
+    }
+
     /// The newest events, newest first (feeds), of one webhook or of all.
     pub async fn newest_events(
         &self,

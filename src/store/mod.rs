@@ -65,6 +65,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_events(&self, query: EventQuery) -> Result<Vec<Event>>;
     /// The highest event `seq` stored so far (0 when empty): "now" as an event cursor.
     async fn max_event_seq(&self) -> Result<i64>;
+    /// The lowest event `seq` still kept (`None` when empty): a cursor below it has lost
+    /// events to retention.
+    async fn oldest_event_seq(&self) -> Result<Option<i64>>;
     /// What changed after `since`: events stored and webhooks changed (created, updated,
     /// rotated, disabled, deleted), at most `limit` of each, and the cursor to ask from next.
     /// The change feed across processes reads this.

@@ -827,6 +827,15 @@ impl Store for PgStore {
         rows.iter().map(rows::event).collect()
     }
 
+    async fn oldest_event_seq(&self) -> Result<Option<i64>> {
+        let row = self
+            .client()
+            .await?
+            .query_one("SELECT MIN(seq) FROM events", &[])
+            .await?;
+        Ok(row.get::<_, Option<i64>>(0))
+    }
+
     async fn max_event_seq(&self) -> Result<i64> {
         Ok(self
             .client()

@@ -204,6 +204,11 @@ impl Store for SqliteStore {
         self.read(move |c| events::list(c, &query)).await
     }
 
+    async fn oldest_event_seq(&self) -> Result<Option<i64>> {
+        self.read(|c| Ok(c.query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0))?))
+            .await
+    }
+
     async fn max_event_seq(&self) -> Result<i64> {
         self.read(events::max_seq).await
     }
