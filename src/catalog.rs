@@ -31,7 +31,12 @@ pub fn find(event: &str, provider: Provider) -> Option<&'static EventType> {
 pub fn list(filter: Option<&str>) -> Vec<&'static EventType> {
     CATALOGUE
         .iter()
-        .filter(|t| filter.is_none_or(|f| t.platform == f || t.provider.to_string() == f))
+        .filter(|t| {
+            filter.is_none_or(|f| {
+                // Operational events belong to no sender's signature preset.
+                t.platform == f || (t.provider.to_string() == f && t.category != "operational")
+            })
+        })
         .collect()
 }
 
@@ -39,6 +44,19 @@ pub fn platforms() -> Vec<&'static str> {
     let mut p: Vec<_> = CATALOGUE.iter().map(|t| t.platform.as_str()).collect();
     p.dedup();
     p
+}
+
+/// An operational event of webhook-mcp itself (see `service::operational`): the example is
+/// the payload as stored.
+fn operational(event: &'static str, description: &'static str, example: Value) -> EventType {
+    EventType {
+        platform: "webhook-mcp".into(),
+        provider: Provider::None,
+        event,
+        category: "operational",
+        description,
+        example,
+    }
 }
 
 fn voyager(
@@ -352,6 +370,16 @@ static CATALOGUE: LazyLock<Vec<EventType>> = LazyLock::new(|| {
             "comment": { "id": "7371940875070795776", "text": "Great insights! Thanks for sharing.", "created_at": "2025-09-11T16:21:08.656Z" },
             "automation": { "id": "uuid", "name": "Content Engagement" }
         })),
+        // webhook-mcp itself: operational events about the agent's own outbound webhooks.
+        operational("webhook_mcp.webhook.disabled", "An outbound webhook was disabled by the delivery policy (410 Gone, or failing for --disable-after)", json!({
+            "webhook_id": "wh_outbound", "url": "https://example.com/hook", "reason": "the target answered 410 Gone",
+            "delivery_id": "del_1", "hint": "Fix the target, then update_webhook {enabled: true} and redeliver the failed messages."
+        })),
+        operational("webhook_mcp.delivery.failed", "A delivery failed for good: its last attempt failed and no retry follows", json!({
+            "webhook_id": "wh_outbound", "url": "https://example.com/hook", "event": "order.paid", "message_id": "msg_1",
+            "delivery_id": "del_7", "attempts": 8, "status_code": 500, "error": "HTTP 500",
+            "hint": "No retry follows. query_deliveries shows every attempt; redeliver sends it again."
+        })),
     ]
 });
 
@@ -370,7 +398,14 @@ mod tests {
         for p in ["standard", "github", "stripe", "slack", "shopify"] {
             assert!(count(p) >= 2, "{p} has examples");
         }
-        assert_eq!(list(None).len(), 41);
+        // 41 from the seed platforms and 2 operational events of webhook-mcp itself.
+        assert_eq!(count("webhook-mcp"), 2);
+        assert_eq!(list(None).len(), 43);
+        assert_eq!(
+            count("none"),
+            0,
+            "operational events belong to no signature preset"
+        );
         // The seed senders name the type in the body.
         for t in list(Some("generic"))
             .into_iter()

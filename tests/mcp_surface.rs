@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sink::Sink;
+use common::sink::{Reply, Sink};
 use common::{Era, Server};
 use serde_json::{json, Value};
 
@@ -172,5 +172,150 @@ async fn wait_for_events_without_a_cursor_returns_what_arrived_since_connecting(
         .call("wait_for_events", json!({ "after": 0, "timeout_ms": 300 }))
         .await;
     assert_eq!(all["count"], 1);
+    s.stop().await;
+}
+
+/// An outbound webhook the target answers 410: the agent learns it was disabled, and that the
+/// delivery failed for good, as events in the stream it already reads. A sender cannot forge
+/// such an event.
+#[tokio::test]
+async fn disable_and_final_failure_reach_the_agent_as_operational_events() {
+    let sink = Sink::start().await;
+    sink.script([Reply::status(410)]);
+    let s = Server::start_with(Era::Legacy, None, &["--allow-private-targets"]).await;
+    let (out_id, _) = s.outbound(&sink.url("gone"), json!({})).await;
+    s.call("send_event", json!({ "event": "order.paid", "data": {} }))
+        .await;
+    let disabled = s
+        .call(
+            "wait_for_events",
+            json!({ "after": 0, "event": "webhook_mcp.webhook.disabled", "timeout_ms": 10000 }),
+        )
+        .await;
+    assert_eq!(disabled["count"], 1, "{disabled}");
+    let e = &disabled["events"][0];
+    assert_eq!(e["webhook_id"], out_id.as_str());
+    let payload = &e["untrusted_payload"]["payload"];
+    assert!(
+        payload["reason"].as_str().unwrap().contains("410"),
+        "{payload}"
+    );
+    let failed = s
+        .call(
+            "wait_for_events",
+            json!({ "after": 0, "event": "webhook_mcp.delivery.failed", "timeout_ms": 10000 }),
+        )
+        .await;
+    assert_eq!(failed["count"], 1, "{failed}");
+    assert_eq!(
+        failed["events"][0]["untrusted_payload"]["payload"]["event"],
+        "order.paid"
+    );
+    assert!(
+        !s.call("get_webhook", json!({ "id": out_id })).await["webhook"]["enabled"]
+            .as_bool()
+            .unwrap()
+    );
+
+    // Forged: refused, not stored.
+    let (_, url, _) = s
+        .inbound(json!({ "provider": "none", "allow_unsigned": true }))
+        .await;
+    let (status, ans) = s
+        .post(
+            &url,
+            r#"{"event":"webhook_mcp.webhook.disabled","data":{}}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400, "{ans}");
+    assert!(ans["error"].as_str().unwrap().contains("reserved"));
+    s.stop().await;
+}
+
+/// Prompts a person picks in a client, and completions for their arguments and for the
+/// resource templates' ids.
+#[tokio::test]
+async fn prompts_and_completions() {
+    let s = Server::start().await;
+    let prompts = s.client.list_all_prompts().await.unwrap();
+    let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["connect_provider", "triage_failed_deliveries"]);
+    let mut args = serde_json::Map::new();
+    args.insert("provider".into(), json!("stripe"));
+    let got = s
+        .client
+        .get_prompt(
+            rmcp::model::GetPromptRequestParams::new("connect_provider").with_arguments(args),
+        )
+        .await
+        .unwrap();
+    let text = serde_json::to_value(&got.messages[0].content).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for step in [
+        "create_webhook",
+        "\"provider\": \"stripe\"",
+        "test_webhook",
+        "wait_for_events",
+    ] {
+        assert!(text.contains(step), "{step} missing from {text}");
+    }
+    let unknown = s
+        .client
+        .get_prompt(rmcp::model::GetPromptRequestParams::new("connect_provider"))
+        .await;
+    assert!(unknown.is_err(), "a missing provider is an error");
+
+    let providers = s
+        .client
+        .complete_prompt_argument("connect_provider", "provider", "s", None)
+        .await
+        .unwrap();
+    assert_eq!(providers.values, ["standard", "stripe", "slack", "shopify"]);
+    let (inbound, _, _) = s.inbound(json!({})).await;
+    let (outbound, _) = s.outbound("https://93.184.216.34/hook", json!({})).await;
+    let ids = s
+        .client
+        .complete_resource_argument(
+            "webhook://webhooks/{webhook_id}/events",
+            "webhook_id",
+            "",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids.values,
+        [inbound],
+        "the inbox template takes inbound ids"
+    );
+    let out_ids = s
+        .client
+        .complete_prompt_argument(
+            "triage_failed_deliveries",
+            "webhook_id",
+            &outbound[..4],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out_ids.values, [outbound]);
+
+    // create_webhook's description names every preset, from the Provider type itself.
+    let all = tools(&s).await;
+    let desc = tool(&all, "create_webhook")["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for p in [
+        "generic", "kakiyo", "standard", "github", "stripe", "slack", "shopify", "none",
+    ] {
+        assert!(
+            desc.contains(p),
+            "{p} missing from create_webhook's description"
+        );
+    }
     s.stop().await;
 }

@@ -4,7 +4,7 @@
 
 pub mod js_json;
 pub mod policy;
-mod slack;
+pub mod slack;
 pub mod ssrf;
 pub mod worker;
 

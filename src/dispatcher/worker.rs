@@ -17,8 +17,20 @@ use super::{signed_headers, Http};
 use crate::model::{now_millis, Attempt, DeliveryStatus, Millis, Trigger};
 use crate::store::{Claimed, Completion, HealthChange, InstanceId, SharedStore};
 
+/// What the worker tells the service after a commit, for the operational events agents see
+/// (`webhook_mcp.*` in the catalogue).
+#[derive(Debug, Clone)]
+pub enum Operational {
+    /// An outbound webhook was disabled by the delivery policy (410, or failing too long).
+    Disabled { attempt: Attempt, reason: String },
+    /// A message's last attempt failed and no retry follows.
+    FinallyFailed(Attempt),
+}
+
 pub struct Worker {
     pub store: SharedStore,
+    /// Where committed disables and final failures are reported (bounded; dropped when full).
+    pub ops: Option<mpsc::Sender<Operational>>,
     /// The lease owner: this process.
     pub instance: InstanceId,
     pub http: Http,
@@ -46,6 +58,7 @@ impl Worker {
             self.store.clone(),
             done_rx,
             self.wake.clone(),
+            self.ops.clone(),
         ));
 
         while !*stop.borrow() {
@@ -175,6 +188,24 @@ impl Worker {
     }
 }
 
+/// The operational reports one committed result makes.
+fn operational(c: &Completion) -> Vec<Operational> {
+    let mut out = vec![];
+    if let HealthChange::Failure {
+        disable: Some(reason),
+    } = &c.health
+    {
+        out.push(Operational::Disabled {
+            attempt: c.attempt.clone(),
+            reason: reason.clone(),
+        });
+    }
+    if c.next.is_none() && c.attempt.status == DeliveryStatus::Failed {
+        out.push(Operational::FinallyFailed(c.attempt.clone()));
+    }
+    out
+}
+
 fn append_error(d: &mut Attempt, why: &str) {
     d.error = Some(match d.error.take() {
         Some(e) => format!("{e}; {why}"),
@@ -183,7 +214,12 @@ fn append_error(d: &mut Attempt, why: &str) {
 }
 
 /// Commits finished attempts, batching whatever is ready together.
-async fn write_results(store: SharedStore, mut rx: mpsc::Receiver<Completion>, wake: Arc<Notify>) {
+async fn write_results(
+    store: SharedStore,
+    mut rx: mpsc::Receiver<Completion>,
+    wake: Arc<Notify>,
+    ops: Option<mpsc::Sender<Operational>>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 512 {
@@ -193,9 +229,19 @@ async fn write_results(store: SharedStore, mut rx: mpsc::Receiver<Completion>, w
             }
         }
         let retries = batch.iter().any(|c| c.next.is_some());
+        let reports: Vec<Operational> = batch.iter().flat_map(operational).collect();
         // A failed write leaves the claims leased; they are retried after the lease or restart.
-        if let Err(e) = store.complete(batch).await {
-            tracing::error!(error = %e, "could not record delivery results");
+        match store.complete(batch).await {
+            Ok(()) => {
+                if let Some(ops) = &ops {
+                    for r in reports {
+                        if ops.try_send(r).is_err() {
+                            tracing::warn!("operational event dropped: its queue is full");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not record delivery results"),
         }
         if retries {
             wake.notify_one();

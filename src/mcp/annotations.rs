@@ -139,12 +139,51 @@ pub fn annotate(tool: Tool) -> Tool {
             .idempotent(idempotent)
             .open_world(open_world),
     };
-    tool.with_title(k.title).with_annotations(annotations)
+    let mut tool = tool.with_title(k.title).with_annotations(annotations);
+    if let Some(d) = &tool.description {
+        if d.contains("{providers}") {
+            tool.description = Some(d.replace("{providers}", &providers()).into());
+        }
+    }
+    tool
+}
+
+/// Every signature preset, from the `Provider` type itself (its JSON Schema enum): the
+/// description cannot fall behind the presets.
+fn providers() -> String {
+    let schema = schemars::schema_for!(crate::model::Provider);
+    let value = serde_json::to_value(&schema).unwrap_or_default();
+    let names: Vec<String> = value["enum"]
+        .as_array()
+        .or_else(|| value["oneOf"].as_array())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| {
+                    i.as_str()
+                        .or_else(|| i["const"].as_str())
+                        .or_else(|| i["enum"][0].as_str())
+                })
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    names.join("|")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_provider_list_is_every_preset() {
+        let list = providers();
+        for p in [
+            "generic", "kakiyo", "standard", "github", "stripe", "slack", "shopify", "none",
+        ] {
+            assert!(list.split('|').any(|x| x == p), "{p} missing from {list}");
+        }
+    }
 
     #[test]
     fn every_tool_has_exactly_one_entry() {

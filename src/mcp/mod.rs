@@ -8,6 +8,7 @@ mod annotations;
 mod events_ext;
 pub mod framing;
 pub mod http;
+mod prompts;
 mod render;
 mod resources;
 mod subscriptions;
@@ -100,6 +101,8 @@ impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         let mut capabilities = ServerCapabilities::builder()
             .enable_tools()
+            .enable_prompts()
+            .enable_completions()
             .enable_resources()
             .enable_resources_subscribe()
             .enable_resources_list_changed()
@@ -239,6 +242,31 @@ impl ServerHandler for McpServer {
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         // Legacy sessions hear list_changed when the resource list changes (webhooks).
         subscriptions::watch_list(&self.svc, context.peer);
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, McpError> {
+        Ok(prompts::list())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, McpError> {
+        let args = request.arguments.unwrap_or_default();
+        prompts::get(&request.name, &args).map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: rmcp::model::CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, McpError> {
+        prompts::complete(&self.svc, request).await
     }
 
     async fn on_custom_request(

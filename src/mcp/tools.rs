@@ -45,7 +45,7 @@ impl McpServer {
 #[tool_router]
 impl McpServer {
     #[tool(
-        description = "Create a webhook. direction=inbound: returns a receive URL and a secret (shown only now) to paste into the sending platform; its verified events then arrive as resources and via wait_for_events. direction=outbound: requires url (public http(s); a hooks.slack.com URL gets Slack-formatted messages); this server will POST signed events there. Optional: provider (inbound signature scheme: generic|kakiyo), events filter (default [\"*\"]), secret, description, headers (outbound), forward_to (inbound: outbound webhook ids to relay each event to)."
+        description = "Create a webhook. direction=inbound: returns a receive URL and a secret (shown only now) to paste into the sending platform; its verified events then arrive as resources and via wait_for_events. direction=outbound: requires url (public http(s); a hooks.slack.com URL gets Slack-formatted messages); this server will POST signed events there. Optional: provider (inbound signature scheme: {providers}; default generic), events filter (default [\"*\"]), secret, description, headers (outbound), forward_to (inbound: outbound webhook ids to relay each event to)."
     )]
     async fn create_webhook(
         &self,

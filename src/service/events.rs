@@ -240,7 +240,7 @@ impl Service {
         let ingest = Ingest {
             event,
             body: raw_text(body),
-            receipt,
+            receipt: Some(receipt),
             relays,
         };
         match self.store.insert_event(ingest).await {
@@ -364,6 +364,13 @@ impl Service {
             .or_else(|| body_event_type(webhook.provider, &payload))
             .unwrap_or_else(|| "unknown".to_string());
         receipt.event = Some(event_type.clone());
+        // Reserved for this server's own operational events: a sender cannot forge one.
+        if event_type.starts_with("webhook_mcp.") {
+            return Err(Refusal::Malformed(format!(
+                "event type {} is reserved for webhook-mcp's own operational events",
+                crate::error::quote(&event_type)
+            )));
+        }
         if !webhook.accepts_event(&event_type) {
             let reason = format!(
                 "filtered: event type {event_type:?} is not in this webhook's events filter; acknowledged, not stored"

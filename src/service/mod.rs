@@ -11,6 +11,7 @@
 mod background;
 mod deliveries;
 mod events;
+mod operational;
 mod outbound;
 mod rejections;
 mod retention;
@@ -190,9 +191,12 @@ impl Service {
 
     /// The delivery worker over this service's store and HTTP client; run it with
     /// `Worker::run`.
-    pub fn worker(&self, ws: WorkerSettings) -> Worker {
+    pub fn worker(self: &Arc<Self>, ws: WorkerSettings) -> Worker {
+        let (ops, reports) = tokio::sync::mpsc::channel(operational::QUEUE);
+        tokio::spawn(self.clone().record_operational(reports));
         Worker {
             store: self.store.clone(),
+            ops: Some(ops),
             instance: self.instance.clone(),
             http: self.http.clone(),
             policy: ws.policy,

@@ -265,7 +265,9 @@ pub struct Ingest {
     pub event: Event,
     /// The request body as sent (the event's payload, byte for byte).
     pub body: String,
-    pub receipt: Receipt,
+    /// The delivery-log row of the request that carried it; `None` for an event this server
+    /// raised itself (operational events have no request).
+    pub receipt: Option<Receipt>,
     pub relays: Vec<Outgoing>,
 }
 

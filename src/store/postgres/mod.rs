@@ -339,10 +339,12 @@ async fn write_batch(
             .map(|p| (event.webhook_id.to_string(), p.clone()));
         match key.as_ref().and_then(|k| known.get(k)) {
             Some(id) => {
-                receipt.event_id = Some(id.clone());
-                receipt.error = Some(format!(
-                    "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
-                ));
+                if let Some(receipt) = receipt.as_mut() {
+                    receipt.event_id = Some(id.clone());
+                    receipt.error = Some(format!(
+                        "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
+                    ));
+                }
                 outcomes.push(InsertOutcome::Duplicate(id.clone()));
             }
             None => {
@@ -351,8 +353,10 @@ async fn write_batch(
                     known.insert(k, event.id.clone());
                 }
                 // The event holds them; the receipt points at it.
-                receipt.request_headers.clear();
-                receipt.request_body = None;
+                if let Some(receipt) = receipt.as_mut() {
+                    receipt.request_headers.clear();
+                    receipt.request_body = None;
+                }
                 new_events.push(i);
                 outcomes.push(InsertOutcome::Stored(0));
             }
@@ -392,7 +396,10 @@ async fn write_batch(
             }
         }
     }
-    let receipts: Vec<&Receipt> = batch.iter().map(|j| &j.ingest.receipt).collect();
+    let receipts: Vec<&Receipt> = batch
+        .iter()
+        .filter_map(|j| j.ingest.receipt.as_ref())
+        .collect();
     insert_receipts(&tx, &receipts).await?;
     if !new_events.is_empty() {
         tx.execute("SELECT pg_notify($1, 'events')", &[&channel])

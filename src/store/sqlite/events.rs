@@ -146,10 +146,12 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Optio
         };
         let outcome = match existing {
             Some(id) => {
-                receipt.event_id = Some(id.clone());
-                receipt.error = Some(format!(
-                    "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
-                ));
+                if let Some(receipt) = receipt.as_mut() {
+                    receipt.event_id = Some(id.clone());
+                    receipt.error = Some(format!(
+                        "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
+                    ));
+                }
                 InsertOutcome::Duplicate(id)
             }
             None => {
@@ -168,13 +170,17 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Optio
                 ])?;
                 let seq = tx.last_insert_rowid();
                 // The event holds them; the receipt points at it (`receipt.event_id`).
-                receipt.request_headers.clear();
-                receipt.request_body = None;
+                if let Some(receipt) = receipt.as_mut() {
+                    receipt.request_headers.clear();
+                    receipt.request_body = None;
+                }
                 queue::enqueue(&tx, relays)?;
                 InsertOutcome::Stored(seq)
             }
         };
-        insert_receipt(&tx, receipt)?;
+        if let Some(receipt) = receipt {
+            insert_receipt(&tx, receipt)?;
+        }
         outcomes.push(Some(outcome));
     }
     tx.commit()?;
