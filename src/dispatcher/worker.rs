@@ -31,6 +31,8 @@ pub struct Worker {
     pub store: SharedStore,
     /// Where committed disables and final failures are reported (bounded; dropped when full).
     pub ops: Option<mpsc::Sender<Operational>>,
+    /// Outcome counters and the attempt latency histogram.
+    pub metrics: Option<Arc<crate::service::metrics::Metrics>>,
     /// The lease owner: this process.
     pub instance: InstanceId,
     pub http: Http,
@@ -59,6 +61,7 @@ impl Worker {
             done_rx,
             self.wake.clone(),
             self.ops.clone(),
+            self.metrics.clone(),
         ));
 
         while !*stop.borrow() {
@@ -188,6 +191,17 @@ impl Worker {
     }
 }
 
+/// The metrics label of a finished attempt, and its duration in seconds when it was sent.
+fn outcome(c: &Completion) -> (&'static str, Option<f64>) {
+    let label = match (&c.health, c.attempt.status, c.next.is_some()) {
+        (HealthChange::Failure { disable: Some(_) }, _, _) => "disabled",
+        (_, DeliveryStatus::Succeeded, _) => "succeeded",
+        (_, _, true) => "retrying",
+        _ => "failed",
+    };
+    (label, c.attempt.duration_ms.map(|ms| ms as f64 / 1000.0))
+}
+
 /// The operational reports one committed result makes.
 fn operational(c: &Completion) -> Vec<Operational> {
     let mut out = vec![];
@@ -219,6 +233,7 @@ async fn write_results(
     mut rx: mpsc::Receiver<Completion>,
     wake: Arc<Notify>,
     ops: Option<mpsc::Sender<Operational>>,
+    metrics: Option<Arc<crate::service::metrics::Metrics>>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -230,9 +245,19 @@ async fn write_results(
         }
         let retries = batch.iter().any(|c| c.next.is_some());
         let reports: Vec<Operational> = batch.iter().flat_map(operational).collect();
+        let outcomes: Vec<(&'static str, Option<f64>)> = batch.iter().map(outcome).collect();
         // A failed write leaves the claims leased; they are retried after the lease or restart.
         match store.complete(batch).await {
             Ok(()) => {
+                if let Some(m) = &metrics {
+                    for (outcome, seconds) in &outcomes {
+                        let label = crate::service::metrics::Outcome { outcome };
+                        m.deliveries.get_or_create(&label).inc();
+                        if let Some(s) = seconds {
+                            m.attempt_seconds.observe(*s);
+                        }
+                    }
+                }
                 if let Some(ops) = &ops {
                     for r in reports {
                         if ops.try_send(r).is_err() {

@@ -101,11 +101,24 @@ impl SessionSubscriptions {
     }
 }
 
+/// Counts a session open while it lives.
+struct SessionGauge(Arc<Service>);
+
+impl Drop for SessionGauge {
+    fn drop(&mut self) {
+        self.0.metrics().mcp_sessions.dec();
+    }
+}
+
 /// Tells a legacy session `resources/list_changed` whenever webhooks change (an inbox
 /// appears or goes), until the session closes.
 pub fn watch_list(svc: &Arc<Service>, peer: Peer<RoleServer>) {
     let mut changes = svc.subscribe_webhook_changes();
+    // The watcher lives as long as the session: it counts it for the metrics.
+    let svc = svc.clone();
+    svc.metrics().mcp_sessions.inc();
     tokio::spawn(async move {
+        let _open = SessionGauge(svc.clone());
         loop {
             match tokio::time::timeout(CLOSED_CHECK, changes.changed()).await {
                 Err(_) if peer.is_transport_closed() => break,

@@ -33,6 +33,7 @@ pub fn router(svc: Arc<Service>) -> Router {
     Router::new()
         .route("/hooks/{webhook_id}", post(receive))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         // The handler enforces the limit itself so that an oversize request is logged too.
         .layer(DefaultBodyLimit::disable())
         .fallback(not_found)
@@ -69,6 +70,18 @@ fn busy(why: &str) -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         [(axum::http::header::RETRY_AFTER, "1")],
         Json(json!({ "received": false, "error": why })),
+    )
+        .into_response()
+}
+
+/// Prometheus text exposition (version 0.0.4).
+async fn metrics(State(svc): State<Arc<Service>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        svc.metrics_text().await,
     )
         .into_response()
 }

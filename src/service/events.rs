@@ -68,6 +68,29 @@ pub enum Refusal {
     LookupFailed(String),
 }
 
+impl Refusal {
+    /// The metrics label of the refusal's kind.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::NotFound(_) => "not_found",
+            Refusal::Unauthorized(_) => "unauthorized",
+            Refusal::Malformed(_) => "malformed",
+            Refusal::TooLarge(_) => "too_large",
+            Refusal::StoreUnavailable(_) => "store_unavailable",
+            Refusal::LookupFailed(_) => "lookup_failed",
+        }
+    }
+}
+
+impl Service {
+    fn count_refusal(&self, reason: &'static str) {
+        self.metrics
+            .events_rejected
+            .get_or_create(&super::metrics::Reason { reason })
+            .inc();
+    }
+}
+
 impl ReceiveOutcome {
     /// The status the receiver answers with, and that the receipt records.
     pub fn status_code(&self) -> u16 {
@@ -167,6 +190,7 @@ impl Service {
             }
             Err(refusal) => {
                 Stats::add(&self.stats.rejected, 1);
+                self.count_refusal(refusal.reason());
                 receipt.status = DeliveryStatus::Failed;
                 receipt.error = Some(refusal.to_string());
                 // Unauthenticated traffic is cheap to keep: an excerpt to debug a sender by,
@@ -200,6 +224,7 @@ impl Service {
         let limit = self.settings.max_body_bytes;
         let mut receipt = self.receipt(webhook_id, headers);
         let refusal = Refusal::TooLarge(format!("body larger than the {limit}-byte limit"));
+        self.count_refusal(refusal.reason());
         let outcome = ReceiveOutcome::Refused(refusal.clone());
         receipt.status = DeliveryStatus::Failed;
         receipt.status_code = Some(outcome.status_code() as i64);
@@ -243,9 +268,15 @@ impl Service {
             receipt: Some(receipt),
             relays,
         };
-        match self.store.insert_event(ingest).await {
+        let started = std::time::Instant::now();
+        let inserted = self.store.insert_event(ingest).await;
+        self.metrics
+            .store_write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match inserted {
             Ok(InsertOutcome::Stored(seq)) => {
                 Stats::add(&self.stats.events_stored, 1);
+                self.metrics.events_received.inc();
                 if relayed {
                     // Relayed copies were queued: the delivery worker has work now.
                     self.wake.notify_one();
@@ -261,11 +292,13 @@ impl Service {
             }
             Ok(InsertOutcome::Duplicate(existing)) => {
                 Stats::add(&self.stats.duplicates, 1);
+                self.metrics.events_duplicate.inc();
                 tracing::info!(webhook_id = %notice.webhook_id, event_id = %existing, "duplicate delivery acknowledged");
                 ReceiveOutcome::Duplicate { event_id: existing }
             }
             Err(e) => {
                 Stats::add(&self.stats.store_failures, 1);
+                self.count_refusal("store_unavailable");
                 // Not acknowledged: 503 tells the sender to retry, so nothing is lost.
                 tracing::error!(webhook_id = %notice.webhook_id, error = %e, "could not store event (disk full or store read-only?); answered 503");
                 ReceiveOutcome::Refused(Refusal::StoreUnavailable(

@@ -11,6 +11,7 @@
 mod background;
 mod deliveries;
 mod events;
+pub mod metrics;
 mod operational;
 mod outbound;
 mod rejections;
@@ -158,6 +159,7 @@ pub struct Service {
     /// This process, as the owner of the leases it takes.
     instance: InstanceId,
     stats: Stats,
+    metrics: Arc<metrics::Metrics>,
     rejections: rejections::RejectionLimiter,
 }
 
@@ -177,6 +179,7 @@ impl Service {
             announced: Default::default(),
             instance: InstanceId::generate(),
             stats: Stats::default(),
+            metrics: Default::default(),
             rejections: Default::default(),
         }
     }
@@ -189,6 +192,26 @@ impl Service {
         &self.stats
     }
 
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text: the queue gauges are read from the store now (true across
+    /// processes), the rest are this process's counters.
+    pub async fn metrics_text(&self) -> String {
+        match self.store.queue_stats().await {
+            Ok((depth, oldest)) => {
+                self.metrics.queue_depth.set(depth as i64);
+                let age = oldest.map_or(0.0, |t| {
+                    ((crate::model::now_millis() - t).max(0) as f64) / 1000.0
+                });
+                self.metrics.oldest_pending_seconds.set(age);
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: could not read the queue"),
+        }
+        self.metrics.encode()
+    }
+
     /// The delivery worker over this service's store and HTTP client; run it with
     /// `Worker::run`.
     pub fn worker(self: &Arc<Self>, ws: WorkerSettings) -> Worker {
@@ -197,6 +220,7 @@ impl Service {
         Worker {
             store: self.store.clone(),
             ops: Some(ops),
+            metrics: Some(self.metrics.clone()),
             instance: self.instance.clone(),
             http: self.http.clone(),
             policy: ws.policy,

@@ -115,6 +115,8 @@ pub trait Store: Send + Sync + 'static {
     async fn complete(&self, batch: Vec<Completion>) -> Result<()>;
     /// When the earliest unleased pending attempt is due.
     async fn next_due_at(&self) -> Result<Option<Millis>>;
+    /// Pending attempts in the whole store, and when the oldest of them was created.
+    async fn queue_stats(&self) -> Result<(u64, Option<Millis>)>;
     /// Frees the leases `owner` holds (it stops cleanly; its unfinished attempts are due again
     /// at once) and forgets the instance.
     async fn retire_instance(&self, owner: &InstanceId) -> Result<usize>;

@@ -1155,6 +1155,18 @@ impl Store for PgStore {
         result
     }
 
+    async fn queue_stats(&self) -> Result<(u64, Option<Millis>)> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*), MIN(created_at) FROM deliveries WHERE status = 'pending'",
+                &[],
+            )
+            .await?;
+        Ok((row.get::<_, i64>(0) as u64, row.get::<_, Option<i64>>(1)))
+    }
+
     async fn next_due_at(&self) -> Result<Option<Millis>> {
         Ok(self
             .client()

@@ -317,6 +317,17 @@ impl Store for SqliteStore {
         result
     }
 
+    async fn queue_stats(&self) -> Result<(u64, Option<Millis>)> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*), MIN(created_at) FROM deliveries WHERE status = 'pending'",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )?)
+        })
+        .await
+    }
+
     async fn next_due_at(&self) -> Result<Option<Millis>> {
         self.read(queue::next_due_at).await
     }
