@@ -334,3 +334,23 @@ async fn a_stalled_client_does_not_block_ingestion() {
     let dropped = health["stats"]["notifications_dropped"].as_u64().unwrap();
     assert!(dropped < 2000, "{health}");
 }
+
+/// Started by hand on a terminal, `serve` says what it waits for (on stderr; stdout stays
+/// JSON-RPC only).
+#[test]
+fn serve_on_a_terminal_says_it_expects_an_mcp_client() {
+    let dir = tempfile::tempdir().unwrap();
+    // `script` (util-linux) gives the server a pseudo-terminal; `timeout` ends it after a second.
+    let cmd = format!(
+        "timeout 2 {} serve --no-receiver --data-dir {}",
+        env!("CARGO_BIN_EXE_webhook-mcp"),
+        dir.path().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("WEBHOOK_MCP_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("expects an MCP client"), "{text}");
+}

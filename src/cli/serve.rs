@@ -199,6 +199,15 @@ async fn serve_stdio(
     svc: Arc<Service>,
     shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> Result<(), StartError> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        // Started by hand: say what it is waiting for instead of sitting there silently.
+        eprintln!(
+            "webhook-mcp is serving MCP over stdio: it expects an MCP client (Claude Desktop, an \
+             SDK, the MCP Inspector) to write JSON-RPC to its stdin, not a person. The receiver \
+             runs meanwhile. Ctrl-C stops it; `webhook-mcp --help` lists the other commands."
+        );
+    }
     let session = tokio::select! {
         // Non-blocking pipes when the client launched us with pipes (the usual case): reads and
         // writes run on the reactor, not a blocking-pool hand-off per message (a notification
