@@ -1039,6 +1039,7 @@ mod checks {
             events_before: Some(cutoff),
             deliveries_before: Some(cutoff),
             changes_before: None,
+            keys_before: None,
         };
         // Batches are bounded: two events at a time.
         let first = s.prune(cutoffs, 2).await.unwrap();
@@ -1061,6 +1062,7 @@ mod checks {
                 deliveries: 2,
                 messages: 1,
                 changes: 0,
+                keys: 0,
             }
         );
         for (event_id, receipt_id) in &old_events {
@@ -1144,5 +1146,12 @@ mod checks {
             .await
             .unwrap();
         assert_eq!(third.as_deref(), Some("second"));
+        // Retention removes keys stored before its cutoff, and only those.
+        let cut = PruneCutoffs {
+            keys_before: Some(later + 1),
+            ..Default::default()
+        };
+        assert_eq!(s.prune(cut, 10).await.unwrap().keys, 1);
+        assert_eq!(s.prune(cut, 10).await.unwrap().keys, 0);
     }
 }

@@ -51,6 +51,7 @@ impl Retention {
             events_before: self.events.map(before),
             deliveries_before: self.deliveries.map(before),
             changes_before: Some(before(CHANGE_LOG_KEEP)),
+            keys_before: Some(now - crate::store::IDEMPOTENCY_WINDOW_MS),
         }
     }
 

@@ -185,8 +185,10 @@ pub struct PruneCutoffs {
     pub events_before: Option<Millis>,
     /// Finished delivery-log rows created before this, and messages left without attempts.
     pub deliveries_before: Option<Millis>,
-    /// Webhook change-log rows (read only by live peers) and idempotency keys from before this.
+    /// Webhook change-log rows (read only by live peers) from before this.
     pub changes_before: Option<Millis>,
+    /// `send_event` idempotency keys stored before this.
+    pub keys_before: Option<Millis>,
 }
 
 /// Rows deleted by one or more `prune` batches.
@@ -196,17 +198,22 @@ pub struct Pruned {
     pub deliveries: u64,
     pub messages: u64,
     pub changes: u64,
+    pub keys: u64,
 }
 
 impl Pruned {
     pub fn total(&self) -> u64 {
-        self.events + self.deliveries + self.messages + self.changes
+        self.events + self.deliveries + self.messages + self.changes + self.keys
     }
 
     /// Whether any kind filled its batch (there may be more to delete).
     pub fn full(&self, limit: usize) -> bool {
         let l = limit as u64;
-        self.events >= l || self.deliveries >= l || self.messages >= l || self.changes >= l
+        self.events >= l
+            || self.deliveries >= l
+            || self.messages >= l
+            || self.changes >= l
+            || self.keys >= l
     }
 }
 
@@ -216,6 +223,7 @@ impl std::ops::AddAssign for Pruned {
         self.deliveries += o.deliveries;
         self.messages += o.messages;
         self.changes += o.changes;
+        self.keys += o.keys;
     }
 }
 
@@ -381,8 +389,6 @@ pub struct MessageState {
 
 /// How long an idempotency key holds (Svix's window).
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
-/// Keys are pruned with the change log (cut an hour back), this much further back again.
-pub const IDEMPOTENCY_EXTRA_MS: i64 = IDEMPOTENCY_WINDOW_MS - 3600 * 1000;
 
 /// Most receipts waiting for a backend's group-commit writer. Beyond it a receipt is refused at
 /// once (`busy`): the receiver answers 503 with Retry-After, and memory stays bounded.

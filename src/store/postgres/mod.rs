@@ -50,9 +50,6 @@ const EVENT_SEQ_LOCK: i64 = 0x7765_6268_6f6f_6b02;
 const WEBHOOK_REV_LOCK: i64 = 0x7765_6268_6f6f_6b03;
 /// Most receipts committed together.
 const MAX_BATCH: usize = 512;
-/// Idempotency keys live 24 h; the change log an hour: keys go 23 h after the change log's
-/// cutoff.
-const IDEMPOTENCY_KEEP_EXTRA: i64 = crate::store::IDEMPOTENCY_EXTRA_MS;
 
 type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 
@@ -1373,11 +1370,13 @@ impl Store for PgStore {
                     &[&before, &limit],
                 )
                 .await?;
-            pruned.changes += tx
+        }
+        if let Some(before) = cut.keys_before {
+            pruned.keys = tx
                 .execute(
                     "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys \
                      WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
-                    &[&(before - IDEMPOTENCY_KEEP_EXTRA), &limit],
+                    &[&before, &limit],
                 )
                 .await?;
         }

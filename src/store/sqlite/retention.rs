@@ -57,10 +57,12 @@ pub(super) fn prune(tx: &rusqlite::Transaction, cut: PruneCutoffs, limit: usize)
              WHERE changed_at < ?1 ORDER BY rev LIMIT ?2)",
             params![before, limit],
         )? as u64;
-        pruned.changes += tx.execute(
+    }
+    if let Some(before) = cut.keys_before {
+        pruned.keys = tx.execute(
             "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys \
              WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
-            params![before - crate::store::IDEMPOTENCY_EXTRA_MS, limit],
+            params![before, limit],
         )? as u64;
     }
     Ok(pruned)
