@@ -340,17 +340,15 @@ async fn a_stalled_client_does_not_block_ingestion() {
 #[test]
 fn serve_on_a_terminal_says_it_expects_an_mcp_client() {
     let dir = tempfile::tempdir().unwrap();
-    // `script` (util-linux) gives the server a pseudo-terminal; `timeout` ends it after a second.
-    let cmd = format!(
-        "timeout 2 {} serve --no-receiver --data-dir {}",
-        env!("CARGO_BIN_EXE_webhook-mcp"),
-        dir.path().display()
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-mcp"));
+    cmd.args(["serve", "--no-receiver", "--data-dir"])
+        .arg(dir.path())
+        .env("WEBHOOK_MCP_LOG", "warn");
+    let run = common::pty::run(
+        cmd,
+        120,
+        Some("expects an MCP client"),
+        Duration::from_secs(20),
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("WEBHOOK_MCP_LOG", "warn")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("expects an MCP client"), "{text}");
+    assert!(run.text.contains("expects an MCP client"), "{}", run.text);
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod pty;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
