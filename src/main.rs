@@ -10,10 +10,11 @@ fn main() -> ExitCode {
     // results at debug and trace, which hold the secrets passed to and returned by create_webhook
     // and rotate_secret: its target stays at warn whatever WEBHOOK_MCP_LOG asks for.
     // A server logs its progress; a one-shot command only what went wrong.
-    let default_level = match cli.command {
-        None | Some(Command::Serve(_)) | Some(Command::Connect(_)) => "info",
-        _ => "warn",
-    };
+    let long_running = matches!(
+        cli.command,
+        None | Some(Command::Serve(_)) | Some(Command::Connect(_))
+    );
+    let default_level = if long_running { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("WEBHOOK_MCP_LOG")
         .unwrap_or_else(|_| EnvFilter::new(default_level))
         .add_directive("rmcp=warn".parse().expect("a valid directive"));
@@ -33,6 +34,12 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => runtime.block_on(cli::serve::run(*args)),
         Some(Command::Connect(args)) => runtime.block_on(cli::connect::run(args)),
         Some(Command::Prune(args)) => runtime.block_on(cli::prune::run(args)),
+        Some(Command::Webhooks(cmd)) => runtime.block_on(cli::webhooks::run(cmd)),
+        Some(Command::Events(cmd)) => runtime.block_on(cli::events::run(cmd)),
+        Some(Command::Deliveries(cmd)) => runtime.block_on(cli::deliveries::run(cmd)),
+        Some(Command::Redeliver(args)) => runtime.block_on(cli::deliveries::redeliver(args)),
+        Some(Command::Send(args)) => runtime.block_on(cli::deliveries::send(args)),
+        Some(Command::Doctor(args)) => runtime.block_on(cli::doctor::run(args)),
         None => runtime.block_on(cli::serve::run(ServeArgs::default())),
     };
     // The stdin reader sits in a blocking read that only EOF ends: do not wait for it.
@@ -40,7 +47,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            if long_running {
+                tracing::error!("{e}");
+            }
             eprintln!("webhook-mcp: {e}");
             ExitCode::FAILURE
         }

@@ -1,9 +1,14 @@
 //! The command line: flags and environment (flag > `WEBHOOK_MCP_*` env > default) as clap
 //! types, and one module per subcommand (`serve`).
 
+pub mod admin;
 pub mod connect;
+pub mod deliveries;
+pub mod doctor;
+pub mod events;
 pub mod prune;
 pub mod serve;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +46,21 @@ pub enum Command {
     ///
     /// Example: webhook-mcp prune --retain-events 7d --retain-deliveries 48h
     Prune(PruneArgs),
+    /// Create, list, change, test and delete webhooks.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCmd),
+    /// Received events: list, show one, follow live.
+    #[command(subcommand)]
+    Events(events::EventsCmd),
+    /// The delivery log: inbound requests and outbound attempts.
+    #[command(subcommand)]
+    Deliveries(deliveries::DeliveriesCmd),
+    /// Queue a delivery again: one by id, or a webhook's failed ones in a window.
+    Redeliver(deliveries::RedeliverArgs),
+    /// Send an event to the matching outbound webhooks.
+    Send(deliveries::SendArgs),
+    /// Check the data directory, store, receiver, public URL and clock; say what to fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Where the store is: a PostgreSQL URL, or the SQLite file in a data directory.

@@ -421,7 +421,7 @@ fn bind_error(addr: SocketAddr, e: std::io::Error, what: &str, flag: &str) -> St
 /// Resolves on SIGTERM or SIGINT. The handlers are installed here, when it is called, not when
 /// the future is first polled: a signal that arrives right after the first answer to a client
 /// must already find them (else the default action kills the process).
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -47,8 +47,11 @@ pub struct Worker {
     pub drain: Duration,
 }
 
-/// The longest the loop sleeps without a wake-up: a safety net, not the delivery mechanism.
-const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// The longest the loop sleeps without a wake-up. Work this process queues wakes it at once;
+/// work queued by another process on the same store (`webhook-mcp send`, `redeliver`, a peer
+/// without a worker) leaves no signal here, so it is found by this look: one indexed
+/// `next_due_at` read a second while idle.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 impl Worker {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {

@@ -9,7 +9,7 @@ mod events_ext;
 pub mod framing;
 pub mod http;
 mod prompts;
-mod render;
+pub mod render;
 mod resources;
 mod subscriptions;
 mod tools;

@@ -2,6 +2,7 @@
 //! the hints that tell a model what to do next. The one place that decides what a client sees:
 //! secrets masked (`***`) except in the answers that create or rotate one, event payloads fenced
 //! off as untrusted third-party data, webhook:// URIs for everything that can be read again.
+//! The operator commands' `--json` prints these same documents (see `cli::admin`).
 
 use std::collections::BTreeMap;
 

@@ -20,6 +20,19 @@ use tokio::task::JoinHandle;
 use super::Service;
 use crate::model::now_millis;
 
+/// The store as `doctor` sees it.
+#[derive(Debug, Clone)]
+pub struct StoreHealth {
+    /// Processes that heartbeated within `DEAD_AFTER`.
+    pub live_instances: u64,
+    /// Pending delivery attempts.
+    pub queue_depth: u64,
+    /// When the earliest pending attempt is due (in the past: it is late).
+    pub next_due_at: Option<crate::model::Millis>,
+    /// The database server's clock (PostgreSQL).
+    pub server_time: Option<crate::model::Millis>,
+}
+
 /// How many changes one read of the feed takes.
 const FEED_BATCH: usize = 1000;
 /// The longest the feed sleeps without looking (a backend's wait may return sooner).
@@ -39,14 +52,43 @@ impl Service {
         // Registered before the worker claims anything, so the reaper never takes this
         // process's fresh leases for a dead owner's.
         self.store.heartbeat(&self.instance, now_millis()).await?;
-        let cursor = self.store.change_cursor().await?;
-        self.announced
-            .fetch_max(cursor.event_seq, std::sync::atomic::Ordering::Relaxed);
         Ok(vec![
-            tokio::spawn(self.clone().feed(cursor, stop.clone())),
+            self.follow_changes(stop.clone()).await?,
             tokio::spawn(self.clone().liveness(stop.clone())),
             tokio::spawn(self.clone().retention_loop(stop)),
         ])
+    }
+
+    /// Starts the change feed alone, for a process that only reads (`events tail`): it takes
+    /// no leases and must not prune by retention settings of its own.
+    pub async fn follow_changes(
+        self: &Arc<Self>,
+        stop: watch::Receiver<bool>,
+    ) -> crate::error::Result<JoinHandle<()>> {
+        let cursor = self.store.change_cursor().await?;
+        self.announced
+            .fetch_max(cursor.event_seq, std::sync::atomic::Ordering::Relaxed);
+        Ok(tokio::spawn(self.clone().feed(cursor, stop)))
+    }
+
+    /// What `doctor` reports about the store's processes and queue.
+    pub async fn store_health(&self) -> crate::error::Result<StoreHealth> {
+        let now = now_millis();
+        let (queue_depth, _) = self.store.queue_stats().await?;
+        Ok(StoreHealth {
+            live_instances: self
+                .store
+                .live_instances(now - DEAD_AFTER.as_millis() as i64)
+                .await?,
+            queue_depth,
+            next_due_at: self.store.next_due_at().await?,
+            server_time: self.store.server_time().await?,
+        })
+    }
+
+    /// The store's size on disk, when the backend can tell.
+    pub async fn store_size(&self) -> crate::error::Result<Option<u64>> {
+        self.store.size_bytes().await
     }
 
     async fn feed(

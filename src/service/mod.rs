@@ -34,6 +34,7 @@ use crate::model::WebhookId;
 use crate::store::{InstanceId, SharedStore};
 
 pub use crate::store::EventNotice;
+pub use background::StoreHealth;
 pub use deliveries::{DeliveryPage, QueryDeliveries, TestReport, TestWebhook};
 pub use events::{EventPage, InboundRequest, ListEvents, ReceiveOutcome, Refusal, WaitForEvents};
 pub use outbound::{Queued, Redeliver, Redelivered, SendEvent, Sent};

@@ -142,6 +142,13 @@ pub trait Store: Send + Sync + 'static {
     /// owners never registered) hold, so that their attempts are claimed again. Returns the
     /// number of leases freed.
     async fn reap_dead_instances(&self, stale_before: Millis) -> Result<usize>;
+    /// How many instances heartbeated at or after `since`: the processes serving this store.
+    async fn live_instances(&self, since: Millis) -> Result<u64>;
+    /// The database server's clock, for a store on another machine (PostgreSQL); `None` when
+    /// the store shares this process's clock.
+    async fn server_time(&self) -> Result<Option<Millis>> {
+        Ok(None)
+    }
     /// Takes or renews the lock on the periodic job `name` for `owner` until `until`; false when
     /// another owner holds it unexpired. One process at a time runs a singleton job.
     async fn try_job_lock(

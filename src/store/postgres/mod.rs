@@ -1152,6 +1152,30 @@ impl Store for PgStore {
         result
     }
 
+    async fn live_instances(&self, since: Millis) -> Result<u64> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM instances WHERE heartbeat_at >= $1",
+                &[&since],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    async fn server_time(&self) -> Result<Option<Millis>> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                &[],
+            )
+            .await?;
+        Ok(Some(row.get::<_, i64>(0)))
+    }
+
     async fn queue_stats(&self) -> Result<(u64, Option<Millis>)> {
         let row = self
             .client()

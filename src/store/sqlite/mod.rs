@@ -317,6 +317,17 @@ impl Store for SqliteStore {
         result
     }
 
+    async fn live_instances(&self, since: Millis) -> Result<u64> {
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM instances WHERE heartbeat_at >= ?1",
+                [since],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        })
+        .await
+    }
+
     async fn queue_stats(&self) -> Result<(u64, Option<Millis>)> {
         self.read(|c| {
             Ok(c.query_row(
