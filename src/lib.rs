@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod dashboard;
 pub mod dispatcher;
 pub mod error;
 pub mod mcp;

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::{ReceiverAt, ServeArgs};
 use crate::dispatcher::policy::{parse_schedule, Policy};
 use crate::mcp::{http, McpServer};
-use crate::receiver;
 use crate::service::{Service, Settings, WorkerSettings};
+use crate::{dashboard, receiver};
 
 pub use super::StartError;
 
@@ -166,6 +166,15 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
                     cancel: cancel.clone(),
                 },
             );
+            app = app.merge(dashboard::router(
+                svc.clone(),
+                dashboard::DashboardOptions {
+                    auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
+                    allowed_hosts: http_hosts(&args),
+                    allowed_origins: args.allowed_origins.clone(),
+                    cancel: cancel.clone(),
+                },
+            ));
             if receiver_at == ReceiverAt::SameAsHttp {
                 app = app.merge(receiver::router(svc.clone()));
             }
