@@ -1,28 +1,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use webhook_mcp::cli::{self, Cli, Command, ServeArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // stdout carries JSON-RPC only: every log line goes to stderr. rmcp logs request params and
-    // results at debug and trace, which hold the secrets passed to and returned by create_webhook
-    // and rotate_secret: its target stays at warn whatever WEBHOOK_MCP_LOG asks for.
-    // A server logs its progress; a one-shot command only what went wrong.
     let long_running = matches!(
         cli.command,
         None | Some(Command::Serve(_)) | Some(Command::Connect(_))
     );
-    let default_level = if long_running { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("WEBHOOK_MCP_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(default_level))
-        .add_directive("rmcp=warn".parse().expect("a valid directive"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    cli::logging::init(long_running);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -6,6 +6,7 @@ pub mod connect;
 pub mod deliveries;
 pub mod doctor;
 pub mod events;
+pub mod logging;
 pub mod prune;
 pub mod serve;
 pub mod webhooks;
