@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::model::Provider;
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct EventType {
     /// The sending platform, e.g. `voyager`.
     pub platform: String,
@@ -16,6 +16,8 @@ pub struct EventType {
     pub event: &'static str,
     pub category: &'static str,
     pub description: &'static str,
+    /// A payload in the sender's own shape.
+    #[schemars(schema_with = "crate::mcp::any_json")]
     pub example: Value,
 }
 

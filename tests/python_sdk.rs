@@ -56,3 +56,29 @@ fn python_sdk_default_mode() {
         .iter()
         .any(|u| u == "webhook://events"));
 }
+
+/// Every tool declares an outputSchema, and every result's structuredContent matches it, as
+/// the official Python SDK (and the `jsonschema` library) check it; no schema uses a construct
+/// strict clients reject (a list as `type`, an array without `items`).
+#[test]
+fn every_tool_result_matches_its_output_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/output_schemas.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(BIN)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "output schema check failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let r: Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(r["called"].as_array().unwrap().len(), 14, "{r}");
+    assert_eq!(r["missing"], serde_json::json!([]), "{r}");
+    assert_eq!(r["lint"], serde_json::json!([]), "schema findings: {r}");
+}

@@ -8,6 +8,7 @@ mod annotations;
 mod events_ext;
 pub mod framing;
 pub mod http;
+mod output;
 mod prompts;
 pub mod render;
 mod resources;
@@ -71,6 +72,20 @@ impl McpServer {
 
 /// A service result as a tool result: JSON on success; on failure, an error result whose text
 /// tells the model what to do (never a protocol error).
+/// A tool as listed: its `outputSchema` from `output`, and both schemas in the portable form
+/// every client reads.
+fn with_schemas(mut tool: rmcp::model::Tool) -> rmcp::model::Tool {
+    tool.output_schema = output::schema_for_tool(&tool.name);
+    let mut input = serde_json::Value::Object((*tool.input_schema).clone());
+    output::portable(&mut input);
+    if let serde_json::Value::Object(map) = input {
+        tool.input_schema = Arc::new(map);
+    }
+    tool
+}
+
+pub use output::any_json;
+
 fn reply(result: crate::error::Result<serde_json::Value>) -> Result<CallToolResult, McpError> {
     match result {
         Ok(v) => Ok(CallToolResult::structured(v)),
@@ -173,6 +188,7 @@ impl ServerHandler for McpServer {
             .into_iter()
             .filter(|t| self.offers(&t.name))
             .map(annotations::annotate)
+            .map(with_schemas)
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -183,6 +199,7 @@ impl ServerHandler for McpServer {
             .filter(|t| self.offers(&t.name))
             .cloned()
             .map(annotations::annotate)
+            .map(with_schemas)
     }
 
     async fn list_resources(
