@@ -240,12 +240,13 @@ async fn send_and_redeliver_are_delivered_by_the_serving_process() {
     let detail = cli_json(&dir, &["deliveries", "show", &delivery_id]);
     assert!(detail["request_body"].as_str().unwrap().contains("ada"));
 
-    let again = cli_json(&dir, &["redeliver", &delivery_id]);
+    // --wait returns once the serving process has sent it.
+    let again = cli_json(&dir, &["redeliver", &delivery_id, "--wait"]);
     assert_eq!(again["queued"], 1);
     assert_eq!(
-        sink.wait_for(2, 20).await.len(),
+        sink.received().len(),
         2,
-        "redelivered by the server"
+        "redelivered by the server before --wait returned"
     );
 
     // The same idempotency key twice: one delivery.

@@ -319,3 +319,96 @@ async fn prompts_and_completions() {
     }
     s.stop().await;
 }
+
+/// The README's lists are checked against what the server says, so they cannot drift: the tool
+/// table names exactly the listed tools, the preset table every `provider` the schema accepts,
+/// and the catalogue counts are the catalogue's.
+#[tokio::test]
+async fn the_readme_tables_match_the_server() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = |title: &str| -> String {
+        let start = readme
+            .find(title)
+            .unwrap_or_else(|| panic!("no {title} in README"));
+        let rest = &readme[start + title.len()..];
+        rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string()
+    };
+    // First-column names of a table's rows: `| `a` / `b` | ...` gives a and b.
+    let first_column = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|l| {
+                l.split('|').nth(1).unwrap().split('/').map(|c| {
+                    c.trim()
+                        .trim_matches('`')
+                        .split('`')
+                        .next()
+                        .unwrap()
+                        .to_string()
+                })
+            })
+            .collect()
+    };
+
+    let s = Server::start().await;
+    let all = tools(&s).await;
+    let listed: std::collections::BTreeSet<String> = all
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        first_column(&section("\n## Tools\n")),
+        listed,
+        "README tool table"
+    );
+
+    let create = tool(&all, "create_webhook");
+    let provider = &create["inputSchema"]["properties"]["provider"];
+    let provider = match provider["$ref"].as_str() {
+        Some(r) => &create["inputSchema"]["$defs"][r.rsplit('/').next().unwrap()],
+        None => provider,
+    };
+    // The names a schema allows, as `enum` members or `const`s of its branches.
+    fn names(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("const", Value::String(s)) => {
+                            out.insert(s.clone());
+                        }
+                        ("enum", Value::Array(items)) => {
+                            out.extend(items.iter().filter_map(|i| i.as_str().map(String::from)))
+                        }
+                        _ => names(x, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| names(i, out)),
+            _ => {}
+        }
+    }
+    let mut presets = std::collections::BTreeSet::new();
+    names(provider, &mut presets);
+    assert!(presets.len() >= 8, "{presets:?}");
+    assert_eq!(
+        first_column(&section("\n## Provider presets\n")),
+        presets,
+        "README preset table"
+    );
+
+    let catalogue = s.call("list_event_types", json!({})).await;
+    let types = catalogue["event_types"].as_array().unwrap();
+    let operational = types
+        .iter()
+        .filter(|t| t["event"].as_str().unwrap().starts_with("webhook_mcp."))
+        .count();
+    let claim = format!(
+        "{} event types of the seed platforms and {} operational ones",
+        types.len() - operational,
+        operational
+    );
+    assert!(readme.contains(&claim), "README should say \"{claim}\"");
+    s.stop().await;
+}

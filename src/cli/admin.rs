@@ -122,6 +122,25 @@ pub fn json_object(s: &str) -> Result<Value, String> {
     }
 }
 
+/// A progress bar on stderr for long work, drawn only on a terminal and never with `--json`
+/// (scripts get the final answer on stdout and nothing else). `len` None: a spinner.
+pub fn progress(json: bool, len: Option<u64>, what: &str) -> indicatif::ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(n) => indicatif::ProgressBar::new(n).with_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        ),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 /// Whether stdout shows colour: a terminal, and no `NO_COLOR` (no-color.org).
 pub fn colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())

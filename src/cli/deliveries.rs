@@ -83,6 +83,13 @@ pub struct RedeliverArgs {
     /// Bulk: the end of the window (RFC 3339) [default: now]
     #[arg(long)]
     pub until: Option<String>,
+    /// Stay until the serving process has sent what was queued, with a progress bar on a
+    /// terminal; exit 1 if some are still pending after --wait-timeout.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. 10m [default: 5m]
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    pub wait_timeout: std::time::Duration,
 }
 
 /// Send an event to every enabled outbound webhook whose filter matches (signed, queued
@@ -146,12 +153,16 @@ pub async fn redeliver(a: RedeliverArgs) -> Result<(), StartError> {
         .redeliver(Redeliver {
             delivery_id: a.delivery_id.as_deref().map(DeliveryId::from),
             webhook_id: a.webhook.as_deref().map(WebhookId::from),
-            since: a.since,
-            until: a.until,
+            since: a.since.clone(),
+            until: a.until.clone(),
         })
         .await
         .map_err(failed)?;
-    a.admin.print(&render::redelivered(&done), |v| {
+    let value = render::redelivered(&done);
+    if a.wait {
+        follow_queue(&svc, &a, &value).await?;
+    }
+    a.admin.print(&value, |v| {
         let what = match v["delivery_id"].as_str() {
             Some(id) => format!("queued {id} again (attempt {})", text(&v["attempt"])),
             None => format!(
@@ -163,6 +174,60 @@ pub async fn redeliver(a: RedeliverArgs) -> Result<(), StartError> {
         format!("{what}; a serving webhook-mcp process delivers them (`webhook-mcp deliveries ls` follows)")
     });
     Ok(())
+}
+
+/// Waits until the attempts `redeliver` queued are no longer pending, drawing progress: for one
+/// delivery its own state, for a window the webhook's pending attempts counting down.
+async fn follow_queue(
+    svc: &crate::service::Service,
+    a: &RedeliverArgs,
+    queued: &Value,
+) -> Result<(), StartError> {
+    let total = queued["queued"].as_u64().unwrap_or(0);
+    let bar = admin::progress(a.admin.json, Some(total), "delivering");
+    let deadline = tokio::time::Instant::now() + a.wait_timeout;
+    let webhook = match (
+        queued["webhook_id"].as_str(),
+        queued["delivery_id"].as_str(),
+    ) {
+        (Some(w), _) => WebhookId::from(w),
+        (None, Some(id)) => match svc
+            .get_delivery(&DeliveryId::from(id))
+            .await
+            .map_err(failed)?
+        {
+            crate::model::Delivery::Attempt(at) => at.webhook_id,
+            crate::model::Delivery::Receipt(r) => r.webhook_id,
+        },
+        _ => return Ok(()),
+    };
+    loop {
+        let pending = svc
+            .query_deliveries(QueryDeliveries {
+                webhook_id: Some(webhook.clone()),
+                status: Some(DeliveryStatus::Pending),
+                direction: Some(Direction::Outbound),
+                limit: Some(500),
+                ..Default::default()
+            })
+            .await
+            .map_err(failed)?
+            .rows
+            .len() as u64;
+        bar.set_position(total.saturating_sub(pending));
+        if pending == 0 {
+            bar.finish_and_clear();
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bar.abandon();
+            return Err(StartError(format!(
+                "{pending} deliveries of {webhook} still pending after {}; is a `webhook-mcp serve` running on this store?",
+                humantime::format_duration(a.wait_timeout)
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 pub async fn send(a: SendArgs) -> Result<(), StartError> {

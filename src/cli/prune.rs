@@ -1,7 +1,6 @@
 //! The `prune` command: deletes history older than the retention now, with the same code the
 //! serving processes run in the background, and lets the store file shrink.
 
-use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use super::{PruneArgs, StartError};
@@ -17,22 +16,17 @@ pub async fn run(args: PruneArgs) -> Result<(), StartError> {
             ..Settings::default()
         },
     ));
-    let live = std::io::stderr().is_terminal() && !args.json;
+    let bar = super::admin::progress(args.json, None, "pruning");
     let report = svc
         .prune(&retention, true, |so_far| {
-            if live {
-                eprint!(
-                    "\rpruning: {} events, {} deliveries, {} messages",
-                    so_far.events, so_far.deliveries, so_far.messages
-                );
-                let _ = std::io::stderr().flush();
-            }
+            bar.set_message(format!(
+                "pruning: {} events, {} deliveries, {} messages",
+                so_far.events, so_far.deliveries, so_far.messages
+            ));
         })
         .await
         .map_err(|e| StartError(format!("prune failed: {e}")))?;
-    if live {
-        eprintln!();
-    }
+    bar.finish_and_clear();
     if args.json {
         println!(
             "{}",
