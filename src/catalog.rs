@@ -382,6 +382,10 @@ static CATALOGUE: LazyLock<Vec<EventType>> = LazyLock::new(|| {
             "delivery_id": "del_7", "attempts": 8, "status_code": 500, "error": "HTTP 500",
             "hint": "No retry follows. query_deliveries shows every attempt; redeliver sends it again."
         })),
+        operational("webhook_mcp.secret.expired", "A webhook's previous secret stopped verifying: the grace period of its last rotation ended", json!({
+            "webhook_id": "wh_inbound", "expired_at": "2026-11-26T12:00:00.000Z",
+            "hint": "The secret this webhook had before its last rotation no longer verifies: a sender still signing with it is now refused (401)."
+        })),
     ]
 });
 
@@ -400,9 +404,9 @@ mod tests {
         for p in ["standard", "github", "stripe", "slack", "shopify"] {
             assert!(count(p) >= 2, "{p} has examples");
         }
-        // 41 from the seed platforms and 2 operational events of webhook-mcp itself.
-        assert_eq!(count("webhook-mcp"), 2);
-        assert_eq!(list(None).len(), 43);
+        // 41 from the seed platforms and 3 operational events of webhook-mcp itself.
+        assert_eq!(count("webhook-mcp"), 3);
+        assert_eq!(list(None).len(), 44);
         assert_eq!(
             count("none"),
             0,

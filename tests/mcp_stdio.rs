@@ -514,12 +514,12 @@ async fn resources_and_templates_are_listed() {
 async fn event_catalogue_covers_the_seed_platforms() {
     let s = Server::start().await;
     let all = s.call("list_event_types", json!({})).await;
-    // 41 from the seed platforms, 2 operational (webhook_mcp.*).
-    assert_eq!(all["count"], 43);
+    // 41 from the seed platforms, 3 operational (webhook_mcp.*).
+    assert_eq!(all["count"], 44);
     let ops = s
         .call("list_event_types", json!({ "provider": "webhook-mcp" }))
         .await;
-    assert_eq!(ops["count"], 2);
+    assert_eq!(ops["count"], 3);
     let kakiyo = s
         .call("list_event_types", json!({ "provider": "kakiyo" }))
         .await;

@@ -233,6 +233,58 @@ async fn disable_and_final_failure_reach_the_agent_as_operational_events() {
     s.stop().await;
 }
 
+/// The end of a rotation's grace reaches the agent once, as `webhook_mcp.secret.expired`, and
+/// the old secret is refused from then on.
+#[tokio::test]
+async fn an_expired_previous_secret_is_announced_once() {
+    let s = Server::start().await;
+    let (id, url, old) = s.inbound(json!({})).await;
+    s.call("rotate_secret", json!({ "id": id, "grace_seconds": 1 }))
+        .await;
+    let (status, _) = s
+        .post_signed(
+            &url,
+            &old,
+            &common::voyager_body("e-grace", "within the grace"),
+        )
+        .await;
+    assert_eq!(status, 200, "the old secret verifies during the grace");
+
+    let got = s
+        .call(
+            "wait_for_events",
+            json!({ "after": 0, "event": "webhook_mcp.secret.expired", "timeout_ms": 15000 }),
+        )
+        .await;
+    assert_eq!(got["count"], 1, "{got}");
+    let e = &got["events"][0];
+    assert_eq!(e["webhook_id"], id.as_str());
+    assert_eq!(e["untrusted_payload"]["payload"]["webhook_id"], id.as_str());
+    let (status, _) = s
+        .post_signed(
+            &url,
+            &old,
+            &common::voyager_body("e-late", "after the grace"),
+        )
+        .await;
+    assert_eq!(status, 401, "the old secret is refused after the grace");
+    // Announced once, however many liveness ticks pass.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let all = s
+        .call(
+            "list_events",
+            json!({ "event": "webhook_mcp.secret.expired", "after": 0 }),
+        )
+        .await;
+    assert_eq!(all["count"], 1, "{all}");
+    let w = s.call("get_webhook", json!({ "id": id })).await;
+    assert!(
+        w["webhook"].get("previous_secret_valid_until").is_none(),
+        "{w}"
+    );
+    s.stop().await;
+}
+
 /// Prompts a person picks in a client, and completions for their arguments and for the
 /// resource templates' ids.
 #[tokio::test]

@@ -28,6 +28,7 @@ macro_rules! conformance {
                 webhooks_round_trip_every_field,
                 updates_set_only_the_fields_given,
                 rotation_is_atomic_and_keeps_the_grace,
+                expired_previous_secrets_are_found_and_forgotten_once,
                 deletes_and_never_serves_a_stale_row,
                 events_store_once_per_provider_id,
                 concurrent_ingest_commits_every_event_once,
@@ -348,6 +349,52 @@ mod checks {
             .await
             .unwrap()
             .is_none());
+    }
+
+    pub async fn expired_previous_secrets_are_found_and_forgotten_once(s: SharedStore) {
+        let (a, b) = (inbound("a"), inbound("b"));
+        s.insert_webhook(&a).await.unwrap();
+        s.insert_webhook(&b).await.unwrap();
+        let now = now_millis();
+        s.rotate_secret(&a.id, Secret::new("a2"), Some(now + 1_000), now)
+            .await
+            .unwrap();
+        s.rotate_secret(&b.id, Secret::new("b2"), Some(now + 60_000), now)
+            .await
+            .unwrap();
+        assert!(s.expired_previous_secrets(now).await.unwrap().is_empty());
+        let due = s.expired_previous_secrets(now + 1_000).await.unwrap();
+        assert_eq!(
+            due,
+            vec![(a.id.clone(), now + 1_000)],
+            "only a's grace has ended"
+        );
+
+        // A rotation after the expiry was read is not undone by forgetting the old expiry.
+        s.rotate_secret(&a.id, Secret::new("a3"), Some(now + 5_000), now)
+            .await
+            .unwrap();
+        s.forget_previous_secret(&a.id, now + 1_000).await.unwrap();
+        let kept = s.get_webhook(&a.id).await.unwrap().unwrap();
+        assert_eq!(kept.previous_secret.unwrap().secret.expose(), "a2");
+
+        // Forgetting the expiry read: gone, recorded as a change, and not found again.
+        let cursor = s.change_cursor().await.unwrap();
+        s.forget_previous_secret(&a.id, now + 5_000).await.unwrap();
+        let a_now = s.get_webhook(&a.id).await.unwrap().unwrap();
+        assert!(a_now.previous_secret.is_none());
+        assert_eq!(a_now.secret.expose(), "a3");
+        let changes = s.changes_since(cursor, 100).await.unwrap();
+        assert_eq!(changes.webhooks, vec![a.id.clone()]);
+        assert!(s
+            .expired_previous_secrets(now + 10_000)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.expired_previous_secrets(now + 60_000).await.unwrap(),
+            vec![(b.id.clone(), now + 60_000)]
+        );
     }
 
     pub async fn deletes_and_never_serves_a_stale_row(s: SharedStore) {

@@ -8,7 +8,8 @@
 //!   webhooks that any process changed. The store is the source of truth; the cursor makes
 //!   a missed wake-up cost latency, never an event.
 //! - **liveness**: a heartbeat, and the reaper that frees the leases of instances that stopped
-//!   heartbeating (they crashed), run by one process at a time under a job lock.
+//!   heartbeating (they crashed), run by one process at a time under a job lock; the same
+//!   process announces previous secrets whose rotation grace ended (`operational`).
 //! - **retention**: pruning old history (see `retention`), also one process at a time.
 
 use std::sync::Arc;
@@ -155,6 +156,10 @@ impl Service {
                     tracing::warn!(error = %e, "could not take the reaper lock");
                     continue;
                 }
+            }
+            // The holder of the reaper lock also announces rotated-out secrets that expired.
+            if let Err(e) = self.announce_expired_secrets().await {
+                tracing::warn!(error = %e, "could not announce expired secrets");
             }
             let stale_before = now - DEAD_AFTER.as_millis() as i64;
             match self.store.reap_dead_instances(stale_before).await {

@@ -52,6 +52,11 @@ pub trait Store: Send + Sync + 'static {
         grace_until: Option<Millis>,
         now: Millis,
     ) -> Result<Option<Webhook>>;
+    /// Webhooks whose previous secret's grace ended at or before `now`, with that instant.
+    async fn expired_previous_secrets(&self, now: Millis) -> Result<Vec<(WebhookId, Millis)>>;
+    /// Drops the previous secret of `id` if it is still the one that expired at `expired_at`
+    /// (a rotation since then is left alone); records the change.
+    async fn forget_previous_secret(&self, id: &WebhookId, expired_at: Millis) -> Result<()>;
     /// Deletes the webhook; its events and delivery log stay (they are history).
     async fn delete_webhook(&self, id: &WebhookId) -> Result<bool>;
 

@@ -756,6 +756,45 @@ impl Store for PgStore {
         result
     }
 
+    async fn expired_previous_secrets(&self, now: Millis) -> Result<Vec<(WebhookId, Millis)>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT id, previous_secret_expires_at FROM webhooks \
+                 WHERE previous_secret_expires_at IS NOT NULL AND previous_secret_expires_at <= $1",
+                &[&now],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (WebhookId::from(r.get::<_, String>(0)), r.get::<_, i64>(1)))
+            .collect())
+    }
+
+    async fn forget_previous_secret(&self, id: &WebhookId, expired_at: Millis) -> Result<()> {
+        let result = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_changes(&tx).await?;
+            let n = tx
+                .execute(
+                    "UPDATE webhooks SET previous_secret = NULL, previous_secret_expires_at = NULL \
+                     WHERE id = $1 AND previous_secret_expires_at = $2",
+                    &[&id.as_str(), &expired_at],
+                )
+                .await?;
+            if n > 0 {
+                record_change(&tx, &self.channel, id, crate::model::now_millis()).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.forget(std::slice::from_ref(id));
+        result
+    }
+
     async fn delete_webhook(&self, id: &WebhookId) -> Result<bool> {
         let result = async {
             let mut client = self.client().await?;

@@ -169,6 +169,20 @@ impl Store for SqliteStore {
         updated
     }
 
+    async fn expired_previous_secrets(&self, now: Millis) -> Result<Vec<(WebhookId, Millis)>> {
+        self.read(move |c| webhooks::expired_previous_secrets(c, now))
+            .await
+    }
+
+    async fn forget_previous_secret(&self, id: &WebhookId, expired_at: Millis) -> Result<()> {
+        let owned = id.clone();
+        let result = self
+            .write(move |tx| webhooks::forget_previous_secret(tx, &owned, expired_at))
+            .await;
+        self.forget(std::slice::from_ref(id));
+        result
+    }
+
     async fn rotate_secret(
         &self,
         id: &WebhookId,

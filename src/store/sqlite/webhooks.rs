@@ -151,6 +151,39 @@ pub(super) fn rotate(
     get(c, id)
 }
 
+pub(super) fn expired_previous_secrets(
+    c: &Connection,
+    now: Millis,
+) -> Result<Vec<(WebhookId, Millis)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, previous_secret_expires_at FROM webhooks \
+         WHERE previous_secret_expires_at IS NOT NULL AND previous_secret_expires_at <= ?1",
+    )?;
+    let rows = stmt.query_map([now], |r| {
+        Ok((
+            col::<WebhookId>(r, "id")?,
+            col::<Millis>(r, "previous_secret_expires_at")?,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn forget_previous_secret(
+    c: &Connection,
+    id: &WebhookId,
+    expired_at: Millis,
+) -> Result<()> {
+    let n = c.execute(
+        "UPDATE webhooks SET previous_secret = NULL, previous_secret_expires_at = NULL \
+         WHERE id = ?1 AND previous_secret_expires_at = ?2",
+        params![id, expired_at],
+    )?;
+    if n > 0 {
+        record_change(c, id, crate::model::now_millis())?;
+    }
+    Ok(())
+}
+
 pub(super) fn delete(c: &Connection, id: &WebhookId) -> Result<bool> {
     let deleted = c.execute("DELETE FROM webhooks WHERE id = ?1", [id])? == 1;
     if deleted {
