@@ -5,76 +5,39 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http::HttpServer;
 use common::sink::{Reply, Sink};
 use common::BIN;
 use serde_json::Value;
 
 const TOKEN: &str = "dashboard-token-0123456789";
 
-struct Served {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+/// A server that requires the bearer token `TOKEN`.
+fn serve(extra: &[&str]) -> HttpServer {
+    let mut args = vec!["--auth-token", TOKEN];
+    args.extend_from_slice(extra);
+    HttpServer::start(&args)
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(extra: &[&str]) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(BIN)
-        .args(["serve", "--http", &format!("127.0.0.1:{port}")])
-        .args(["--receiver-addr", "same", "--auth-token", TOKEN])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("WEBHOOK_MCP_LOG", "warn")
+/// `webhook-mcp <args> --json` on a server's store; the parsed answer.
+fn cli(s: &HttpServer, args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--json", "--public-url", &s.base(), "--data-dir"])
+        .arg(s.dir.path())
         .stdin(Stdio::null())
-        .spawn()
+        .output()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the HTTP server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Served { child, port, dir }
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
-
-impl Served {
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// `webhook-mcp <args> --json` on this server's store; the parsed answer.
-    fn cli(&self, args: &[&str]) -> Value {
-        let out = Command::new(BIN)
-            .args(args)
-            .args(["--json", "--public-url", &self.base(), "--data-dir"])
-            .arg(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_keeps_the_mcp_access_rules() {
     let s = serve(&[]);
@@ -199,24 +162,30 @@ async fn the_dashboard_shows_live_events_and_redelivers_in_a_real_browser() {
     // the Redeliver button sends it again.
     let s = serve(&["--allow-private-targets", "--retry-schedule", "0.5"]);
 
-    let inbound = s.cli(&["webhooks", "create", "--description", "provider"]);
-    let outbound = s.cli(&[
-        "webhooks",
-        "create",
-        "--direction",
-        "outbound",
-        "--url",
-        &sink.url("hook"),
-        "--allow-private-targets",
-        "--description",
-        "subscriber",
-    ]);
+    let inbound = cli(&s, &["webhooks", "create", "--description", "provider"]);
+    let outbound = cli(
+        &s,
+        &[
+            "webhooks",
+            "create",
+            "--direction",
+            "outbound",
+            "--url",
+            &sink.url("hook"),
+            "--allow-private-targets",
+            "--description",
+            "subscriber",
+        ],
+    );
     let inbound_id = inbound["webhook"]["id"].as_str().unwrap().to_string();
     let outbound_id = outbound["webhook"]["id"].as_str().unwrap().to_string();
-    s.cli(&["send", "lead.replied", "--data", r#"{"lead": "ada"}"#]);
+    cli(
+        &s,
+        &["send", "lead.replied", "--data", r#"{"lead": "ada"}"#],
+    );
     sink.wait_for(2, 20).await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while s.cli(&["deliveries", "ls", "--status", "failed"])["count"] != 2 {
+    while cli(&s, &["deliveries", "ls", "--status", "failed"])["count"] != 2 {
         assert!(
             Instant::now() < deadline,
             "the two attempts were never logged as failed"

@@ -5,65 +5,20 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
+use common::http::HttpServer;
+use common::BIN;
 const TOKEN: &str = "test-token-0123456789";
 
-struct HttpServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// A server that requires the bearer token `TOKEN`.
 fn start(extra: &[&str]) -> HttpServer {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--http",
-            &format!("127.0.0.1:{port}"),
-            "--receiver-addr",
-            "same",
-            "--auth-token",
-            TOKEN,
-        ])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("WEBHOOK_MCP_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the HTTP server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    HttpServer {
-        child,
-        port,
-        _dir: dir,
-    }
+    let mut args = vec!["--auth-token", TOKEN];
+    args.extend_from_slice(extra);
+    HttpServer::start(&args)
 }
 
 fn initialize() -> String {

@@ -4,54 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http::HttpServer;
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
-
-struct HttpServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(extra: &[&str]) -> HttpServer {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(BIN)
-        .args(["serve", "--http", &format!("127.0.0.1:{port}")])
-        .args(["--receiver-addr", "same"])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("WEBHOOK_MCP_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the HTTP server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    HttpServer {
-        child,
-        port,
-        _dir: dir,
-    }
-}
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -126,7 +82,7 @@ impl Mcp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_initialize_flood_meets_the_session_cap_and_memory_stays_bounded() {
-    let server = start(&["--max-sessions", "20"]);
+    let server = HttpServer::start(&["--max-sessions", "20"]);
     let mcp = Mcp::new(server.port);
     let first = mcp.initialize(1).await.expect("the first session opens");
     let rss_before = rss_kib(server.child.id());
@@ -183,7 +139,7 @@ async fn an_initialize_flood_meets_the_session_cap_and_memory_stays_bounded() {
 /// a subscribed one is told of each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_are_sent_nothing_per_event() {
-    let server = start(&[]);
+    let server = HttpServer::start(&[]);
     let mcp = Mcp::new(server.port);
     let idle = mcp.initialize(1).await.unwrap();
     let busy = mcp.initialize(2).await.unwrap();
@@ -283,7 +239,7 @@ async fn idle_sessions_are_sent_nothing_per_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_header_sender_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = start(&[]);
+    let server = HttpServer::start(&[]);
     let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
         .await
         .unwrap();

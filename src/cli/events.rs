@@ -31,16 +31,29 @@ pub enum EventsCmd {
     Tail(TailArgs),
 }
 
+/// Which events: the filters `ls` and `tail` share.
 #[derive(Debug, Args)]
-pub struct LsArgs {
-    #[command(flatten)]
-    pub admin: AdminArgs,
+pub struct EventFilter {
     /// Only events of this webhook.
     #[arg(long)]
     pub webhook: Option<String>,
     /// Only events of this type.
     #[arg(long)]
     pub event: Option<String>,
+}
+
+impl EventFilter {
+    fn webhook_id(&self) -> Option<WebhookId> {
+        self.webhook.as_deref().map(WebhookId::from)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub filter: EventFilter,
     /// Start after this cursor (a SEQ, or the `next` a previous page printed) [default: 0]
     #[arg(long)]
     pub after: Option<i64>,
@@ -61,12 +74,8 @@ pub struct ShowArgs {
 pub struct TailArgs {
     #[command(flatten)]
     pub admin: AdminArgs,
-    /// Only events of this webhook.
-    #[arg(long)]
-    pub webhook: Option<String>,
-    /// Only events of this type.
-    #[arg(long)]
-    pub event: Option<String>,
+    #[command(flatten)]
+    pub filter: EventFilter,
     /// Start after this cursor instead of now (0: everything kept, then live).
     #[arg(long)]
     pub after: Option<i64>,
@@ -78,8 +87,8 @@ pub async fn run(cmd: EventsCmd) -> Result<(), StartError> {
             let svc = a.admin.service().await?;
             let page = svc
                 .list_events(ListEvents {
-                    webhook_id: a.webhook.as_deref().map(WebhookId::from),
-                    event: a.event,
+                    webhook_id: a.filter.webhook_id(),
+                    event: a.filter.event,
                     after: a.after,
                     limit: Some(a.limit),
                 })
@@ -145,8 +154,8 @@ async fn wait(
     after: i64,
 ) -> crate::error::Result<crate::service::EventPage> {
     svc.wait_for_events(WaitForEvents {
-        webhook_id: a.webhook.as_deref().map(WebhookId::from),
-        event: a.event.clone(),
+        webhook_id: a.filter.webhook_id(),
+        event: a.filter.event.clone(),
         after: Some(after),
         timeout_ms: Some(60_000),
     })

@@ -2,6 +2,7 @@
 //! over its real stdio, with the receiver on a free 127.0.0.1 port.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod pg;
 pub mod pty;
 pub mod sink;
