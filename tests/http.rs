@@ -363,3 +363,58 @@ async fn a_stalled_session_blocks_neither_ingestion_nor_other_sessions() {
         "{health}"
     );
 }
+
+/// The stdio bridge keeps the client's order where rmcp needs it: `notifications/initialized`
+/// written together with the first request (as clients do, back to back) reaches the service
+/// first, every time. Each round is a fresh `connect` process.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bridge_keeps_initialized_ahead_of_the_first_request() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let s = start(&[]);
+    for round in 0..15 {
+        let mut bridge = tokio::process::Command::new(BIN)
+            .args([
+                "connect",
+                &format!("{}/mcp", s.base()),
+                "--auth-token",
+                TOKEN,
+            ])
+            .env("WEBHOOK_MCP_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdin = bridge.stdin.take().unwrap();
+        let mut out = BufReader::new(bridge.stdout.take().unwrap()).lines();
+        stdin
+            .write_all(format!("{}\n", initialize()).as_bytes())
+            .await
+            .unwrap();
+        let line = tokio::time::timeout(Duration::from_secs(10), out.next_line())
+            .await
+            .expect("initialize answered")
+            .unwrap()
+            .unwrap();
+        assert!(line.contains("\"id\":1"), "{line}");
+        let both = concat!(
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+            "\n"
+        );
+        stdin.write_all(both.as_bytes()).await.unwrap();
+        let line = tokio::time::timeout(Duration::from_secs(10), out.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: tools/list never answered"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("round {round}: the bridge quit"));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["id"], 2, "round {round}: {line}");
+        assert!(v["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()));
+        drop(stdin);
+        let _ = tokio::time::timeout(Duration::from_secs(5), bridge.wait()).await;
+    }
+}

@@ -15,6 +15,34 @@ use rmcp::{RoleClient, RoleServer};
 use super::serve::StartError;
 use super::ConnectArgs;
 
+/// One message on its way to the service; the error as text.
+type Sending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// Sends the client's messages to the service in the order they came, without holding up the
+/// stdio loop. A request is sent and left to finish on its own task (a long one, such as
+/// wait_for_events, must not hold up the next message); anything else is finished before the
+/// next message goes, so order holds where it matters: rmcp's HTTP client takes the first
+/// message after the initialize response for `notifications/initialized`, and a request that
+/// overtook it (two spawned sends racing) ended the session.
+fn relay_in_order() -> tokio::sync::mpsc::UnboundedSender<(bool, Sending)> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(bool, Sending)>();
+    tokio::spawn(async move {
+        while let Some((is_request, send)) = rx.recv().await {
+            let relay = async move {
+                if let Err(e) = send.await {
+                    tracing::warn!(error = %e, "could not relay a message to the service");
+                }
+            };
+            if is_request {
+                tokio::spawn(relay);
+            } else {
+                relay.await;
+            }
+        }
+    });
+    tx
+}
+
 pub async fn run(args: ConnectArgs) -> Result<(), StartError> {
     // reqwest inside rmcp is built without a default crypto provider: use ring, as the rest of
     // the binary does. (Fails only if one is installed already, which is fine.)
@@ -25,6 +53,7 @@ pub async fn run(args: ConnectArgs) -> Result<(), StartError> {
     }
     let mut remote = StreamableHttpClientTransport::from_config(config);
     let mut local = IntoTransport::<RoleServer, _, _>::into_transport(rmcp::transport::stdio());
+    let outbox = relay_in_order();
     tracing::info!(url = %args.url, "relaying stdio to the webhook-mcp service");
     loop {
         tokio::select! {
@@ -33,14 +62,12 @@ pub async fn run(args: ConnectArgs) -> Result<(), StartError> {
                     tracing::info!("stdin closed; bridge stopping");
                     break;
                 };
-                // Not awaited in the loop: a long request (wait_for_events) must not hold up
-                // the next message.
+                let is_request = matches!(message, rmcp::model::JsonRpcMessage::Request(_));
                 let send = Transport::<RoleClient>::send(&mut remote, message);
-                tokio::spawn(async move {
-                    if let Err(e) = send.await {
-                        tracing::warn!(error = %e, "could not relay a message to the service");
-                    }
-                });
+                let send: Sending = Box::pin(async move { send.await.map_err(|e| e.to_string()) });
+                if outbox.send((is_request, send)).is_err() {
+                    break;
+                }
             }
             from_service = Transport::<RoleClient>::receive(&mut remote) => {
                 let Some(message) = from_service else {
