@@ -563,3 +563,82 @@ async fn event_catalogue_covers_the_seed_platforms() {
     assert!(e.contains("voyager"), "{e}");
     s.stop().await;
 }
+
+/// A large payload is linked, not inlined, where a model did not ask for it: wait_for_events
+/// and the feed leave it out with its size and a `resource_link` to webhook://events/{id};
+/// get_event and the event resource return it whole. Small payloads stay inline.
+#[tokio::test]
+async fn large_payloads_are_linked_in_lists_and_whole_on_request() {
+    let s = Server::start().await;
+    let (_, url, secret) = s.inbound(json!({})).await;
+    let big = "x".repeat(40 * 1024);
+    let (status, big_answer) = s
+        .post_signed(&url, &secret, &common::voyager_body("e-big", &big))
+        .await;
+    assert_eq!(status, 200, "{big_answer}");
+    let (status, small_answer) = s
+        .post_signed(&url, &secret, &common::voyager_body("e-small", "hello"))
+        .await;
+    assert_eq!(status, 200);
+    let big_id = big_answer["event_id"].as_str().unwrap().to_string();
+
+    let raw = s
+        .call_raw("wait_for_events", json!({ "after": 0, "timeout_ms": 5000 }))
+        .await;
+    let v = serde_json::to_value(&raw).unwrap();
+    let out = &v["structuredContent"];
+    assert_eq!(out["count"], 2, "{out}");
+    let by_id = |id: &str| {
+        out["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let linked = by_id(&big_id);
+    let envelope = &linked["untrusted_payload"];
+    assert!(envelope.get("payload").is_none(), "{envelope}");
+    assert!(envelope["payload_bytes"].as_u64().unwrap() > 40 * 1024);
+    let uri = format!("webhook://events/{big_id}");
+    let links: Vec<&serde_json::Value> = v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "resource_link")
+        .collect();
+    assert_eq!(links.len(), 1, "{}", v["content"]);
+    assert_eq!(links[0]["uri"], uri.as_str());
+    let inline = by_id(small_answer["event_id"].as_str().unwrap());
+    assert_eq!(
+        inline["untrusted_payload"]["payload"]["data"]["lastMessage"],
+        "hello"
+    );
+
+    // Asked for by id: whole.
+    let one = s.call("get_event", json!({ "id": big_id })).await;
+    let text = one["untrusted_payload"]["payload"]["data"]["lastMessage"]
+        .as_str()
+        .unwrap();
+    assert_eq!(text.len(), big.len());
+    let read = s.read(&uri).await.unwrap();
+    assert_eq!(
+        read["untrusted_payload"]["payload"]["data"]["lastMessage"]
+            .as_str()
+            .unwrap()
+            .len(),
+        big.len()
+    );
+    // The feed links too.
+    let feed = s.read("webhook://events").await.unwrap();
+    let in_feed = feed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == big_id.as_str())
+        .unwrap()
+        .clone();
+    assert!(in_feed["untrusted_payload"].get("payload").is_none());
+    s.stop().await;
+}

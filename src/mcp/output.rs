@@ -114,9 +114,14 @@ pub struct UntrustedOut {
     pub notice: String,
     /// The request headers kept (credentials removed).
     pub headers: BTreeMap<String, String>,
-    /// The sender's JSON body, as sent.
+    /// The sender's JSON body, as sent. Left out of lists when larger than 16 KiB (see
+    /// `payload_bytes`); get_event or the event's resource_uri returns it whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_json")]
-    pub payload: Value,
+    pub payload: Option<Value>,
+    /// Present when the payload was left out: its size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_bytes: Option<u64>,
 }
 
 /// An event without its payload, for lists.

@@ -42,6 +42,28 @@ impl McpServer {
     }
 }
 
+/// Adds a `resource_link` for each event whose payload the result left out for its size, so a
+/// client can fetch the ones it wants.
+fn with_links(mut result: CallToolResult) -> CallToolResult {
+    let links = result
+        .structured_content
+        .as_ref()
+        .map(render::linked_payloads)
+        .unwrap_or_default();
+    for (uri, size) in links {
+        let mut link = rmcp::model::Resource::new(uri.clone(), uri);
+        link.mime_type = Some("application/json".into());
+        link.size = Some(size);
+        link.description = Some(
+            "An event whose payload was too large to inline; read it for the whole payload.".into(),
+        );
+        result
+            .content
+            .push(rmcp::model::ContentBlock::resource_link(link));
+    }
+    result
+}
+
 #[tool_router]
 impl McpServer {
     #[tool(
@@ -230,7 +252,8 @@ impl McpServer {
         if let (Ok(p), true) = (&page, unfiltered) {
             self.wait_cursor.fetch_max(p.next_cursor, Ordering::Relaxed);
         }
-        reply(page.map(|p| render::events_full(&p)))
+        let result = reply(page.map(|p| render::events_full(&p)))?;
+        Ok(with_links(result))
     }
 
     #[tool(
