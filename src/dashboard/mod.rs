@@ -132,7 +132,17 @@ type UiResult = Result<Response, UiError>;
 /// Host, Origin and token checks for every `/ui` request, and the security headers of every
 /// answer.
 async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response {
-    let mut resp = match check(&ui, req.headers()) {
+    // The page and its assets decide for themselves (`index` exchanges the token); the API
+    // answers only a session.
+    let api = req.uri().path().starts_with("/ui/api/");
+    let verdict = check(&ui, req.headers()).and_then(|()| {
+        if api && !authorized(&ui, req.headers()) {
+            Err(UiError::Unauthorized)
+        } else {
+            Ok(())
+        }
+    });
+    let mut resp = match verdict {
         Ok(()) => next.run(req).await,
         Err(e) => {
             tracing::warn!(path = %crate::error::bounded(req.uri().path(), 200), "dashboard request refused");
@@ -254,32 +264,20 @@ async fn asset(body: &'static str, content_type: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// Every API handler starts here.
-fn allowed(ui: &Ui, headers: &HeaderMap) -> Result<(), UiError> {
-    if authorized(ui, headers) {
-        Ok(())
-    } else {
-        Err(UiError::Unauthorized)
-    }
-}
-
-async fn webhooks(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> UiResult {
-    allowed(&ui, &headers)?;
+async fn webhooks(State(ui): State<Arc<Ui>>) -> UiResult {
     let list = ui.svc.list_webhooks(Default::default()).await?;
     Ok(Json(render::webhooks(&list)).into_response())
 }
 
 /// The newest events, newest first, with the cursor the live stream continues from.
-async fn events(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> UiResult {
-    allowed(&ui, &headers)?;
+async fn events(State(ui): State<Arc<Ui>>) -> UiResult {
     let (cursor, _) = ui.svc.event_bounds().await?;
     let newest = ui.svc.newest_events(None, 50).await?;
     let list: Vec<Value> = newest.iter().map(render::event_summary).collect();
     Ok(Json(json!({ "events": list, "cursor": cursor })).into_response())
 }
 
-async fn event(State(ui): State<Arc<Ui>>, headers: HeaderMap, Path(id): Path<String>) -> UiResult {
-    allowed(&ui, &headers)?;
+async fn event(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> UiResult {
     let e = ui.svc.get_event(&EventId::from(id.as_str())).await?;
     Ok(Json(render::event(&e)).into_response())
 }
@@ -296,7 +294,6 @@ async fn stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> UiResult {
-    allowed(&ui, &headers)?;
     // A reconnecting EventSource says where it stopped (each message's id is its seq).
     let resumed = headers
         .get("last-event-id")
@@ -344,12 +341,7 @@ struct DeliveryFilter {
     cursor: Option<String>,
 }
 
-async fn deliveries(
-    State(ui): State<Arc<Ui>>,
-    headers: HeaderMap,
-    Query(f): Query<DeliveryFilter>,
-) -> UiResult {
-    allowed(&ui, &headers)?;
+async fn deliveries(State(ui): State<Arc<Ui>>, Query(f): Query<DeliveryFilter>) -> UiResult {
     let page = ui
         .svc
         .query_deliveries(QueryDeliveries {
@@ -366,22 +358,12 @@ async fn deliveries(
     Ok(Json(render::deliveries(&page)).into_response())
 }
 
-async fn delivery(
-    State(ui): State<Arc<Ui>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> UiResult {
-    allowed(&ui, &headers)?;
+async fn delivery(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> UiResult {
     let row = ui.svc.get_delivery(&DeliveryId::from(id.as_str())).await?;
     Ok(Json(render::delivery(&row, true)).into_response())
 }
 
-async fn redeliver(
-    State(ui): State<Arc<Ui>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> UiResult {
-    allowed(&ui, &headers)?;
+async fn redeliver(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> UiResult {
     if ui.svc.settings().read_only {
         return Err(UiError::Forbidden(
             "this service runs --read-only: nothing can be sent",
