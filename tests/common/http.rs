@@ -26,20 +26,47 @@ pub fn free_port() -> u16 {
 }
 
 impl HttpServer {
-    /// Starts it with `extra` flags and returns once the port accepts connections.
+    /// Starts it with `extra` flags on port 0 and returns once it has said which port it bound.
+    /// (Picking a free port first and passing it races with the other tests of the binary: two
+    /// servers can be handed the same port, and the loser's test talks to the winner.)
     pub fn start(extra: &[&str]) -> HttpServer {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new(super::BIN)
-            .args(["serve", "--http", &format!("127.0.0.1:{port}")])
+        let mut child = Command::new(super::BIN)
+            .args(["serve", "--http", "127.0.0.1:0"])
             .args(["--receiver-addr", "same"])
             .args(extra)
             .arg("--data-dir")
             .arg(dir.path())
-            .env("WEBHOOK_MCP_LOG", "warn")
+            .env("WEBHOOK_MCP_LOG", "warn,webhook_mcp::cli::serve=info")
             .stdin(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // Its log says where it listens; every line is echoed to this test's stderr.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("{line}");
+                if line.contains("MCP over Streamable HTTP") {
+                    let port = line
+                        .split("127.0.0.1:")
+                        .nth(1)
+                        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                        .and_then(|p| p.parse::<u16>().ok());
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(10))
+            .ok()
+            .flatten()
+            .expect("the HTTP server did not say where it listens within 10 s");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "the HTTP server did not start");
