@@ -103,18 +103,29 @@ pub async fn run(a: DoctorArgs) -> Result<(), StartError> {
 fn data_dir(admin: &AdminArgs) -> Check {
     let dir = admin.store.data_dir();
     let shown = dir.display().to_string();
-    match std::fs::metadata(&dir) {
-        Ok(m) if m.permissions().readonly() => {
-            check("data dir", Level::Fail, format!("{shown} is read-only"))
-                .fix("make it writable, or pick another with --data-dir")
-        }
-        Ok(_) => check("data dir", Level::Ok, shown),
-        Err(_) => check(
+    if !dir.exists() {
+        return check(
             "data dir",
             Level::Warn,
             format!("{shown} does not exist yet"),
         )
-        .fix("nothing to do: `serve` creates it (this check created it too, to open the store)"),
+        .fix("nothing to do: `serve` creates it (this check created it too, to open the store)");
+    }
+    // A real file, written, synced and removed: permission bits say nothing to root, a
+    // read-only mount or a full disk.
+    let written = tempfile::NamedTempFile::new_in(&dir).and_then(|mut f| {
+        use std::io::Write;
+        f.write_all(b"webhook-mcp doctor")?;
+        f.as_file().sync_all()
+    });
+    match written {
+        Ok(()) => check("data dir", Level::Ok, format!("{shown}, writable")),
+        Err(e) => check(
+            "data dir",
+            Level::Fail,
+            format!("{shown} cannot be written: {e}"),
+        )
+        .fix("make it writable or free space, or pick another with --data-dir"),
     }
 }
 
