@@ -219,12 +219,7 @@ fn authorized(ui: &Ui, headers: &HeaderMap) -> bool {
         .find(|(k, _)| *k == COOKIE)
         .map(|(_, v)| v)
         .unwrap_or_default();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| session_mac(t.trim()));
+    let bearer = crate::mcp::http::bearer_token(headers).map(session_mac);
     crate::signing::constant_time_eq(cookie.as_bytes(), expected.as_bytes())
         || bearer
             .is_some_and(|b| crate::signing::constant_time_eq(b.as_bytes(), expected.as_bytes()))

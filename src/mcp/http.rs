@@ -147,17 +147,20 @@ fn is_initialize(msg: &rmcp::service::RxJsonRpcMessage<rmcp::RoleServer>) -> boo
         if matches!(r.request, rmcp::model::ClientRequest::InitializeRequest(_)))
 }
 
-/// `Authorization: Bearer <token>`, compared in constant time; 401 otherwise.
-async fn require_bearer(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
-    // The scheme name is case-insensitive (RFC 7235): `bearer` and `BEARER` are `Bearer`.
-    let given = req
-        .headers()
+/// The token of an `Authorization: Bearer <token>` header. The scheme name is case-insensitive
+/// (RFC 7235): `bearer` and `BEARER` are `Bearer`.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
-        .unwrap_or_default();
+}
+
+/// `Authorization: Bearer <token>`, compared in constant time; 401 otherwise.
+async fn require_bearer(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
+    let given = bearer_token(req.headers()).unwrap_or_default();
     if signing::constant_time_eq(given.as_bytes(), token.as_bytes()) {
         return next.run(req).await;
     }
