@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use webhook_mcp::model::{
-    now_millis, Attempt, Delivery, DeliveryStatus, Direction, Event, EventId, MessageId, Provider,
-    Receipt, Secret, Trigger, Webhook, WebhookId,
+    now_millis, Attempt, Delivery, DeliveryStatus, Direction, Event, EventId, EventSubscription,
+    MessageId, Provider, Receipt, Secret, Trigger, Webhook, WebhookId,
 };
 use webhook_mcp::store::{
     ChangeCursor, Completion, DeliveryQuery, EventQuery, HealthChange, Ingest, InsertOutcome,
@@ -46,6 +46,7 @@ macro_rules! conformance {
                 concurrent_edits_lose_nothing,
                 prune_deletes_old_history_and_keeps_the_rest,
                 an_idempotency_key_queues_once_even_concurrently,
+                subscriptions_advance_once_hide_from_lists_and_expire,
             );
         }
     };
@@ -1200,5 +1201,92 @@ mod checks {
         };
         assert_eq!(s.prune(cut, 10).await.unwrap().keys, 1);
         assert_eq!(s.prune(cut, 10).await.unwrap().keys, 0);
+    }
+
+    pub async fn subscriptions_advance_once_hide_from_lists_and_expire(s: SharedStore) {
+        let now = now_millis();
+        let id = EventSubscription::derive_id("local:me", "https://example.com/cb", "a", "{}");
+        let sub = EventSubscription {
+            id: id.clone(),
+            principal: "local:me".into(),
+            name: "a".into(),
+            arguments: "{}".into(),
+            cursor: 0,
+            not_before: None,
+            expires_at: Some(now + 60_000),
+            created_at: now,
+            refreshed_at: now,
+        };
+        let mut hook = outbound(id.as_str());
+        hook.target_url = "https://example.com/cb".into();
+        s.insert_webhook(&outbound("o1")).await.unwrap();
+        assert!(s.insert_subscription(&sub, &hook).await.unwrap());
+        assert!(
+            !s.insert_subscription(&sub, &hook).await.unwrap(),
+            "a second insert of one id writes nothing"
+        );
+        assert_eq!(s.get_subscription(&id).await.unwrap().as_ref(), Some(&sub));
+        assert_eq!(s.get_webhook(&id).await.unwrap().as_ref(), Some(&hook));
+        let listed = s.list_webhooks(WebhookFilter::default()).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+            vec!["o1"],
+            "the subscription's engine row is not a webhook anyone made"
+        );
+
+        // Eight concurrent advances from one cursor: one queues, the rest find it moved.
+        let e = event("i1", "p-1");
+        let seq = match s.insert_event(ingest(e.clone())).await.unwrap() {
+            InsertOutcome::Stored(seq) => seq,
+            other => panic!("{other:?}"),
+        };
+        let calls = (0..8).map(|_| {
+            let (s, hook, id) = (s.clone(), hook.clone(), id.clone());
+            let mut item = outgoing(&hook, now);
+            item.message.event_id = Some(e.id.clone());
+            item.first.event_id = Some(e.id.clone());
+            async move {
+                s.advance_subscription(&id, 0, seq, vec![item])
+                    .await
+                    .unwrap()
+            }
+        });
+        let won = futures::future::join_all(calls).await;
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+        assert_eq!(s.get_subscription(&id).await.unwrap().unwrap().cursor, seq);
+        assert_eq!(s.subscription_backlog(&id).await.unwrap(), Some(seq));
+        let claimed = s.claim_due(&me(), now, 100, now + 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 1, "one message queued");
+        s.complete(vec![Completion {
+            attempt: finished(claimed[0].attempt.clone(), DeliveryStatus::Succeeded),
+            next: None,
+            health: HealthChange::Success,
+        }])
+        .await
+        .unwrap();
+        assert_eq!(s.subscription_backlog(&id).await.unwrap(), None);
+
+        // Refresh moves the expiry; expiry finds it; delete removes both rows.
+        assert!(s.refresh_subscription(&id, None, now + 1).await.unwrap());
+        assert!(s
+            .expired_subscriptions(now + 3_600_000)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.list_subscriptions(now).await.unwrap().len(), 1);
+        assert!(s
+            .refresh_subscription(&id, Some(now + 10), now + 2)
+            .await
+            .unwrap());
+        assert_eq!(
+            s.expired_subscriptions(now + 10).await.unwrap(),
+            vec![id.clone()]
+        );
+        assert!(s.list_subscriptions(now + 10).await.unwrap().is_empty());
+        assert!(s.delete_subscription(&id).await.unwrap());
+        assert_eq!(s.get_subscription(&id).await.unwrap(), None);
+        assert_eq!(s.get_webhook(&id).await.unwrap(), None);
+        assert!(!s.delete_subscription(&id).await.unwrap());
+        assert!(!s.refresh_subscription(&id, None, now).await.unwrap());
     }
 }

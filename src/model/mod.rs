@@ -8,6 +8,7 @@
 mod delivery;
 mod ids;
 mod secret;
+mod subscription;
 mod webhook;
 
 pub use delivery::{
@@ -15,6 +16,7 @@ pub use delivery::{
 };
 pub use ids::{DeliveryId, EventId, MessageId, WebhookId};
 pub use secret::Secret;
+pub use subscription::EventSubscription;
 pub use webhook::{Direction, NotSendable, PreviousSecret, Provider, Webhook};
 
 use std::collections::BTreeMap;

@@ -20,8 +20,8 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::model::{
-    Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId, MessageId, Millis,
-    Receipt, Secret, Webhook, WebhookId,
+    Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId, EventSubscription,
+    MessageId, Millis, Receipt, Secret, Webhook, WebhookId,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -135,6 +135,44 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Attempt>>;
     /// The highest attempt number of a message so far, and whether one is pending.
     async fn message_state(&self, message_id: &MessageId) -> Result<MessageState>;
+
+    // --- MCP Events webhook subscriptions ------------------------------------------------
+    //
+    // A subscription is a row of its own (key, cursor, expiry) plus an outbound webhook row
+    // with the same id (callback URL, secret, health), through which the outbound engine
+    // delivers. `list_webhooks` leaves subscription rows out.
+
+    /// Creates the subscription and its webhook row in one transaction; false (and nothing
+    /// written) when a subscription with this id exists.
+    async fn insert_subscription(&self, sub: &EventSubscription, webhook: &Webhook)
+        -> Result<bool>;
+    async fn get_subscription(&self, id: &WebhookId) -> Result<Option<EventSubscription>>;
+    /// Sets a subscription's expiry at a refresh; false when there is no such subscription.
+    async fn refresh_subscription(
+        &self,
+        id: &WebhookId,
+        expires_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Subscriptions not expired at `now`, oldest first.
+    async fn list_subscriptions(&self, now: Millis) -> Result<Vec<EventSubscription>>;
+    /// Moves the cursor of `id` from `from` to `to` and queues `items`, in one transaction, if
+    /// the cursor is still `from`; false (nothing queued) when another process moved it first.
+    /// This is what makes delivery exactly-once per subscription across processes.
+    async fn advance_subscription(
+        &self,
+        id: &WebhookId,
+        from: i64,
+        to: i64,
+        items: Vec<Outgoing>,
+    ) -> Result<bool>;
+    /// The lowest event `seq` among the subscription's deliveries still pending: its cursor
+    /// watermark is just below it.
+    async fn subscription_backlog(&self, id: &WebhookId) -> Result<Option<i64>>;
+    /// Deletes the subscription and its webhook row (its delivery log stays).
+    async fn delete_subscription(&self, id: &WebhookId) -> Result<bool>;
+    /// Subscriptions whose expiry is at or before `now`.
+    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<WebhookId>>;
 
     // --- many processes, one store --------------------------------------------------------
 

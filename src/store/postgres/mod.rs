@@ -40,8 +40,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::model::{
-    enum_text, log_excerpt, Attempt, Delivery, DeliveryId, Direction, Event, EventId, MessageId,
-    Millis, Receipt, Secret, Webhook, WebhookId,
+    enum_text, log_excerpt, Attempt, Delivery, DeliveryId, Direction, Event, EventId,
+    EventSubscription, MessageId, Millis, Receipt, Secret, Webhook, WebhookId,
 };
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
@@ -548,6 +548,23 @@ const DELIVERY_COLUMNS: &str =
     url, status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
     response_body, created_at, next_attempt_at, message_id";
 
+const SUBSCRIPTION_COLUMNS: &str =
+    "id, principal, name, arguments, cursor, not_before, expires_at, created_at, refreshed_at";
+
+fn subscription_row(r: &Row) -> Result<EventSubscription> {
+    Ok(EventSubscription {
+        id: WebhookId::from(col::<String>(r, "id")?),
+        principal: col(r, "principal")?,
+        name: col(r, "name")?,
+        arguments: col(r, "arguments")?,
+        cursor: col(r, "cursor")?,
+        not_before: col(r, "not_before")?,
+        expires_at: col(r, "expires_at")?,
+        created_at: col(r, "created_at")?,
+        refreshed_at: col(r, "refreshed_at")?,
+    })
+}
+
 async fn get_webhook(c: &impl GenericClient, id: &WebhookId) -> Result<Option<Webhook>> {
     c.query_opt(
         &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"),
@@ -582,48 +599,54 @@ async fn fill_from_events(c: &impl GenericClient, rows: &mut [Delivery]) -> Resu
     Ok(())
 }
 
+/// Inserts a webhook row (the caller records the change).
+async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook) -> Result<()> {
+    let headers = match w.direction {
+        Direction::Outbound => json_text(&w.extra_headers),
+        Direction::Inbound => json_text(
+            &w.required_headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.expose()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+    };
+    let prev = w.previous_secret.as_ref();
+    c.execute(
+        &format!(
+            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ),
+        &[
+            &w.id.as_str(),
+            &enum_text(&w.direction),
+            &w.target_url,
+            &enum_text(&w.provider),
+            &json_text(&w.events),
+            &w.description,
+            &w.enabled,
+            &w.secret.expose(),
+            &prev.map(|p| p.secret.expose()),
+            &prev.map(|p| p.expires_at),
+            &headers,
+            &w.created_at,
+            &w.updated_at,
+            &w.failure_count,
+            &w.first_failure_at,
+            &w.disabled_reason,
+            &json_text(&w.forward_to),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn insert_webhook(&self, w: &Webhook) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         lock_changes(&tx).await?;
-        let headers = match w.direction {
-            Direction::Outbound => json_text(&w.extra_headers),
-            Direction::Inbound => json_text(
-                &w.required_headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.expose()))
-                    .collect::<BTreeMap<_, _>>(),
-            ),
-        };
-        let prev = w.previous_secret.as_ref();
-        tx.execute(
-            &format!(
-                "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-            ),
-            &[
-                &w.id.as_str(),
-                &enum_text(&w.direction),
-                &w.target_url,
-                &enum_text(&w.provider),
-                &json_text(&w.events),
-                &w.description,
-                &w.enabled,
-                &w.secret.expose(),
-                &prev.map(|p| p.secret.expose()),
-                &prev.map(|p| p.expires_at),
-                &headers,
-                &w.created_at,
-                &w.updated_at,
-                &w.failure_count,
-                &w.first_failure_at,
-                &w.disabled_reason,
-                &json_text(&w.forward_to),
-            ],
-        )
-        .await?;
+        insert_webhook_row(&tx, w).await?;
         record_change(&tx, &self.channel, &w.id, w.updated_at).await?;
         tx.commit().await?;
         Ok(())
@@ -643,7 +666,8 @@ impl Store for PgStore {
 
     async fn list_webhooks(&self, f: WebhookFilter) -> Result<Vec<Webhook>> {
         let direction = f.direction.map(|d| enum_text(&d));
-        let mut clauses = vec![];
+        // A subscription's row is the outbound engine's, not a webhook anyone made.
+        let mut clauses = vec!["id NOT IN (SELECT id FROM event_subscriptions)".to_string()];
         let mut params: Params = vec![];
         if let Some(d) = &direction {
             params.push(d);
@@ -653,11 +677,7 @@ impl Store for PgStore {
             params.push(e);
             clauses.push(format!("enabled = ${}", params.len()));
         }
-        let filter = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
+        let filter = format!("WHERE {}", clauses.join(" AND "));
         let rows = self
             .client()
             .await?
@@ -813,6 +833,171 @@ impl Store for PgStore {
         .await;
         self.forget(std::slice::from_ref(id));
         result
+    }
+
+    async fn insert_subscription(&self, sub: &EventSubscription, w: &Webhook) -> Result<bool> {
+        let result = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_changes(&tx).await?;
+            let inserted = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO event_subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING"
+                    ),
+                    &[
+                        &sub.id.as_str(),
+                        &sub.principal,
+                        &sub.name,
+                        &sub.arguments,
+                        &sub.cursor,
+                        &sub.not_before,
+                        &sub.expires_at,
+                        &sub.created_at,
+                        &sub.refreshed_at,
+                    ],
+                )
+                .await?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            tx.execute("DELETE FROM webhooks WHERE id = $1", &[&w.id.as_str()])
+                .await?;
+            insert_webhook_row(&tx, w).await?;
+            record_change(&tx, &self.channel, &w.id, w.updated_at).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+        .await;
+        self.forget(std::slice::from_ref(&w.id));
+        result
+    }
+
+    async fn get_subscription(&self, id: &WebhookId) -> Result<Option<EventSubscription>> {
+        self.client()
+            .await?
+            .query_opt(
+                &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM event_subscriptions WHERE id = $1"),
+                &[&id.as_str()],
+            )
+            .await?
+            .map(|r| subscription_row(&r))
+            .transpose()
+    }
+
+    async fn refresh_subscription(
+        &self,
+        id: &WebhookId,
+        expires_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<bool> {
+        Ok(self
+            .client()
+            .await?
+            .execute(
+                "UPDATE event_subscriptions SET expires_at = $2, refreshed_at = $3 WHERE id = $1",
+                &[&id.as_str(), &expires_at, &now],
+            )
+            .await?
+            == 1)
+    }
+
+    async fn list_subscriptions(&self, now: Millis) -> Result<Vec<EventSubscription>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM event_subscriptions \
+                     WHERE expires_at IS NULL OR expires_at > $1 ORDER BY created_at, id"
+                ),
+                &[&now],
+            )
+            .await?;
+        rows.iter().map(subscription_row).collect()
+    }
+
+    async fn advance_subscription(
+        &self,
+        id: &WebhookId,
+        from: i64,
+        to: i64,
+        items: Vec<Outgoing>,
+    ) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // A concurrent advance waits on the row lock and then finds the cursor moved.
+        let moved = tx
+            .execute(
+                "UPDATE event_subscriptions SET cursor = $3 WHERE id = $1 AND cursor = $2",
+                &[&id.as_str(), &from, &to],
+            )
+            .await?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        for o in &items {
+            insert_outgoing(&tx, o).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn subscription_backlog(&self, id: &WebhookId) -> Result<Option<i64>> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT MIN(e.seq) FROM deliveries d JOIN events e ON e.id = d.event_id \
+                 WHERE d.webhook_id = $1 AND d.status = 'pending'",
+                &[&id.as_str()],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn delete_subscription(&self, id: &WebhookId) -> Result<bool> {
+        let result = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_changes(&tx).await?;
+            let deleted = tx
+                .execute(
+                    "DELETE FROM event_subscriptions WHERE id = $1",
+                    &[&id.as_str()],
+                )
+                .await?
+                == 1;
+            if tx
+                .execute("DELETE FROM webhooks WHERE id = $1", &[&id.as_str()])
+                .await?
+                == 1
+            {
+                record_change(&tx, &self.channel, id, crate::model::now_millis()).await?;
+            }
+            tx.commit().await?;
+            Ok(deleted)
+        }
+        .await;
+        self.forget(std::slice::from_ref(id));
+        result
+    }
+
+    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<WebhookId>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT id FROM event_subscriptions \
+                 WHERE expires_at IS NOT NULL AND expires_at <= $1",
+                &[&now],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| WebhookId::from(r.get::<_, String>(0)))
+            .collect())
     }
 
     async fn insert_event(&self, ingest: Ingest) -> Result<InsertOutcome> {

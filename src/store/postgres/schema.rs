@@ -111,4 +111,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX idempotency_by_created ON idempotency_keys (created_at);
     "#,
+    // 4: MCP Events webhook subscriptions. Each has an outbound webhook row with the same id.
+    r#"
+    CREATE TABLE event_subscriptions (
+        id TEXT PRIMARY KEY,
+        principal TEXT NOT NULL,
+        name TEXT NOT NULL,
+        arguments TEXT NOT NULL,
+        cursor BIGINT NOT NULL,
+        not_before BIGINT,
+        expires_at BIGINT,
+        created_at BIGINT NOT NULL,
+        refreshed_at BIGINT NOT NULL
+    );
+    "#,
 ];

@@ -132,6 +132,20 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX idempotency_by_created ON idempotency_keys (created_at);
     "#,
+    // 8: MCP Events webhook subscriptions. Each has an outbound webhook row with the same id.
+    r#"
+    CREATE TABLE event_subscriptions (
+        id TEXT PRIMARY KEY,
+        principal TEXT NOT NULL,
+        name TEXT NOT NULL,
+        arguments TEXT NOT NULL,
+        cursor INTEGER NOT NULL,
+        not_before INTEGER,
+        expires_at INTEGER,
+        created_at INTEGER NOT NULL,
+        refreshed_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the

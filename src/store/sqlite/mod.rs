@@ -12,6 +12,7 @@ mod events;
 mod migrations;
 mod queue;
 mod retention;
+mod subscriptions;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::{
     enum_from_text, enum_text, Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event,
-    EventId, MessageId, Millis, Provider, Receipt, Secret, Trigger, Webhook, WebhookId,
+    EventId, EventSubscription, MessageId, Millis, Provider, Receipt, Secret, Trigger, Webhook,
+    WebhookId,
 };
 
 #[derive(Clone)]
@@ -203,6 +205,69 @@ impl Store for SqliteStore {
         let deleted = self.write(move |tx| webhooks::delete(tx, &owned)).await;
         self.forget(std::slice::from_ref(id));
         deleted
+    }
+
+    async fn insert_subscription(
+        &self,
+        sub: &EventSubscription,
+        webhook: &Webhook,
+    ) -> Result<bool> {
+        let (s, w) = (sub.clone(), webhook.clone());
+        let inserted = self
+            .write(move |tx| subscriptions::insert(tx, &s, &w))
+            .await;
+        self.forget(std::slice::from_ref(&webhook.id));
+        inserted
+    }
+
+    async fn get_subscription(&self, id: &WebhookId) -> Result<Option<EventSubscription>> {
+        let owned = id.clone();
+        self.read(move |c| subscriptions::get(c, &owned)).await
+    }
+
+    async fn refresh_subscription(
+        &self,
+        id: &WebhookId,
+        expires_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<bool> {
+        let owned = id.clone();
+        self.write(move |tx| subscriptions::refresh(tx, &owned, expires_at, now))
+            .await
+    }
+
+    async fn list_subscriptions(&self, now: Millis) -> Result<Vec<EventSubscription>> {
+        self.read(move |c| subscriptions::live(c, now)).await
+    }
+
+    async fn advance_subscription(
+        &self,
+        id: &WebhookId,
+        from: i64,
+        to: i64,
+        items: Vec<Outgoing>,
+    ) -> Result<bool> {
+        let owned = id.clone();
+        self.write(move |tx| subscriptions::advance(tx, &owned, from, to, &items))
+            .await
+    }
+
+    async fn subscription_backlog(&self, id: &WebhookId) -> Result<Option<i64>> {
+        let owned = id.clone();
+        self.read(move |c| subscriptions::backlog(c, &owned)).await
+    }
+
+    async fn delete_subscription(&self, id: &WebhookId) -> Result<bool> {
+        let owned = id.clone();
+        let deleted = self
+            .write(move |tx| subscriptions::delete(tx, &owned))
+            .await;
+        self.forget(std::slice::from_ref(id));
+        deleted
+    }
+
+    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<WebhookId>> {
+        self.read(move |c| subscriptions::expired(c, now)).await
     }
 
     async fn insert_event(&self, ingest: Ingest) -> Result<InsertOutcome> {

@@ -53,7 +53,8 @@ pub(super) fn get(c: &Connection, id: &WebhookId) -> Result<Option<Webhook>> {
 }
 
 pub(super) fn list(c: &Connection, f: &WebhookFilter) -> Result<Vec<Webhook>> {
-    let mut clauses = vec![];
+    // A subscription's row is the outbound engine's, not a webhook anyone made.
+    let mut clauses = vec!["id NOT IN (SELECT id FROM event_subscriptions)"];
     let mut args = vec![];
     if let Some(d) = f.direction {
         clauses.push("direction = ?");
@@ -63,11 +64,7 @@ pub(super) fn list(c: &Connection, f: &WebhookFilter) -> Result<Vec<Webhook>> {
         clauses.push("enabled = ?");
         args.push(SqlValue::Integer(e as i64));
     }
-    let filter = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
+    let filter = format!("WHERE {}", clauses.join(" AND "));
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM webhooks {filter} ORDER BY created_at, id"
     ))?;
