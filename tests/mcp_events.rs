@@ -4,8 +4,12 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine;
+use common::http::HttpServer;
+use common::sink::{standard_ok, Received};
 use common::BIN;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -23,7 +27,10 @@ struct Raw {
 
 impl Raw {
     async fn start() -> Raw {
-        let dir = tempfile::tempdir().unwrap();
+        Raw::start_with(&[], tempfile::tempdir().unwrap()).await
+    }
+
+    async fn start_with(extra: &[&str], dir: tempfile::TempDir) -> Raw {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -31,6 +38,7 @@ impl Raw {
             .port();
         let mut child = tokio::process::Command::new(BIN)
             .args(["serve", "--receiver-addr", &format!("127.0.0.1:{port}")])
+            .args(extra)
             .arg("--data-dir")
             .arg(dir.path())
             .env("WEBHOOK_MCP_LOG", "warn")
@@ -144,7 +152,7 @@ async fn list_poll_and_stream_over_stdio() {
         .iter()
         .find(|t| t["name"] == "webhook.received")
         .unwrap();
-    assert_eq!(all["delivery"], json!(["poll", "push"]));
+    assert_eq!(all["delivery"], json!(["poll", "push", "webhook"]));
     assert!(all["inputSchema"]["properties"]["webhook_id"].is_object());
     let catalogue = s.tool(2, "list_event_types", json!({})).await;
     let first_type = catalogue["event_types"][0]["event"]
@@ -225,7 +233,14 @@ async fn list_poll_and_stream_over_stdio() {
         .request(11, "events/subscribe", json!({"name": "webhook.received", "arguments": {},
             "delivery": {"mode": "webhook", "url": "https://example.com/cb", "secret": "whsec_AAAA"}}))
         .await;
-    assert_eq!(webhook_mode["error"]["code"], -32014, "{webhook_mode}");
+    assert_eq!(webhook_mode["error"]["code"], -32602, "{webhook_mode}");
+    assert!(
+        webhook_mode["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("whsec_"),
+        "a short secret is refused, saying what a secret must be: {webhook_mode}"
+    );
 
     // Push: a stream from the last cursor confirms, then delivers each new event.
     s.send(json!({"jsonrpc": "2.0", "id": 77, "method": "events/stream", "params": sub(page2["cursor"].clone())}))
@@ -381,4 +396,448 @@ async fn poll_over_http() {
     );
     assert_eq!(page["result"]["events"][0]["eventId"], "h1", "{page}");
     assert_eq!(page["result"]["events"][0]["name"], "call.ended");
+}
+
+// --- webhook mode (events/subscribe) ------------------------------------------------------
+
+/// A callback endpoint on 127.0.0.1 as the draft describes one: it echoes a verification's
+/// challenge (except under paths containing `noecho`) and records every POST.
+#[derive(Clone, Default)]
+struct Callback {
+    base: String,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Callback {
+    async fn start() -> Callback {
+        use axum::body::Bytes;
+        use axum::extract::{Path, State};
+        use axum::http::HeaderMap;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cb = Callback {
+            base: format!("http://{}", listener.local_addr().unwrap()),
+            ..Default::default()
+        };
+        async fn answer(
+            State(cb): State<Callback>,
+            Path(path): Path<String>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> axum::Json<Value> {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            cb.got.lock().unwrap().push(Received {
+                path: path.clone(),
+                headers,
+                body,
+                at: std::time::Instant::now(),
+            });
+            if v["type"] == "verification" && !path.contains("noecho") {
+                return axum::Json(json!({ "challenge": v["challenge"] }));
+            }
+            axum::Json(json!({ "ok": true }))
+        }
+        let app = axum::Router::new()
+            .route("/{*path}", axum::routing::post(answer))
+            .with_state(cb.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        cb
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.base)
+    }
+
+    fn on(&self, path: &str) -> Vec<Received> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// The event deliveries (not control bodies) under `path`, waiting for at least `n`.
+    async fn events(&self, path: &str, n: usize) -> Vec<(Received, Value)> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let got: Vec<(Received, Value)> = self
+                .on(path)
+                .into_iter()
+                .map(|r| {
+                    let v: Value = serde_json::from_slice(&r.body).unwrap();
+                    (r, v)
+                })
+                .filter(|(_, v)| v.get("eventId").is_some())
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path}: {} of {n} deliveries within 15 s",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn client_secret(byte: u8) -> String {
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode([byte; 32])
+    )
+}
+
+fn header<'a>(r: &'a Received, name: &str) -> &'a str {
+    r.headers
+        .get(name)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_over_stdio() {
+    let cb = Callback::start().await;
+    let mut s = Raw::start_with(&["--allow-private-targets"], tempfile::tempdir().unwrap()).await;
+    let created = s
+        .tool(
+            1,
+            "create_webhook",
+            json!({"direction": "inbound", "provider": "none", "allow_unsigned": true}),
+        )
+        .await;
+    let hook = created["webhook"]["id"].as_str().unwrap().to_string();
+    let hook_url = format!("{}/hooks/{hook}", s.receiver);
+    let secret = client_secret(7);
+    let sub = |url: String, args: Value, cursor: Value| {
+        json!({"name": "webhook.received", "arguments": args,
+            "delivery": {"mode": "webhook", "url": url, "secret": secret},
+            "cursor": cursor, "ttlMs": 120000})
+    };
+
+    // Subscribe: the endpoint is verified first, with a signed challenge it echoes.
+    let before = chrono::Utc::now();
+    let first = s
+        .request(
+            2,
+            "events/subscribe",
+            sub(cb.url("a"), json!({}), Value::Null),
+        )
+        .await["result"]
+        .clone();
+    let id = first["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("sub_"), "{first}");
+    let refresh_before: chrono::DateTime<chrono::Utc> =
+        first["refreshBefore"].as_str().unwrap().parse().unwrap();
+    let granted = (refresh_before - before).num_seconds();
+    assert!(
+        (100..=121).contains(&granted),
+        "ttlMs 120000 granted as {granted} s"
+    );
+    assert_eq!(first["truncated"], false);
+    let start_cursor = first["cursor"].clone();
+    assert!(start_cursor.is_string());
+    let verification = cb.on("a");
+    assert_eq!(verification.len(), 1, "one verification POST");
+    let body: Value = serde_json::from_slice(&verification[0].body).unwrap();
+    assert_eq!(body["type"], "verification");
+    assert!(
+        standard_ok(&secret, &verification[0]),
+        "signed with the client's secret"
+    );
+    assert_eq!(header(&verification[0], "x-mcp-subscription-id"), id);
+    assert!(header(&verification[0], "webhook-id").starts_with("msg_verification_"));
+
+    // An event the receiver stores is POSTed as an occurrence, signed, eventId as webhook-id.
+    s.post(&hook_url, "evt_w1", "lead.replied").await;
+    let got = cb.events("a", 1).await;
+    let (r, occurrence) = &got[0];
+    assert_eq!(occurrence["eventId"], "evt_w1");
+    assert_eq!(occurrence["name"], "lead.replied");
+    assert_eq!(occurrence["data"]["data"]["n"], "evt_w1");
+    assert!(occurrence["cursor"].is_string(), "{occurrence}");
+    assert_eq!(header(r, "webhook-id"), "evt_w1");
+    assert_eq!(header(r, "x-mcp-subscription-id"), id);
+    assert!(standard_ok(&secret, r));
+    assert!(
+        r.headers.get("x-webhook-signature").is_none(),
+        "the MCP profile sends Standard Webhooks headers only"
+    );
+
+    // A refresh: same id, no second challenge, the delivery status and a watermark cursor.
+    let again = s
+        .request(
+            3,
+            "events/subscribe",
+            sub(cb.url("a"), json!({}), Value::Null),
+        )
+        .await["result"]
+        .clone();
+    assert_eq!(again["id"], id.as_str());
+    let status = &again["deliveryStatus"];
+    assert_eq!(status["active"], true, "{again}");
+    assert!(status["lastDeliveryAt"].is_string(), "{again}");
+    assert_eq!(status["lastError"], Value::Null);
+    assert_eq!(
+        again["cursor"], occurrence["cursor"],
+        "nothing is in flight: the watermark is the event's position"
+    );
+    // Other arguments, same URL and principal: another subscription, no new challenge.
+    let typed = s
+        .request(
+            4,
+            "events/subscribe",
+            sub(cb.url("a"), json!({"event": "lead.replied"}), Value::Null),
+        )
+        .await["result"]
+        .clone();
+    assert_ne!(typed["id"], id.as_str());
+    let challenges = |cb: &Callback, path: &str| {
+        cb.on(path)
+            .iter()
+            .filter(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["type"] == "verification")
+            .count()
+    };
+    assert_eq!(
+        challenges(&cb, "a"),
+        1,
+        "verification is per (principal, url)"
+    );
+    s.post(&hook_url, "evt_w2", "lead.replied").await;
+    let got = cb.events("a", 3).await;
+    let for_w2: Vec<&str> = got
+        .iter()
+        .filter(|(_, v)| v["eventId"] == "evt_w2")
+        .map(|(r, _)| header(r, "x-mcp-subscription-id"))
+        .collect();
+    assert_eq!(for_w2.len(), 2, "each subscription gets its copy");
+    assert_ne!(for_w2[0], for_w2[1]);
+
+    // Unsubscribe stops delivery; a second unsubscribe finds nothing.
+    let unsub = |args: Value| json!({"name": "webhook.received", "arguments": args, "delivery": {"url": cb.url("a")}});
+    let gone = s.request(5, "events/unsubscribe", unsub(json!({}))).await;
+    assert_eq!(gone["result"], json!({}), "{gone}");
+    let again = s.request(6, "events/unsubscribe", unsub(json!({}))).await;
+    assert_eq!(again["error"]["code"], -32011, "{again}");
+    assert_eq!(again["error"]["data"]["kind"], "subscription");
+    s.request(
+        7,
+        "events/unsubscribe",
+        unsub(json!({"event": "lead.replied"})),
+    )
+    .await;
+    s.post(&hook_url, "evt_w3", "lead.replied").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        cb.events("a", 3).await.len(),
+        3,
+        "nothing after unsubscribe"
+    );
+
+    // A new subscription from an old cursor replays what came after it, in order.
+    let replay = s
+        .request(
+            8,
+            "events/subscribe",
+            sub(cb.url("b"), json!({}), start_cursor),
+        )
+        .await;
+    assert_eq!(replay["result"]["truncated"], false, "{replay}");
+    let replayed: Vec<Value> = cb
+        .events("b", 3)
+        .await
+        .into_iter()
+        .map(|(_, v)| v["eventId"].clone())
+        .collect();
+    let mut sorted = replayed.clone();
+    sorted.sort_by_key(|v| v.as_str().unwrap().to_string());
+    assert_eq!(sorted, vec!["evt_w1", "evt_w2", "evt_w3"]);
+
+    // Endpoints that fail verification, and requests the draft calls invalid.
+    let noecho = s
+        .request(
+            9,
+            "events/subscribe",
+            sub(cb.url("noecho"), json!({}), Value::Null),
+        )
+        .await;
+    assert_eq!(noecho["error"]["code"], -32015, "{noecho}");
+    assert_eq!(noecho["error"]["data"]["reason"], "challenge_failed");
+    let closed = format!("http://127.0.0.1:{}/x", common::http::free_port());
+    let refused = s
+        .request(10, "events/subscribe", sub(closed, json!({}), Value::Null))
+        .await;
+    assert_eq!(refused["error"]["code"], -32015, "{refused}");
+    assert_eq!(refused["error"]["data"]["reason"], "connection_refused");
+    let mut push = sub(cb.url("c"), json!({}), Value::Null);
+    push["delivery"]["mode"] = json!("push");
+    let push = s.request(11, "events/subscribe", push).await;
+    assert_eq!(push["error"]["code"], -32602, "{push}");
+    let mut unknown = sub(cb.url("c"), json!({}), Value::Null);
+    unknown["name"] = json!("no.such");
+    let unknown = s.request(12, "events/subscribe", unknown).await;
+    assert_eq!(unknown["error"]["code"], -32011, "{unknown}");
+    assert!(
+        cb.on("c").is_empty(),
+        "nothing is sent for a refused request"
+    );
+
+    // The webhook tools do not see or touch a subscription's delivery row.
+    let listed = s.tool(13, "list_webhooks", json!({})).await;
+    assert!(
+        !listed.to_string().contains("sub_"),
+        "subscriptions are not webhooks: {listed}"
+    );
+}
+
+/// Raw JSON-RPC over Streamable HTTP, with an optional bearer token.
+struct HttpRpc {
+    base: String,
+    token: Option<String>,
+    session: String,
+    http: reqwest::Client,
+}
+
+impl HttpRpc {
+    async fn open(base: String, token: Option<&str>) -> HttpRpc {
+        let mut rpc = HttpRpc {
+            base,
+            token: token.map(str::to_string),
+            session: String::new(),
+            http: reqwest::Client::new(),
+        };
+        let init = rpc
+            .raw(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+            .await;
+        rpc.session = init.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        rpc.raw(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        rpc
+    }
+
+    async fn raw(&self, body: Value) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/mcp", self.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if !self.session.is_empty() {
+            req = req
+                .header("mcp-session-id", &self.session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn request(&self, id: i64, method: &str, params: Value) -> Value {
+        let text = self
+            .raw(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let data = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .find(|d| d.contains("\"id\""))
+            .map(str::to_string)
+            .unwrap_or(text);
+        serde_json::from_str(data.trim()).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_over_http_needs_a_principal_and_delivers_once_across_processes() {
+    let cb = Callback::start().await;
+    let secret = client_secret(9);
+    let params = |url: String| {
+        json!({"name": "webhook.received", "arguments": {},
+            "delivery": {"mode": "webhook", "url": url, "secret": secret}, "cursor": null})
+    };
+
+    // Without --auth-token there is no principal to key a subscription on.
+    let open = HttpServer::start(&["--allow-private-targets"]);
+    let anonymous = HttpRpc::open(open.base(), None).await;
+    let refused = anonymous
+        .request(1, "events/subscribe", params(cb.url("x")))
+        .await;
+    assert_eq!(refused["error"]["code"], -32012, "{refused}");
+    assert!(cb.on("x").is_empty());
+
+    // Two processes on one store, each receiving events; one subscription made over HTTP.
+    let flags = ["--allow-private-targets", "--auth-token", "tok-1"];
+    let one = HttpServer::start(&flags);
+    let two = HttpServer::sharing(&one, &flags);
+    let rpc = HttpRpc::open(one.base(), Some("tok-1")).await;
+    let made = rpc
+        .request(
+            2,
+            "tools/call",
+            json!({"name": "create_webhook", "arguments": {"direction": "inbound", "provider": "none", "allow_unsigned": true}}),
+        )
+        .await;
+    let hook = made["result"]["structuredContent"]["webhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subscribed = rpc
+        .request(3, "events/subscribe", params(cb.url("m")))
+        .await;
+    let id = subscribed["result"]["id"].as_str().unwrap().to_string();
+    // Another session with the same token is the same principal: the same subscription.
+    let other = rpc_with(&one, "tok-1").await;
+    let same = other
+        .request(4, "events/subscribe", params(cb.url("m")))
+        .await;
+    assert_eq!(
+        same["result"]["id"],
+        id.as_str(),
+        "one token, one principal"
+    );
+
+    let http = reqwest::Client::new();
+    let n = 20;
+    for i in 0..n {
+        let base = if i % 2 == 0 { one.base() } else { two.base() };
+        let status = http
+            .post(format!("{base}/hooks/{hook}"))
+            .header("content-type", "application/json")
+            .body(json!({"id": format!("m{i}"), "event": "call.ended"}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let got = cb.events("m", n).await;
+    // Both processes pump the same subscription; give a duplicate time to show up.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let got_after = cb.events("m", n).await;
+    assert_eq!(got.len(), got_after.len());
+    let mut ids: Vec<String> = got_after
+        .iter()
+        .map(|(_, v)| v["eventId"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "every event once: {ids:?}");
+    assert_eq!(got_after.len(), n, "and no event twice");
+    for (r, _) in &got_after {
+        assert!(standard_ok(&secret, r));
+        assert_eq!(header(r, "x-mcp-subscription-id"), id);
+    }
+}
+
+async fn rpc_with(server: &HttpServer, token: &str) -> HttpRpc {
+    HttpRpc::open(server.base(), Some(token)).await
 }

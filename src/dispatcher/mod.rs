@@ -53,6 +53,18 @@ pub fn signed_headers(
     if slack::is_slack(&webhook.target_url) {
         return headers;
     }
+    if crate::model::EventSubscription::is_subscription_id(&webhook.id) {
+        // The MCP Events profile of Standard Webhooks: its headers only (the subscription id
+        // is among the extra headers), `webhook-id` the event's id.
+        let wire_id = subscription_wire_id(msg_id, body);
+        headers.insert("webhook-id".into(), wire_id.clone());
+        headers.insert("webhook-timestamp".into(), (now / 1000).to_string());
+        headers.insert(
+            "webhook-signature".into(),
+            standard_signatures(webhook, &wire_id, body, now),
+        );
+        return headers;
+    }
     let ts = (now / 1000).to_string();
     headers.insert("x-webhook-event".into(), event.into());
     headers.insert("x-webhook-id".into(), msg_id.to_string());
@@ -63,13 +75,37 @@ pub fn signed_headers(
     );
     headers.insert("webhook-id".into(), msg_id.to_string());
     headers.insert("webhook-timestamp".into(), ts);
+    headers.insert(
+        "webhook-signature".into(),
+        standard_signatures(webhook, msg_id.as_str(), body, now),
+    );
+    headers
+}
+
+/// `v1,<sig>` by every secret valid now, space-separated (both during a rotation's grace).
+fn standard_signatures(webhook: &Webhook, wire_id: &str, body: &[u8], now: Millis) -> String {
     let standard: Vec<String> = webhook
         .valid_secrets(now)
         .iter()
-        .map(|s| signing::sign_standard(s.expose(), msg_id.as_str(), now / 1000, body))
+        .map(|s| signing::sign_standard(s.expose(), wire_id, now / 1000, body))
         .collect();
-    headers.insert("webhook-signature".into(), standard.join(" "));
-    headers
+    standard.join(" ")
+}
+
+/// The `webhook-id` of an MCP Events delivery: the occurrence's `eventId` (the subscription
+/// module makes it header-safe), or for a control body `msg_<type>_<our message id>`, the
+/// same for every retry.
+fn subscription_wire_id(msg_id: &MessageId, body: &[u8]) -> String {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if let Some(id) = parsed.get("eventId").and_then(Value::as_str) {
+        return id.to_string();
+    }
+    let kind = parsed
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("control");
+    let suffix = msg_id.as_str().trim_start_matches("msg_");
+    format!("msg_{kind}_{suffix}")
 }
 
 /// What the target answered, beyond the log row.
@@ -121,6 +157,56 @@ impl Http {
         d: &mut Attempt,
     ) -> Answer {
         send(&self.client, self.allow_private, url, headers, body, d).await
+    }
+}
+
+/// Why a callback endpoint failed its verification: the MCP Events `lastError` categories.
+/// Never the endpoint's own words (they would make us an oracle for attacker-chosen URLs).
+pub fn failure_category(d: &Attempt) -> &'static str {
+    match (d.status_code, d.error.as_deref()) {
+        (Some(c), _) if (400..500).contains(&c) => "http_4xx",
+        (Some(c), _) if c >= 500 => "http_5xx",
+        (Some(_), _) => "challenge_failed",
+        (None, Some(e)) if e.starts_with("timeout") => "timeout",
+        (None, Some(e)) if e.to_ascii_lowercase().contains("tls") || e.contains("certificate") => {
+            "tls_error"
+        }
+        _ => "connection_refused",
+    }
+}
+
+impl Http {
+    /// Sends a signed verification body and checks that the endpoint echoed `challenge` in a
+    /// 2xx JSON body `{"challenge": ...}` (compared in constant time). `d` records the attempt.
+    pub async fn challenge(
+        &self,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        body: &[u8],
+        challenge: &str,
+        d: &mut Attempt,
+    ) -> Result<(), &'static str> {
+        send(&self.client, self.allow_private, url, headers, body, d).await;
+        if d.status != DeliveryStatus::Succeeded {
+            return Err(failure_category(d));
+        }
+        let echoed = d
+            .response_body
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<Value>(b).ok())
+            .and_then(|v| {
+                v.get("challenge")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        if crate::signing::constant_time_eq(echoed.as_bytes(), challenge.as_bytes()) {
+            Ok(())
+        } else {
+            d.status = DeliveryStatus::Failed;
+            d.error = Some("the endpoint did not echo the challenge".into());
+            Err("challenge_failed")
+        }
     }
 }
 
@@ -229,7 +315,8 @@ fn redact(headers: &BTreeMap<String, String>) -> BTreeMap<String, String> {
             let lower = k.to_ascii_lowercase();
             let shown = lower.starts_with("x-webhook-")
                 || lower.starts_with("webhook-")
-                || lower == "content-type";
+                || lower == "content-type"
+                || lower == "x-mcp-subscription-id";
             (k.clone(), if shown { v.clone() } else { "***".into() })
         })
         .collect()

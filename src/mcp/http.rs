@@ -158,10 +158,24 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
         .map(|(_, token)| token.trim())
 }
 
+/// Who an HTTP request was authenticated as: `bearer:` and a hash of the token it carried.
+/// Present only when the server checks a token; MCP Events webhook subscriptions are keyed on
+/// it (`mcp::events_ext`).
+#[derive(Debug, Clone)]
+pub struct HttpPrincipal(pub String);
+
 /// `Authorization: Bearer <token>`, compared in constant time; 401 otherwise.
-async fn require_bearer(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
+async fn require_bearer(
+    State(token): State<Arc<String>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let given = bearer_token(req.headers()).unwrap_or_default();
     if signing::constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        use sha2::{Digest, Sha256};
+        let hash = hex::encode(Sha256::digest(given.as_bytes()));
+        req.extensions_mut()
+            .insert(HttpPrincipal(format!("bearer:{}", &hash[..16])));
         return next.run(req).await;
     }
     tracing::warn!(path = %req.uri().path(), "MCP request without a valid bearer token refused");

@@ -56,7 +56,8 @@ impl Service {
         Ok(vec![
             self.follow_changes(stop.clone()).await?,
             tokio::spawn(self.clone().liveness(stop.clone())),
-            tokio::spawn(self.clone().retention_loop(stop)),
+            tokio::spawn(self.clone().retention_loop(stop.clone())),
+            tokio::spawn(self.clone().pump_subscriptions(stop)),
         ])
     }
 
@@ -157,9 +158,13 @@ impl Service {
                     continue;
                 }
             }
-            // The holder of the reaper lock also announces rotated-out secrets that expired.
+            // The holder of the reaper lock also announces rotated-out secrets that expired,
+            // and removes MCP Events subscriptions whose TTL ran out.
             if let Err(e) = self.announce_expired_secrets().await {
                 tracing::warn!(error = %e, "could not announce expired secrets");
+            }
+            if let Err(e) = self.expire_subscriptions().await {
+                tracing::warn!(error = %e, "could not remove expired subscriptions");
             }
             let stale_before = now - DEAD_AFTER.as_millis() as i64;
             match self.store.reap_dead_instances(stale_before).await {

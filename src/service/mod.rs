@@ -17,6 +17,7 @@ mod outbound;
 mod rejections;
 mod retention;
 mod setup;
+mod subscriptions;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -39,6 +40,10 @@ pub use deliveries::{DeliveryPage, QueryDeliveries, TestReport, TestWebhook};
 pub use events::{EventPage, InboundRequest, ListEvents, ReceiveOutcome, Refusal, WaitForEvents};
 pub use outbound::{Queued, Redeliver, Redelivered, SendEvent, Sent};
 pub use retention::{parse_retention, PruneReport, Retention, DEFAULT_RETENTION};
+pub use subscriptions::{
+    occurrence, DeliveryHealth, EventBatch, EventFilter, Subscribe, SubscribeError, Subscribed,
+    SubscriptionArgs, Ttl, ALL_EVENTS,
+};
 pub use webhooks::{
     CreateWebhook, Created, ListWebhooks, RotateSecret, Rotated, UpdateWebhook, WebhookView,
 };
@@ -154,6 +159,8 @@ pub struct Service {
     wake: Arc<Notify>,
     /// Wakes the change feed when this process stored an event (see `background`).
     feed_kick: Notify,
+    /// Wakes the MCP Events subscription pump: a subscription was made or reactivated.
+    subscriptions_changed: Notify,
     /// The highest event `seq` the change feed has announced: "now" as a cursor, without a
     /// store read (a new MCP session starts its `wait_for_events` cursor here).
     announced: std::sync::atomic::AtomicI64,
@@ -177,6 +184,7 @@ impl Service {
             http,
             wake: Arc::new(Notify::new()),
             feed_kick: Notify::new(),
+            subscriptions_changed: Notify::new(),
             announced: Default::default(),
             instance: InstanceId::generate(),
             stats: Stats::default(),

@@ -26,6 +26,17 @@ impl Service {
     /// Stores each report as an operational event until the worker's sender is dropped.
     pub(super) async fn record_operational(self: Arc<Self>, mut rx: mpsc::Receiver<Operational>) {
         while let Some(op) = rx.recv().await {
+            // An MCP Events subscription reports its health in `deliveryStatus` on refresh. An
+            // event about its failures would also match a subscription to every event and be
+            // sent to the failing endpoint: each failure would make another.
+            let about = match &op {
+                Operational::Disabled { attempt, .. } | Operational::FinallyFailed(attempt) => {
+                    &attempt.webhook_id
+                }
+            };
+            if crate::model::EventSubscription::is_subscription_id(about) {
+                continue;
+            }
             let (event, provider_id, payload, webhook_id) = match op {
                 Operational::Disabled { attempt, reason } => (
                     WEBHOOK_DISABLED,

@@ -83,7 +83,7 @@ pub enum Redelivered {
 }
 
 /// Message `message_id` (whose body names it) for `webhook`, and its first attempt, due now.
-fn outgoing(
+pub(super) fn outgoing(
     webhook: &Webhook,
     message_id: MessageId,
     event: &str,

@@ -207,7 +207,7 @@ impl Service {
     }
 
     /// A valid http(s) URL whose host is not a private address (unless allowed).
-    async fn checked_target(&self, url: &str) -> Result<String> {
+    pub(super) async fn checked_target(&self, url: &str) -> Result<String> {
         let url = validate_target_url(url)?;
         let parsed = reqwest::Url::parse(&url).map_err(|e| Error::invalid(e.to_string()))?;
         crate::dispatcher::ssrf::check_target(&parsed, self.settings.allow_private_targets)
@@ -249,7 +249,16 @@ impl Service {
     }
 
     /// The webhook, or a not-found error a caller can act on.
+    /// An MCP Events subscription's engine row is not one: it is made and removed with
+    /// `events/subscribe` and `events/unsubscribe`, never with the webhook tools.
     pub(super) async fn webhook(&self, id: &WebhookId) -> Result<Webhook> {
+        if crate::model::EventSubscription::is_subscription_id(id) {
+            return Err(Error::NotFound {
+                kind: "webhook",
+                id: crate::error::bounded(id.as_str(), crate::error::QUOTE_CHARS),
+                hint: "Ids starting with sub_ are MCP Events subscriptions, managed with events/subscribe and events/unsubscribe; call list_webhooks to see webhooks.",
+            });
+        }
         self.store
             .get_webhook(id)
             .await?

@@ -31,12 +31,22 @@ impl HttpServer {
     /// servers can be handed the same port, and the loser's test talks to the winner.)
     pub fn start(extra: &[&str]) -> HttpServer {
         let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        HttpServer::start_on(dir, &data, extra)
+    }
+
+    /// Another process on the store of `other` (its data dir), with `extra` flags.
+    pub fn sharing(other: &HttpServer, extra: &[&str]) -> HttpServer {
+        HttpServer::start_on(tempfile::tempdir().unwrap(), other.dir.path(), extra)
+    }
+
+    fn start_on(dir: tempfile::TempDir, data: &std::path::Path, extra: &[&str]) -> HttpServer {
         let mut child = Command::new(super::BIN)
             .args(["serve", "--http", "127.0.0.1:0"])
             .args(["--receiver-addr", "same"])
             .args(extra)
             .arg("--data-dir")
-            .arg(dir.path())
+            .arg(data)
             .env("WEBHOOK_MCP_LOG", "warn,webhook_mcp::cli::serve=info")
             .stdin(Stdio::null())
             .stderr(Stdio::piped())

@@ -117,7 +117,10 @@ pub(super) fn receipt_writer(
 }
 
 fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Option<InsertOutcome>>> {
-    let tx = c.transaction()?;
+    // IMMEDIATE: the write lock is taken (waiting out another process's writer) at BEGIN. A
+    // deferred transaction that reads first (the duplicate check) and then writes fails at
+    // once with "database is locked" when another process wrote in between.
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
         let (ingest, headers) = match &mut job.work {

@@ -101,7 +101,9 @@ impl SqliteStore {
         F: FnOnce(&rusqlite::Transaction) -> Result<T> + Send + 'static,
     {
         self.call(move |c| {
-            let tx = c.transaction()?;
+            // IMMEDIATE: the write lock is taken at BEGIN, waiting out another process's
+            // writer; a deferred one that reads first could not upgrade and would fail at once.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)
