@@ -1,6 +1,8 @@
 //! The MCP Events extension (draft `experimental-ext-triggers-events`) driven with raw JSON-RPC
 //! written from the draft, against the real binary over real stdio (list, poll, stream with
-//! cancellation) and real HTTP (poll), with events POSTed to the real receiver.
+//! cancellation, webhook mode) and real HTTP (poll; webhook mode with a bearer principal, on two
+//! processes sharing SQLite and on two PostgreSQL instances), with events POSTed to the real
+//! receiver and a real callback endpoint that verifies every signature.
 
 mod common;
 
@@ -756,28 +758,59 @@ impl HttpRpc {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook_mode_over_http_needs_a_principal_and_delivers_once_across_processes() {
-    let cb = Callback::start().await;
-    let secret = client_secret(9);
-    let params = |url: String| {
-        json!({"name": "webhook.received", "arguments": {},
-            "delivery": {"mode": "webhook", "url": url, "secret": secret}, "cursor": null})
-    };
+fn webhook_params(url: String, secret: &str) -> Value {
+    json!({"name": "webhook.received", "arguments": {},
+        "delivery": {"mode": "webhook", "url": url, "secret": secret}, "cursor": null})
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_over_http_needs_an_authenticated_principal() {
     // Without --auth-token there is no principal to key a subscription on.
+    let cb = Callback::start().await;
     let open = HttpServer::start(&["--allow-private-targets"]);
     let anonymous = HttpRpc::open(open.base(), None).await;
     let refused = anonymous
-        .request(1, "events/subscribe", params(cb.url("x")))
+        .request(
+            1,
+            "events/subscribe",
+            webhook_params(cb.url("x"), &client_secret(9)),
+        )
         .await;
     assert_eq!(refused["error"]["code"], -32012, "{refused}");
     assert!(cb.on("x").is_empty());
+}
 
-    // Two processes on one store, each receiving events; one subscription made over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_delivers_each_event_once_across_processes_on_sqlite() {
     let flags = ["--allow-private-targets", "--auth-token", "tok-1"];
     let one = HttpServer::start(&flags);
     let two = HttpServer::sharing(&one, &flags);
+    delivers_each_event_once(&one, &two).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_delivers_each_event_once_across_instances_on_postgres() {
+    let Some(schema) = common::pg::TestSchema::create("mcp_events::webhook_mode_on_postgres").await
+    else {
+        return;
+    };
+    let flags = [
+        "--allow-private-targets",
+        "--auth-token",
+        "tok-1",
+        "--database-url",
+        schema.url.as_str(),
+    ];
+    let one = HttpServer::start(&flags);
+    let two = HttpServer::start(&flags);
+    delivers_each_event_once(&one, &two).await;
+}
+
+/// One subscription made over HTTP on `one`; events received by both processes, each of which
+/// pumps the subscription: the callback gets every event exactly once.
+async fn delivers_each_event_once(one: &HttpServer, two: &HttpServer) {
+    let cb = Callback::start().await;
+    let secret = client_secret(9);
     let rpc = HttpRpc::open(one.base(), Some("tok-1")).await;
     let made = rpc
         .request(
@@ -791,19 +824,16 @@ async fn webhook_mode_over_http_needs_a_principal_and_delivers_once_across_proce
         .unwrap()
         .to_string();
     let subscribed = rpc
-        .request(3, "events/subscribe", params(cb.url("m")))
+        .request(3, "events/subscribe", webhook_params(cb.url("m"), &secret))
         .await;
     let id = subscribed["result"]["id"].as_str().unwrap().to_string();
-    // Another session with the same token is the same principal: the same subscription.
-    let other = rpc_with(&one, "tok-1").await;
+    // Another session with the same token, on the other process: the same principal, so the
+    // same subscription.
+    let other = rpc_with(two, "tok-1").await;
     let same = other
-        .request(4, "events/subscribe", params(cb.url("m")))
+        .request(4, "events/subscribe", webhook_params(cb.url("m"), &secret))
         .await;
-    assert_eq!(
-        same["result"]["id"],
-        id.as_str(),
-        "one token, one principal"
-    );
+    assert_eq!(same["result"]["id"], id.as_str(), "{same}");
 
     let http = reqwest::Client::new();
     let n = 20;
