@@ -29,7 +29,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
+/// The server under test: this build, or `BENCH_BIN` (an older build, to compare a change
+/// against the same Express and verify-only baselines in the same run).
+fn bin() -> String {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_webhook-mcp").to_string())
+}
 const SECRET: &str = "bench-secret-0123456789";
 
 struct Stats {
@@ -293,7 +297,7 @@ impl Server {
     async fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let (child, mut stdin, mut lines) = spawn_piped(
-            Command::new(BIN)
+            Command::new(bin())
                 .args(["serve", "--receiver-addr", "127.0.0.1:0", "--data-dir"])
                 .arg(dir.path().join("data"))
                 // At its default log level, logging to a file as a deployment would (one line per
@@ -542,7 +546,7 @@ async fn cold_start(runs: usize) -> (Vec<Duration>, Vec<Duration>) {
         let dir = tempfile::tempdir().unwrap();
         let t = Instant::now();
         let (mut child, mut stdin, mut lines) = spawn_piped(
-            Command::new(BIN)
+            Command::new(bin())
                 .args(["serve", "--no-receiver", "--data-dir"])
                 .arg(dir.path())
                 // Default log level; its start-up lines go nowhere.

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    enum_from_text, Attempt, Delivery, Direction, Event, EventId, PreviousSecret, Receipt, Secret,
-    Webhook,
+    enum_from_text, Attempt, Delivery, Direction, Event, EventId, EventSubscription,
+    PreviousSecret, Receipt, Secret, Webhook,
 };
 
 /// A row's values by column name.
@@ -41,6 +41,24 @@ fn enumerated<T: DeserializeOwned>(c: &impl Columns, name: &str) -> Result<T> {
 fn json<T: DeserializeOwned>(c: &impl Columns, name: &str) -> Result<T> {
     serde_json::from_str(&text(c, name)?)
         .map_err(|e| Error::Store(format!("column `{name}`: not the JSON expected ({e})")))
+}
+
+/// The columns of an `event_subscriptions` row, in both schemas.
+pub(crate) const SUBSCRIPTION_COLUMNS: &str =
+    "id, principal, name, arguments, cursor, not_before, expires_at, created_at, refreshed_at";
+
+pub(crate) fn subscription(c: &impl Columns) -> Result<EventSubscription> {
+    Ok(EventSubscription {
+        id: text(c, "id")?.into(),
+        principal: text(c, "principal")?,
+        name: text(c, "name")?,
+        arguments: text(c, "arguments")?,
+        cursor: int(c, "cursor")?,
+        not_before: c.int("not_before")?,
+        expires_at: c.int("expires_at")?,
+        created_at: int(c, "created_at")?,
+        refreshed_at: int(c, "refreshed_at")?,
+    })
 }
 
 pub(crate) fn webhook(c: &impl Columns) -> Result<Webhook> {

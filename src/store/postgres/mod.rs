@@ -548,21 +548,10 @@ const DELIVERY_COLUMNS: &str =
     url, status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
     response_body, created_at, next_attempt_at, message_id";
 
-const SUBSCRIPTION_COLUMNS: &str =
-    "id, principal, name, arguments, cursor, not_before, expires_at, created_at, refreshed_at";
+use super::rows::SUBSCRIPTION_COLUMNS;
 
 fn subscription_row(r: &Row) -> Result<EventSubscription> {
-    Ok(EventSubscription {
-        id: WebhookId::from(col::<String>(r, "id")?),
-        principal: col(r, "principal")?,
-        name: col(r, "name")?,
-        arguments: col(r, "arguments")?,
-        cursor: col(r, "cursor")?,
-        not_before: col(r, "not_before")?,
-        expires_at: col(r, "expires_at")?,
-        created_at: col(r, "created_at")?,
-        refreshed_at: col(r, "refreshed_at")?,
-    })
+    rows::subscription(r)
 }
 
 async fn get_webhook(c: &impl GenericClient, id: &WebhookId) -> Result<Option<Webhook>> {

@@ -3,26 +3,15 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{col, queue, webhooks};
+use super::{queue, webhooks};
 use crate::error::Result;
 use crate::model::{EventSubscription, Millis, Webhook, WebhookId};
 use crate::store::Outgoing;
 
-const COLUMNS: &str =
-    "id, principal, name, arguments, cursor, not_before, expires_at, created_at, refreshed_at";
+use crate::store::rows::SUBSCRIPTION_COLUMNS as COLUMNS;
 
 fn row(r: &Row) -> rusqlite::Result<EventSubscription> {
-    Ok(EventSubscription {
-        id: col(r, "id")?,
-        principal: col(r, "principal")?,
-        name: col(r, "name")?,
-        arguments: col(r, "arguments")?,
-        cursor: col(r, "cursor")?,
-        not_before: col(r, "not_before")?,
-        expires_at: col(r, "expires_at")?,
-        created_at: col(r, "created_at")?,
-        refreshed_at: col(r, "refreshed_at")?,
-    })
+    super::wrap(crate::store::rows::subscription(r))
 }
 
 pub(super) fn insert(c: &Connection, s: &EventSubscription, w: &Webhook) -> Result<bool> {
