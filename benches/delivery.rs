@@ -150,4 +150,176 @@ async fn main() {
     println!("\nengine / baseline: {:.2}", engine / baseline);
     drop(stdin);
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+
+    let subs = 4;
+    let events = total / subs;
+    let (rate, p50, p99) = webhook_mode(events, subs, concurrency).await;
+    println!("\n| MCP Events webhook mode | deliveries | subscriptions | deliveries/s | POST → callback p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| event POSTed → stored → pumped → signed delivery per subscription | {} | {subs} | {rate:.0} | {p50:.1} ms | {p99:.1} ms |",
+        events * subs
+    );
+    println!("\nwebhook mode / baseline: {:.2}", rate / baseline);
+}
+
+/// `events` unsigned events POSTed to the receiver (at `concurrency`) while `subs` MCP Events
+/// webhook subscriptions (one callback URL each) receive every one: deliveries per second, and
+/// the time from a POST's 200 to its first delivery at a callback.
+async fn webhook_mode(events: usize, subs: usize, concurrency: usize) -> (f64, f64, f64) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
+    let (a, c) = (arrived.clone(), count.clone());
+    let app = Router::new().route(
+        "/cb/{n}",
+        post(move |body: axum::body::Bytes| {
+            let (a, c) = (a.clone(), c.clone());
+            async move {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if v["type"] == "verification" {
+                    return axum::Json(json!({ "challenge": v["challenge"] }));
+                }
+                if let Some(id) = v["eventId"].as_str() {
+                    a.lock()
+                        .unwrap()
+                        .entry(id.to_string())
+                        .or_insert_with(Instant::now);
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+                axum::Json(json!({}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/cb", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--allow-private-targets", "--receiver-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--delivery-concurrency")
+        .arg(concurrency.to_string())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("WEBHOOK_MCP_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut id = 0;
+    let mut call = |method: &str, params: Value| {
+        id += 1;
+        (
+            id,
+            format!(
+                "{}\n",
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+            ),
+        )
+    };
+    let mut ask = Vec::new();
+    ask.push(call(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
+    ));
+    ask.push(call(
+        "tools/call",
+        json!({"name": "create_webhook", "arguments": {"direction": "inbound", "provider": "none", "allow_unsigned": true}}),
+    ));
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=";
+    for n in 0..subs {
+        ask.push(call(
+            "events/subscribe",
+            json!({"name": "webhook.received", "arguments": {}, "cursor": null,
+                "delivery": {"mode": "webhook", "url": format!("{callback}/{n}"), "secret": secret}}),
+        ));
+    }
+    let mut hook = String::new();
+    for (n, (want, text)) in ask.into_iter().enumerate() {
+        stdin.write_all(text.as_bytes()).await.unwrap();
+        if n == 0 {
+            stdin
+                .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+                .await
+                .unwrap();
+        }
+        loop {
+            let v: Value =
+                serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+            if v["id"] == want {
+                assert!(v.get("error").is_none(), "{v}");
+                if let Some(h) = v["result"]["structuredContent"]["webhook"]["id"].as_str() {
+                    hook = h.to_string();
+                }
+                break;
+            }
+        }
+    }
+    let url = format!("http://127.0.0.1:{port}/hooks/{hook}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let acked: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = vec![];
+    for _ in 0..concurrency {
+        let (http, url, next, acked) = (http.clone(), url.clone(), next.clone(), acked.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= events {
+                    break;
+                }
+                let event_id = format!("e{n}");
+                let body = json!({"id": event_id, "event": "order.paid", "data": {"amount": 4200}});
+                let r = http.post(&url).body(body.to_string()).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                acked.lock().unwrap().insert(event_id, Instant::now());
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let total = events * subs;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count.load(Ordering::Relaxed) < total {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {total} subscription deliveries arrived",
+            count.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    let mut lat: Vec<f64> = {
+        let (acked, arrived) = (acked.lock().unwrap(), arrived.lock().unwrap());
+        acked
+            .iter()
+            .filter_map(|(id, at)| {
+                arrived
+                    .get(id)
+                    .map(|got| got.saturating_duration_since(*at).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    };
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    drop(stdin);
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    (rate, pct(0.5), pct(0.99))
 }

@@ -569,14 +569,22 @@ async fn webhook_mode_over_stdio() {
     );
 
     // A refresh: same id, no second challenge, the delivery status and a watermark cursor.
-    let again = s
-        .request(
-            3,
-            "events/subscribe",
-            sub(cb.url("a"), json!({}), Value::Null),
-        )
-        .await["result"]
-        .clone();
+    // (The callback has the POST; the worker may not have committed its success yet.)
+    let mut again = Value::Null;
+    for attempt in 0..100 {
+        again = s
+            .request(
+                100 + attempt,
+                "events/subscribe",
+                sub(cb.url("a"), json!({}), Value::Null),
+            )
+            .await["result"]
+            .clone();
+        if again["deliveryStatus"]["lastDeliveryAt"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(again["id"], id.as_str());
     let status = &again["deliveryStatus"];
     assert_eq!(status["active"], true, "{again}");
@@ -870,4 +878,28 @@ async fn delivers_each_event_once(one: &HttpServer, two: &HttpServer) {
 
 async fn rpc_with(server: &HttpServer, token: &str) -> HttpRpc {
     HttpRpc::open(server.base(), Some(token)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_is_not_offered_read_only() {
+    let cb = Callback::start().await;
+    let mut s = Raw::start_with(
+        &["--read-only", "--allow-private-targets"],
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let list = s.request(1, "events/list", json!({})).await;
+    for t in list["result"]["events"].as_array().unwrap() {
+        assert_eq!(t["delivery"], json!(["poll", "push"]), "{t}");
+    }
+    let refused = s
+        .request(
+            2,
+            "events/subscribe",
+            webhook_params(cb.url("r"), &client_secret(3)),
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], -32014, "{refused}");
+    assert_eq!(refused["error"]["data"]["value"], "webhook");
+    assert!(cb.on("r").is_empty(), "nothing was POSTed");
 }

@@ -46,7 +46,17 @@ const NEXT_POLL_MS: u64 = 2000;
 const HEARTBEAT: Duration = Duration::from_secs(25);
 const DEFAULT_MAX_EVENTS: usize = 50;
 const MAX_EVENTS: usize = 199;
-const DELIVERY: [&str; 3] = ["poll", "push", "webhook"];
+const UNSUPPORTED: ErrorCode = ErrorCode(-32014);
+
+/// The delivery modes offered: webhook mode writes (a stored subscription, POSTs to its URL),
+/// so a `--read-only` server leaves it out.
+fn delivery(svc: &Service) -> &'static [&'static str] {
+    if svc.settings().read_only {
+        &["poll", "push"]
+    } else {
+        &["poll", "push", "webhook"]
+    }
+}
 
 /// The capability this server declares (under `experimental.events`: rmcp's capabilities have
 /// no slot for a top-level `events` key). The set of types is the fixed catalogue.
@@ -68,9 +78,16 @@ pub async fn handle(
 ) -> Result<CustomResult, McpError> {
     let params = request.params.unwrap_or(Value::Null);
     match request.method.as_str() {
-        "events/list" => Ok(CustomResult(json!({ "events": types() }))),
+        "events/list" => Ok(CustomResult(json!({ "events": types(delivery(svc)) }))),
         "events/poll" => poll(svc, parse(params)?).await.map(CustomResult),
         "events/stream" => stream(svc, parse(params)?, context).await.map(CustomResult),
+        "events/subscribe" | "events/unsubscribe" if svc.settings().read_only => {
+            Err(McpError::new(
+                UNSUPPORTED,
+                "this server runs with --read-only: webhook delivery (a subscription stored and POSTed from) is not offered; use events/poll or events/stream",
+                Some(json!({ "feature": "deliveryMode", "value": "webhook" })),
+            ))
+        }
         "events/subscribe" => {
             let principal = principal(&context)?;
             subscribe(svc, principal, params).await.map(CustomResult)
@@ -89,7 +106,7 @@ pub async fn handle(
 
 // --- events/list ----------------------------------------------------------------------------
 
-fn types() -> Vec<Value> {
+fn types(delivery: &[&str]) -> Vec<Value> {
     let arguments = |with_event: bool| {
         let mut props = json!({
             "webhook_id": { "type": "string", "description": "Only events received by this inbound webhook." }
@@ -103,7 +120,7 @@ fn types() -> Vec<Value> {
     let mut out = vec![json!({
         "name": ALL,
         "description": "Every verified event any inbound webhook receives, whatever its type. The payload is the sender's, untrusted.",
-        "delivery": DELIVERY,
+        "delivery": delivery,
         "inputSchema": arguments(true),
         "payloadSchema": { "type": "object", "description": "The sender's JSON payload (untrusted third-party data)." },
     })];
@@ -120,7 +137,7 @@ fn types() -> Vec<Value> {
         out.push(json!({
             "name": t.event,
             "description": format!("{} (sent by {}). Untrusted third-party data.", t.description, platforms.join(", ")),
-            "delivery": DELIVERY,
+            "delivery": delivery,
             "inputSchema": arguments(false),
             "payloadSchema": schema_of(&t.example),
         }));
