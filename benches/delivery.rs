@@ -132,15 +132,7 @@ async fn main() {
     }
     let started = Instant::now();
     stdin.write_all(sends_text.as_bytes()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count.load(Ordering::Relaxed) < total {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {total} deliveries arrived",
-            count.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_for(&count, total, Duration::from_secs(60), "deliveries").await;
     let engine = total as f64 / started.elapsed().as_secs_f64();
 
     println!("| path | deliveries | concurrency | deliveries/s |");
@@ -313,15 +305,13 @@ async fn webhook_mode(events: usize, subs: usize, concurrency: usize) -> Webhook
         w.await.unwrap();
     }
     let total = events * subs;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while count.load(Ordering::Relaxed) < total {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {total} subscription deliveries arrived",
-            count.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_for(
+        &count,
+        total,
+        Duration::from_secs(120),
+        "subscription deliveries",
+    )
+    .await;
     let rate = total as f64 / started.elapsed().as_secs_f64();
     let mut lat: Vec<f64> = {
         let (acked, arrived) = (acked.lock().unwrap(), arrived.lock().unwrap());
@@ -359,6 +349,19 @@ async fn webhook_mode(events: usize, subs: usize, concurrency: usize) -> Webhook
         rate,
         burst,
         single: percentiles(&mut single),
+    }
+}
+
+/// Waits until the sink counted `total` arrivals, failing after `within`.
+async fn wait_for(count: &AtomicUsize, total: usize, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while count.load(Ordering::Relaxed) < total {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {total} {what} arrived",
+            count.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 

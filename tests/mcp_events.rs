@@ -129,6 +129,21 @@ impl Raw {
         r["result"]["structuredContent"].clone()
     }
 
+    /// An inbound webhook that takes unsigned events (made with request id `id`): its id and
+    /// receive URL.
+    async fn unsigned_inbound(&mut self, id: i64) -> (String, String) {
+        let created = self
+            .tool(
+                id,
+                "create_webhook",
+                json!({"direction": "inbound", "provider": "none", "allow_unsigned": true}),
+            )
+            .await;
+        let hook = created["webhook"]["id"].as_str().unwrap().to_string();
+        let url = format!("{}/hooks/{hook}", self.receiver);
+        (hook, url)
+    }
+
     async fn post(&self, url: &str, provider_id: &str, event: &str) {
         let status = reqwest::Client::new()
             .post(url)
@@ -167,15 +182,7 @@ async fn list_poll_and_stream_over_stdio() {
         .unwrap_or_else(|| panic!("{first_type} is not listed"));
     assert_eq!(typed["payloadSchema"]["type"], "object", "{typed}");
 
-    let created = s
-        .tool(
-            3,
-            "create_webhook",
-            json!({"direction": "inbound", "provider": "none", "allow_unsigned": true}),
-        )
-        .await;
-    let id = created["webhook"]["id"].as_str().unwrap().to_string();
-    let url = format!("{}/hooks/{id}", s.receiver);
+    let (id, url) = s.unsigned_inbound(3).await;
     let sub = |cursor: Value| json!({"name": "webhook.received", "arguments": {"webhook_id": id}, "cursor": cursor});
 
     // A null cursor starts from now: nothing, and a cursor.
@@ -503,15 +510,7 @@ fn header<'a>(r: &'a Received, name: &str) -> &'a str {
 async fn webhook_mode_over_stdio() {
     let cb = Callback::start().await;
     let mut s = Raw::start_with(&["--allow-private-targets"], tempfile::tempdir().unwrap()).await;
-    let created = s
-        .tool(
-            1,
-            "create_webhook",
-            json!({"direction": "inbound", "provider": "none", "allow_unsigned": true}),
-        )
-        .await;
-    let hook = created["webhook"]["id"].as_str().unwrap().to_string();
-    let hook_url = format!("{}/hooks/{hook}", s.receiver);
+    let (_, hook_url) = s.unsigned_inbound(1).await;
     let secret = client_secret(7);
     let sub = |url: String, args: Value, cursor: Value| {
         json!({"name": "webhook.received", "arguments": args,
