@@ -1,8 +1,11 @@
-//! The MCP Events extension (draft `experimental-ext-triggers-events`) driven with raw JSON-RPC
-//! written from the draft, against the real binary over real stdio (list, poll, stream with
-//! cancellation, webhook mode) and real HTTP (poll; webhook mode with a bearer principal, on two
-//! processes sharing SQLite and on two PostgreSQL instances), with events POSTed to the real
-//! receiver and a real callback endpoint that verifies every signature.
+//! The MCP Events extension (SEP-3415, `io.modelcontextprotocol/events`) driven with raw
+//! JSON-RPC written from the SEP, as a 2026-07-28 client speaks it, against the real binary over
+//! real stdio (discovery, list, poll, stream with cancellation, webhook mode) and real HTTP
+//! (discovery, poll, push on the request's own SSE stream, webhook mode with a bearer principal,
+//! on two processes sharing SQLite and on two PostgreSQL instances, revocation at a restart),
+//! with events POSTed to the real receiver and a real callback endpoint that verifies every
+//! signature. These port the checks of the conformance suite's `src/scenarios/server/events/`
+//! (not yet in a released npm version), with the SEP's error codes.
 
 mod common;
 
@@ -16,6 +19,29 @@ use common::BIN;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
+
+/// The extension's key in `capabilities.extensions`.
+const EVENTS: &str = "io.modelcontextprotocol/events";
+
+/// A request as a 2026-07-28 client sends it: the protocol version, capabilities (declaring the
+/// extension, as the SEP lets a client) and client info in `params._meta`.
+fn modern(id: i64, method: &str, mut params: Value) -> Value {
+    if !params.is_object() {
+        params = json!({});
+    }
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"extensions": {EVENTS: {}}},
+        "io.modelcontextprotocol/clientInfo": {"name": "events-test", "version": "1"},
+    });
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// The sender's own event type, which an occurrence carries in `_meta` (its `name` is the
+/// subscribed type's).
+fn sender_type(occurrence: &Value) -> &Value {
+    &occurrence["_meta"]["io.github.webhook-mcp/event"]["event"]
+}
 
 struct Raw {
     _child: Child,
@@ -57,20 +83,16 @@ impl Raw {
             receiver: format!("http://127.0.0.1:{port}"),
             _dir: dir,
         };
-        let init = raw
-            .request(
-                0,
-                "initialize",
-                json!({"protocolVersion": "2025-06-18", "capabilities": {},
-                "clientInfo": {"name": "events-test", "version": "1"}}),
-            )
-            .await;
+        // A 2026-07-28 client: no handshake; `server/discover` finds the extension.
+        let found = raw.request(0, "server/discover", json!({})).await;
         assert_eq!(
-            init["result"]["capabilities"]["experimental"]["events"]["listChanged"], false,
-            "{init}"
+            found["result"]["capabilities"]["extensions"][EVENTS]["listChanged"], false,
+            "{found}"
         );
-        raw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
+        assert!(
+            found["result"]["capabilities"]["experimental"]["events"].is_null(),
+            "not under the sketch's key: {found}"
+        );
         raw
     }
 
@@ -89,10 +111,10 @@ impl Raw {
         Some(serde_json::from_str(&line).unwrap())
     }
 
-    /// Sends a request and returns its response (result or error), keeping notifications.
+    /// Sends a request (with the 2026-07-28 per-request `_meta`) and returns its response
+    /// (result or error), keeping notifications.
     async fn request(&mut self, id: i64, method: &str, params: Value) -> Value {
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .await;
+        self.send(modern(id, method, params)).await;
         loop {
             let msg = self
                 .next(Duration::from_secs(10))
@@ -164,6 +186,7 @@ async fn list_poll_and_stream_over_stdio() {
     let mut s = Raw::start().await;
     // events/list: the catch-all type and the catalogue's, each with schemas and modes.
     let list = s.request(1, "events/list", json!({})).await;
+    assert_eq!(list["result"]["resultType"], "complete", "{list}");
     let types = list["result"]["events"].as_array().unwrap().clone();
     let all = types
         .iter()
@@ -188,6 +211,7 @@ async fn list_poll_and_stream_over_stdio() {
     // A null cursor starts from now: nothing, and a cursor.
     let start = s.request(4, "events/poll", sub(Value::Null)).await;
     assert_eq!(start["result"]["events"], json!([]), "{start}");
+    assert_eq!(start["result"]["resultType"], "complete");
     let c0 = start["result"]["cursor"].clone();
     assert!(c0.is_string());
     for n in 1..=3 {
@@ -201,7 +225,11 @@ async fn list_poll_and_stream_over_stdio() {
     assert_eq!(page1["truncated"], false);
     let e = &page1["events"][0];
     assert_eq!(e["eventId"], "evt_1", "the provider's id is the eventId");
-    assert_eq!(e["name"], "lead.created");
+    assert_eq!(
+        e["name"], "webhook.received",
+        "the subscribed type's name: {e}"
+    );
+    assert_eq!(sender_type(e), "lead.created");
     assert_eq!(e["data"]["data"]["n"], "evt_1");
     assert!(e["timestamp"].as_str().unwrap().ends_with('Z'));
     let page2 = s
@@ -224,11 +252,11 @@ async fn list_poll_and_stream_over_stdio() {
     assert_eq!(aged["events"], json!([]));
     assert_eq!(aged["truncated"], true);
 
-    // Errors from the draft's table.
+    // Errors from the SEP's table.
     let unknown = s
         .request(9, "events/poll", json!({"name": "no.such", "cursor": null}))
         .await;
-    assert_eq!(unknown["error"]["code"], -32011, "{unknown}");
+    assert_eq!(unknown["error"]["code"], -32023, "NotFound: {unknown}");
     assert_eq!(unknown["error"]["data"]["kind"], "event");
     let bad_args = s
         .request(
@@ -252,7 +280,7 @@ async fn list_poll_and_stream_over_stdio() {
     );
 
     // Push: a stream from the last cursor confirms, then delivers each new event.
-    s.send(json!({"jsonrpc": "2.0", "id": 77, "method": "events/stream", "params": sub(page2["cursor"].clone())}))
+    s.send(modern(77, "events/stream", sub(page2["cursor"].clone())))
         .await;
     let active = s.note("notifications/events/active").await;
     assert_eq!(
@@ -263,6 +291,7 @@ async fn list_poll_and_stream_over_stdio() {
     s.post(&url, "evt_4", "lead.replied").await;
     let pushed = s.note("notifications/events/event").await;
     assert_eq!(pushed["params"]["eventId"], "evt_4", "{pushed}");
+    assert_eq!(pushed["params"]["name"], "webhook.received");
     assert_eq!(
         pushed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
         77
@@ -293,33 +322,14 @@ async fn list_poll_and_stream_over_stdio() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn poll_over_http() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _child = tokio::process::Command::new(BIN)
-        .args([
-            "serve",
-            "--http",
-            &format!("127.0.0.1:{port}"),
-            "--receiver-addr",
-            "same",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("WEBHOOK_MCP_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+async fn a_legacy_session_neither_sees_nor_reaches_events() {
+    // SEP-3415 is defined for 2026-07-28 and later: an `initialize` session (2025-06-18) is not
+    // told of it, and its events/* requests are method-not-found.
+    let server = HttpServer::start(&[]);
     let http = reqwest::Client::new();
-    let rpc = |session: Option<String>, body: Value| {
+    let post = |session: Option<&str>, body: Value| {
         let mut req = http
-            .post(format!("{base}/mcp"))
+            .post(format!("{}/mcp", server.base()))
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .body(body.to_string());
@@ -330,28 +340,7 @@ async fn poll_over_http() {
         }
         req.send()
     };
-    let mut init = None;
-    for _ in 0..100 {
-        if let Ok(r) = rpc(None, json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
-        .await
-        {
-            init = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let session = init.unwrap().headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    rpc(
-        Some(session.clone()),
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .await
-    .unwrap();
-    let answer = |text: String| -> Value {
+    let sse_answer = |text: String| -> Value {
         let data = text
             .lines()
             .filter_map(|l| l.strip_prefix("data:"))
@@ -360,57 +349,170 @@ async fn poll_over_http() {
             .unwrap_or(text);
         serde_json::from_str(data.trim()).unwrap()
     };
-    let created = answer(
-        rpc(Some(session.clone()), json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-            "name": "create_webhook", "arguments": {"direction": "inbound", "provider": "none", "allow_unsigned": true}}}))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap(),
-    );
-    let id = created["result"]["structuredContent"]["webhook"]["id"]
-        .as_str()
+    let init = post(None, json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+    .await
+    .unwrap();
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
         .unwrap()
         .to_string();
-    let start = answer(
-        rpc(
-            Some(session.clone()),
-            json!({"jsonrpc": "2.0", "id": 2, "method": "events/poll",
-            "params": {"name": "webhook.received", "cursor": null}}),
+    let init = sse_answer(init.text().await.unwrap());
+    let caps = &init["result"]["capabilities"];
+    assert!(caps["extensions"][EVENTS].is_null(), "{init}");
+    assert!(caps["experimental"]["events"].is_null(), "{init}");
+    post(
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await
+    .unwrap();
+    for (id, method) in [(1, "events/list"), (2, "events/poll")] {
+        let answer = sse_answer(
+            post(
+                Some(&session),
+                json!({"jsonrpc": "2.0", "id": id, "method": method,
+                    "params": {"name": "webhook.received", "cursor": null}}),
+            )
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        );
+        assert_eq!(answer["error"]["code"], -32601, "{method}: {answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_and_push_over_http() {
+    let server = HttpServer::start(&[]);
+    let rpc = HttpRpc::open(server.base(), None).await;
+    let id = rpc.unsigned_inbound(1).await;
+    let hook = format!("{}/hooks/{id}", server.base());
+    let post = |provider_id: &'static str| {
+        let hook = hook.clone();
+        async move {
+            let status = reqwest::Client::new()
+                .post(hook)
+                .header("content-type", "application/json")
+                .body(json!({"id": provider_id, "event": "call.ended"}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 200);
+        }
+    };
+    let start = rpc
+        .request(
+            2,
+            "events/poll",
+            json!({"name": "webhook.received", "cursor": null}),
         )
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap(),
-    );
+        .await;
+    assert_eq!(start["result"]["resultType"], "complete", "{start}");
     let cursor = start["result"]["cursor"].clone();
-    let posted = http
-        .post(format!("{base}/hooks/{id}"))
-        .header("content-type", "application/json")
-        .body(r#"{"id":"h1","event":"call.ended"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status(), 200);
-    let page = answer(
-        rpc(Some(session), json!({"jsonrpc": "2.0", "id": 3, "method": "events/poll",
-            "params": {"name": "webhook.received", "arguments": {"event": "call.ended"}, "cursor": cursor}}))
-        .await
+    post("h1").await;
+    let page = rpc
+        .request(
+            3,
+            "events/poll",
+            json!({"name": "webhook.received",
+            "arguments": {"event": "call.ended"}, "cursor": cursor}),
+        )
+        .await;
+    let e = &page["result"]["events"][0];
+    assert_eq!(e["eventId"], "h1", "{page}");
+    assert_eq!(e["name"], "webhook.received");
+    assert_eq!(sender_type(e), "call.ended");
+
+    // Push on Streamable HTTP travels on the events/stream request's own response stream.
+    let mut stream = rpc
+        .raw(modern(
+            9,
+            "events/stream",
+            json!({"name": "webhook.received",
+            "arguments": {"webhook_id": id}, "cursor": page["result"]["cursor"]}),
+        ))
+        .await;
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"]
+        .to_str()
         .unwrap()
-        .text()
-        .await
-        .unwrap(),
+        .starts_with("text/event-stream"));
+    let mut buffer = String::new();
+    let mut frames: Vec<Value> = vec![];
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut posted = false;
+    while !frames
+        .iter()
+        .any(|f| f["method"] == "notifications/events/event")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pushed event: {frames:?}"
+        );
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+            .await
+            .expect("the stream went quiet")
+            .unwrap()
+            .expect("the stream ended");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) {
+                if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                    frames.push(v);
+                }
+            }
+        }
+        if !posted
+            && frames
+                .iter()
+                .any(|f| f["method"] == "notifications/events/active")
+        {
+            post("h2").await;
+            posted = true;
+        }
+    }
+    let active = frames
+        .iter()
+        .find(|f| f["method"] == "notifications/events/active")
+        .unwrap();
+    assert_eq!(
+        active["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        9
     );
-    assert_eq!(page["result"]["events"][0]["eventId"], "h1", "{page}");
-    assert_eq!(page["result"]["events"][0]["name"], "call.ended");
+    assert_eq!(active["params"]["truncated"], false);
+    let pushed = frames
+        .iter()
+        .find(|f| f["method"] == "notifications/events/event")
+        .unwrap();
+    assert_eq!(pushed["params"]["eventId"], "h2", "{pushed}");
+    assert_eq!(pushed["params"]["name"], "webhook.received");
+    assert_eq!(
+        pushed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        9
+    );
+    assert!(pushed["params"]["cursor"].is_string());
+    drop(stream); // the client ends a push subscription by closing the request
+                  // The server goes on answering.
+    let after = rpc
+        .request(
+            4,
+            "events/poll",
+            json!({"name": "webhook.received", "cursor": null}),
+        )
+        .await;
+    assert_eq!(after["result"]["resultType"], "complete", "{after}");
 }
 
 // --- webhook mode (events/subscribe) ------------------------------------------------------
 
-/// A callback endpoint on 127.0.0.1 as the draft describes one: it echoes a verification's
-/// challenge (except under paths containing `noecho`) and records every POST.
+/// A callback endpoint on 127.0.0.1 as the SEP describes one: it echoes a verification's
+/// challenge (except under paths containing `noecho`), answers events under `gone` with 410 and
+/// under `toolarge` with 413, and records every POST.
 #[derive(Clone, Default)]
 struct Callback {
     base: String,
@@ -432,7 +534,8 @@ impl Callback {
             Path(path): Path<String>,
             headers: HeaderMap,
             body: Bytes,
-        ) -> axum::Json<Value> {
+        ) -> (axum::http::StatusCode, axum::Json<Value>) {
+            use axum::http::StatusCode;
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             cb.got.lock().unwrap().push(Received {
                 path: path.clone(),
@@ -441,9 +544,18 @@ impl Callback {
                 at: std::time::Instant::now(),
             });
             if v["type"] == "verification" && !path.contains("noecho") {
-                return axum::Json(json!({ "challenge": v["challenge"] }));
+                return (
+                    StatusCode::OK,
+                    axum::Json(json!({ "challenge": v["challenge"] })),
+                );
             }
-            axum::Json(json!({ "ok": true }))
+            // Receivers that refuse an event for good: 410 (stale, processed) and 413 (too big).
+            let status = match (v.get("eventId").is_some(), path.as_str()) {
+                (true, p) if p.contains("gone") => StatusCode::GONE,
+                (true, p) if p.contains("toolarge") => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::OK,
+            };
+            (status, axum::Json(json!({ "ok": true })))
         }
         let app = axum::Router::new()
             .route("/{*path}", axum::routing::post(answer))
@@ -492,6 +604,13 @@ impl Callback {
     }
 }
 
+/// What a callback on loopback over plain http needs: the SSRF guard off for loopback, and the
+/// development flag for http (SEP-3415 requires https).
+const CALLBACK_FLAGS: [&str; 2] = [
+    "--allow-private-targets",
+    "--dangerously-allow-http-callbacks",
+];
+
 fn client_secret(byte: u8) -> String {
     format!(
         "whsec_{}",
@@ -509,7 +628,7 @@ fn header<'a>(r: &'a Received, name: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_mode_over_stdio() {
     let cb = Callback::start().await;
-    let mut s = Raw::start_with(&["--allow-private-targets"], tempfile::tempdir().unwrap()).await;
+    let mut s = Raw::start_with(&CALLBACK_FLAGS, tempfile::tempdir().unwrap()).await;
     let (_, hook_url) = s.unsigned_inbound(1).await;
     let secret = client_secret(7);
     let sub = |url: String, args: Value, cursor: Value| {
@@ -530,6 +649,7 @@ async fn webhook_mode_over_stdio() {
         .clone();
     let id = first["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("sub_"), "{first}");
+    assert_eq!(first["resultType"], "complete");
     let refresh_before: chrono::DateTime<chrono::Utc> =
         first["refreshBefore"].as_str().unwrap().parse().unwrap();
     let granted = (refresh_before - before).num_seconds();
@@ -556,7 +676,8 @@ async fn webhook_mode_over_stdio() {
     let got = cb.events("a", 1).await;
     let (r, occurrence) = &got[0];
     assert_eq!(occurrence["eventId"], "evt_w1");
-    assert_eq!(occurrence["name"], "lead.replied");
+    assert_eq!(occurrence["name"], "webhook.received");
+    assert_eq!(sender_type(occurrence), "lead.replied");
     assert_eq!(occurrence["data"]["data"]["n"], "evt_w1");
     assert!(occurrence["cursor"].is_string(), "{occurrence}");
     assert_eq!(header(r, "webhook-id"), "evt_w1");
@@ -627,9 +748,9 @@ async fn webhook_mode_over_stdio() {
     // Unsubscribe stops delivery; a second unsubscribe finds nothing.
     let unsub = |args: Value| json!({"name": "webhook.received", "arguments": args, "delivery": {"url": cb.url("a")}});
     let gone = s.request(5, "events/unsubscribe", unsub(json!({}))).await;
-    assert_eq!(gone["result"], json!({}), "{gone}");
+    assert_eq!(gone["result"], json!({"resultType": "complete"}), "{gone}");
     let again = s.request(6, "events/unsubscribe", unsub(json!({}))).await;
-    assert_eq!(again["error"]["code"], -32011, "{again}");
+    assert_eq!(again["error"]["code"], -32023, "NotFound: {again}");
     assert_eq!(again["error"]["data"]["kind"], "subscription");
     s.request(
         7,
@@ -664,7 +785,7 @@ async fn webhook_mode_over_stdio() {
     sorted.sort_by_key(|v| v.as_str().unwrap().to_string());
     assert_eq!(sorted, vec!["evt_w1", "evt_w2", "evt_w3"]);
 
-    // Endpoints that fail verification, and requests the draft calls invalid.
+    // Endpoints that fail verification, and requests the SEP calls invalid.
     let noecho = s
         .request(
             9,
@@ -672,13 +793,16 @@ async fn webhook_mode_over_stdio() {
             sub(cb.url("noecho"), json!({}), Value::Null),
         )
         .await;
-    assert_eq!(noecho["error"]["code"], -32015, "{noecho}");
+    assert_eq!(
+        noecho["error"]["code"], -32027,
+        "CallbackEndpointError: {noecho}"
+    );
     assert_eq!(noecho["error"]["data"]["reason"], "challenge_failed");
     let closed = format!("http://127.0.0.1:{}/x", common::http::free_port());
     let refused = s
         .request(10, "events/subscribe", sub(closed, json!({}), Value::Null))
         .await;
-    assert_eq!(refused["error"]["code"], -32015, "{refused}");
+    assert_eq!(refused["error"]["code"], -32027, "{refused}");
     assert_eq!(refused["error"]["data"]["reason"], "connection_refused");
     let mut push = sub(cb.url("c"), json!({}), Value::Null);
     push["delivery"]["mode"] = json!("push");
@@ -687,7 +811,7 @@ async fn webhook_mode_over_stdio() {
     let mut unknown = sub(cb.url("c"), json!({}), Value::Null);
     unknown["name"] = json!("no.such");
     let unknown = s.request(12, "events/subscribe", unknown).await;
-    assert_eq!(unknown["error"]["code"], -32011, "{unknown}");
+    assert_eq!(unknown["error"]["code"], -32023, "{unknown}");
     assert!(
         cb.on("c").is_empty(),
         "nothing is sent for a refused request"
@@ -701,33 +825,42 @@ async fn webhook_mode_over_stdio() {
     );
 }
 
-/// Raw JSON-RPC over Streamable HTTP, with an optional bearer token.
+/// Raw JSON-RPC over Streamable HTTP as a 2026-07-28 client (stateless: every POST carries
+/// its own `_meta`), with an optional bearer token.
 struct HttpRpc {
     base: String,
     token: Option<String>,
-    session: String,
     http: reqwest::Client,
 }
 
 impl HttpRpc {
     async fn open(base: String, token: Option<&str>) -> HttpRpc {
-        let mut rpc = HttpRpc {
+        let rpc = HttpRpc {
             base,
             token: token.map(str::to_string),
-            session: String::new(),
             http: reqwest::Client::new(),
         };
-        let init = rpc
-            .raw(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
-            .await;
-        rpc.session = init.headers()["mcp-session-id"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        rpc.raw(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
+        let found = rpc.request(0, "server/discover", json!({})).await;
+        assert_eq!(
+            found["result"]["capabilities"]["extensions"][EVENTS]["listChanged"], false,
+            "{found}"
+        );
         rpc
+    }
+
+    /// An inbound webhook that takes unsigned events (made with request id `id`): its id.
+    async fn unsigned_inbound(&self, id: i64) -> String {
+        let made = self
+            .request(
+                id,
+                "tools/call",
+                json!({"name": "create_webhook", "arguments": {"direction": "inbound", "provider": "none", "allow_unsigned": true}}),
+            )
+            .await;
+        made["result"]["structuredContent"]["webhook"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no webhook made: {made}"))
+            .to_string()
     }
 
     async fn raw(&self, body: Value) -> reqwest::Response {
@@ -736,11 +869,13 @@ impl HttpRpc {
             .post(format!("{}/mcp", self.base))
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", body["method"].as_str().unwrap_or_default())
             .body(body.to_string());
-        if !self.session.is_empty() {
-            req = req
-                .header("mcp-session-id", &self.session)
-                .header("mcp-protocol-version", "2025-06-18");
+        if let Some(name) = body["params"]["name"].as_str() {
+            if body["method"] == "tools/call" {
+                req = req.header("mcp-name", name);
+            }
         }
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -750,7 +885,7 @@ impl HttpRpc {
 
     async fn request(&self, id: i64, method: &str, params: Value) -> Value {
         let text = self
-            .raw(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .raw(modern(id, method, params))
             .await
             .text()
             .await
@@ -772,10 +907,15 @@ fn webhook_params(url: String, secret: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_mode_over_http_needs_an_authenticated_principal() {
-    // Without --auth-token there is no principal to key a subscription on.
+    // Without --auth-token there is no principal to key a subscription on: webhook mode is
+    // not offered (poll and push are), and a subscribe is Forbidden.
     let cb = Callback::start().await;
-    let open = HttpServer::start(&["--allow-private-targets"]);
+    let open = HttpServer::start(&CALLBACK_FLAGS);
     let anonymous = HttpRpc::open(open.base(), None).await;
+    let list = anonymous.request(1, "events/list", json!({})).await;
+    for t in list["result"]["events"].as_array().unwrap() {
+        assert_eq!(t["delivery"], json!(["poll", "push"]), "{t}");
+    }
     let refused = anonymous
         .request(
             1,
@@ -783,13 +923,18 @@ async fn webhook_mode_over_http_needs_an_authenticated_principal() {
             webhook_params(cb.url("x"), &client_secret(9)),
         )
         .await;
-    assert_eq!(refused["error"]["code"], -32012, "{refused}");
+    assert_eq!(refused["error"]["code"], -32024, "Forbidden: {refused}");
     assert!(cb.on("x").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_mode_delivers_each_event_once_across_processes_on_sqlite() {
-    let flags = ["--allow-private-targets", "--auth-token", "tok-1"];
+    let flags = [
+        CALLBACK_FLAGS[0],
+        CALLBACK_FLAGS[1],
+        "--auth-token",
+        "tok-1",
+    ];
     let one = HttpServer::start(&flags);
     let two = HttpServer::sharing(&one, &flags);
     delivers_each_event_once(&one, &two).await;
@@ -802,7 +947,8 @@ async fn webhook_mode_delivers_each_event_once_across_instances_on_postgres() {
         return;
     };
     let flags = [
-        "--allow-private-targets",
+        CALLBACK_FLAGS[0],
+        CALLBACK_FLAGS[1],
         "--auth-token",
         "tok-1",
         "--database-url",
@@ -819,17 +965,7 @@ async fn delivers_each_event_once(one: &HttpServer, two: &HttpServer) {
     let cb = Callback::start().await;
     let secret = client_secret(9);
     let rpc = HttpRpc::open(one.base(), Some("tok-1")).await;
-    let made = rpc
-        .request(
-            2,
-            "tools/call",
-            json!({"name": "create_webhook", "arguments": {"direction": "inbound", "provider": "none", "allow_unsigned": true}}),
-        )
-        .await;
-    let hook = made["result"]["structuredContent"]["webhook"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let hook = rpc.unsigned_inbound(2).await;
     let subscribed = rpc
         .request(3, "events/subscribe", webhook_params(cb.url("m"), &secret))
         .await;
@@ -883,7 +1019,7 @@ async fn rpc_with(server: &HttpServer, token: &str) -> HttpRpc {
 async fn webhook_mode_is_not_offered_read_only() {
     let cb = Callback::start().await;
     let mut s = Raw::start_with(
-        &["--read-only", "--allow-private-targets"],
+        &["--read-only", CALLBACK_FLAGS[0], CALLBACK_FLAGS[1]],
         tempfile::tempdir().unwrap(),
     )
     .await;
@@ -898,7 +1034,212 @@ async fn webhook_mode_is_not_offered_read_only() {
             webhook_params(cb.url("r"), &client_secret(3)),
         )
         .await;
-    assert_eq!(refused["error"]["code"], -32014, "{refused}");
+    assert_eq!(refused["error"]["code"], -32026, "Unsupported: {refused}");
     assert_eq!(refused["error"]["data"]["value"], "webhook");
     assert!(cb.on("r").is_empty(), "nothing was POSTed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_delivery_follows_the_sep_profile() {
+    // 410 and 413 end that delivery only (no retry, the subscription stays active), and a body
+    // stays within 256 KiB: a larger payload goes out as a reference to fetch.
+    let cb = Callback::start().await;
+    let mut s = Raw::start_with(&CALLBACK_FLAGS, tempfile::tempdir().unwrap()).await;
+    let (_, hook_url) = s.unsigned_inbound(1).await;
+    let secret = client_secret(5);
+    let sub = |path: &str| {
+        json!({"name": "webhook.received", "arguments": {},
+            "delivery": {"mode": "webhook", "url": cb.url(path), "secret": secret}, "cursor": null})
+    };
+    for (i, path) in ["gone", "toolarge", "fine"].iter().enumerate() {
+        let made = s
+            .request(10 + i as i64, "events/subscribe", sub(path))
+            .await;
+        assert!(made["result"]["id"].is_string(), "{made}");
+    }
+    s.post(&hook_url, "small_1", "lead.replied").await;
+    let blob = "x".repeat(300 * 1024);
+    let status = reqwest::Client::new()
+        .post(&hook_url)
+        .header("content-type", "application/json")
+        .body(json!({"id": "big_1", "event": "lead.replied", "data": {"blob": blob}}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+
+    let fine = cb.events("fine", 2).await;
+    let (r, big) = fine
+        .iter()
+        .find(|(_, v)| v["eventId"] == "big_1")
+        .expect("the large event is delivered");
+    assert!(r.body.len() <= 256 * 1024, "a {} byte body", r.body.len());
+    assert_eq!(big["data"], json!({}), "the payload is left out");
+    let omitted = &big["_meta"]["io.github.webhook-mcp/event"]["payloadOmitted"];
+    assert!(
+        omitted["payloadBytes"].as_u64().unwrap() > 300 * 1024,
+        "{omitted}"
+    );
+    assert!(standard_ok(&secret, r), "still signed over the body sent");
+
+    cb.events("gone", 2).await;
+    cb.events("toolarge", 2).await;
+    // The first retry would come 4 to 6 s after a failure: wait past it.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    for path in ["gone", "toolarge"] {
+        let got = cb.events(path, 2).await;
+        assert_eq!(got.len(), 2, "{path}: each event once, never retried");
+    }
+    let refreshed = s.request(20, "events/subscribe", sub("gone")).await;
+    let status = &refreshed["result"]["deliveryStatus"];
+    assert_eq!(
+        status["active"], true,
+        "410 leaves the subscription alone: {refreshed}"
+    );
+    assert_eq!(status["lastError"], "http_4xx", "{refreshed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_is_not_a_webhook_and_http_callbacks_need_the_development_flag() {
+    let cb = Callback::start().await;
+    let mut s = Raw::start_with(&CALLBACK_FLAGS, tempfile::tempdir().unwrap()).await;
+    let params = webhook_params(cb.url("own"), &client_secret(4));
+    let made = s.request(1, "events/subscribe", params.clone()).await;
+    let id = made["result"]["id"].as_str().unwrap().to_string();
+    // No webhook tool reaches it: not found, and it lives on unchanged.
+    for (n, tool) in [
+        (2, "delete_webhook"),
+        (3, "rotate_secret"),
+        (4, "get_webhook"),
+        (5, "test_webhook"),
+    ] {
+        let r = s
+            .request(
+                n,
+                "tools/call",
+                json!({"name": tool, "arguments": {"id": id}}),
+            )
+            .await;
+        assert_eq!(
+            r["result"]["isError"], true,
+            "{tool} acted on a subscription: {r}"
+        );
+    }
+    let refreshed = s.request(6, "events/subscribe", params).await;
+    assert_eq!(refreshed["result"]["id"], id.as_str());
+    assert!(
+        refreshed["result"]["deliveryStatus"].is_object(),
+        "still the same live subscription: {refreshed}"
+    );
+    // rotate_secret changed nothing: deliveries are still signed with the client's secret.
+    let (_, hook_url) = s.unsigned_inbound(7).await;
+    s.post(&hook_url, "own_1", "lead.replied").await;
+    let got = cb.events("own", 1).await;
+    assert!(
+        standard_ok(&client_secret(4), &got[0].0),
+        "signed with the client's secret"
+    );
+
+    // Without --dangerously-allow-http-callbacks an http:// callback is refused (https only).
+    let mut strict =
+        Raw::start_with(&["--allow-private-targets"], tempfile::tempdir().unwrap()).await;
+    let refused = strict
+        .request(
+            1,
+            "events/subscribe",
+            webhook_params(cb.url("plain"), &client_secret(4)),
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("https"),
+        "{refused}"
+    );
+    assert!(cb.on("plain").is_empty(), "nothing was POSTed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_whose_principal_is_gone_is_terminated_at_restart() {
+    // A no-expiry subscription made with one token; the server restarts with another. The old
+    // principal no longer exists: its subscription gets a signed `terminated` envelope (SEP:
+    // Forbidden) and nothing more.
+    let cb = Callback::start().await;
+    let secret = client_secret(6);
+    let mut one = HttpServer::start(&[
+        CALLBACK_FLAGS[0],
+        CALLBACK_FLAGS[1],
+        "--auth-token",
+        "tok-A",
+    ]);
+    let rpc = HttpRpc::open(one.base(), Some("tok-A")).await;
+    let hook = rpc.unsigned_inbound(1).await;
+    let mut params = webhook_params(cb.url("rev"), &secret);
+    params["ttlMs"] = Value::Null;
+    let subscribed = rpc.request(2, "events/subscribe", params).await;
+    assert_eq!(
+        subscribed["result"]["refreshBefore"],
+        Value::Null,
+        "no expiry: {subscribed}"
+    );
+    let id = subscribed["result"]["id"].as_str().unwrap().to_string();
+    one.child.kill().unwrap();
+    one.child.wait().unwrap();
+
+    let two = HttpServer::sharing(
+        &one,
+        &[
+            CALLBACK_FLAGS[0],
+            CALLBACK_FLAGS[1],
+            "--auth-token",
+            "tok-B",
+        ],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let terminated = loop {
+        let found = cb
+            .on("rev")
+            .into_iter()
+            .find(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["type"] == "terminated");
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no terminated envelope within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let body: Value = serde_json::from_slice(&terminated.body).unwrap();
+    assert_eq!(body["error"]["code"], -32024, "Forbidden: {body}");
+    assert!(body["error"]["message"].is_string());
+    assert!(
+        standard_ok(&secret, &terminated),
+        "signed like any delivery"
+    );
+    assert_eq!(header(&terminated, "x-mcp-subscription-id"), id);
+    assert!(header(&terminated, "webhook-id").starts_with("msg_terminated_"));
+    // Gone: an event the new process receives is not delivered to it.
+    let status = reqwest::Client::new()
+        .post(format!("{}/hooks/{hook}", two.base()))
+        .header("content-type", "application/json")
+        .body(r#"{"id":"after","event":"call.ended"}"#)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert!(
+        cb.on("rev").iter().all(|r| {
+            serde_json::from_slice::<Value>(&r.body)
+                .unwrap()
+                .get("eventId")
+                .is_none()
+        }),
+        "a terminated subscription was delivered to"
+    );
 }

@@ -1226,7 +1226,10 @@ mod checks {
             "a second insert of one id writes nothing"
         );
         assert_eq!(s.get_subscription(&id).await.unwrap().as_ref(), Some(&sub));
-        assert_eq!(s.get_webhook(&id).await.unwrap().as_ref(), Some(&hook));
+        assert_eq!(
+            s.get_webhook(&id.delivery_row()).await.unwrap().as_ref(),
+            Some(&hook)
+        );
         let listed = s.list_webhooks(WebhookFilter::default()).await.unwrap();
         assert_eq!(
             listed.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
@@ -1285,7 +1288,7 @@ mod checks {
         assert!(s.list_subscriptions(now + 10).await.unwrap().is_empty());
         assert!(s.delete_subscription(&id).await.unwrap());
         assert_eq!(s.get_subscription(&id).await.unwrap(), None);
-        assert_eq!(s.get_webhook(&id).await.unwrap(), None);
+        assert_eq!(s.get_webhook(&id.delivery_row()).await.unwrap(), None);
         assert!(!s.delete_subscription(&id).await.unwrap());
         assert!(!s.refresh_subscription(&id, None, now).await.unwrap());
     }

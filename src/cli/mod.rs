@@ -216,6 +216,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOK_MCP_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: bool,
 
+    /// DEVELOPMENT ONLY: accept `http://` callback URLs in MCP Events `events/subscribe`
+    /// (SEP-3415 requires https: over http, events travel in clear). Loopback callbacks also need
+    /// --allow-private-targets.
+    #[arg(long, env = "WEBHOOK_MCP_DANGEROUSLY_ALLOW_HTTP_CALLBACKS")]
+    pub dangerously_allow_http_callbacks: bool,
+
     /// How many deliveries may be in flight at once.
     #[arg(long, env = "WEBHOOK_MCP_DELIVERY_CONCURRENCY", default_value_t = 64)]
     pub delivery_concurrency: usize,

@@ -109,7 +109,17 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         timestamp_tolerance: args.timestamp_tolerance as i64,
         retention: args.retention.retention(),
         read_only: args.read_only,
+        http_callbacks: args.dangerously_allow_http_callbacks,
+        bearer_principal: args.http.map(|_| {
+            args.auth_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(http::principal_of)
+        }),
     };
+    if args.dangerously_allow_http_callbacks {
+        tracing::warn!("--dangerously-allow-http-callbacks: MCP Events subscriptions may deliver over plain http; never use this outside local development");
+    }
     let svc = Arc::new(Service::new(store, settings));
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -117,6 +127,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         policy: Policy {
             schedule,
             disable_after: Duration::from_secs(args.disable_after),
+            subscription: false,
         },
         concurrency: args.delivery_concurrency,
         lease: args.delivery_timeout() + Duration::from_secs(60),
@@ -155,12 +166,21 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     match http_listener {
         Some(listener) => {
             let cancel = CancellationToken::new();
+            // A page of the server's own origin may call it (the dashboard; the MCP rule is
+            // to refuse foreign origins, not our own): its loopback spellings at its port.
+            let mut origins = args.allowed_origins.clone();
+            if let Ok(addr) = listener.local_addr() {
+                let port = addr.port();
+                origins.extend(
+                    ["localhost", "127.0.0.1", "[::1]"].map(|h| format!("http://{h}:{port}")),
+                );
+            }
             let mut app: Router = http::router(
                 svc.clone(),
                 http::HttpOptions {
                     auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
                     allowed_hosts: http_hosts(&args),
-                    allowed_origins: args.allowed_origins.clone(),
+                    allowed_origins: origins,
                     session_idle_timeout: Duration::from_secs(args.session_idle_timeout.max(1)),
                     max_sessions: args.max_sessions,
                     cancel: cancel.clone(),

@@ -16,6 +16,29 @@ pub const DEFAULT_DISABLE_AFTER_SECS: u64 = 5 * 24 * 3600;
 pub struct Policy {
     pub schedule: Vec<Duration>,
     pub disable_after: Duration,
+    /// The profile of MCP Events subscription deliveries (SEP-3415): 410 and 413 end that
+    /// delivery only, where an outbound webhook is disabled by a 410.
+    pub subscription: bool,
+}
+
+/// SEP-3415's bounded retries for subscription deliveries ("3 to 5 attempts spread over no more
+/// than 10 to 15 minutes"): after the first, 5 s, 30 s, 2 min and 5 min (±20 %): 5 attempts
+/// within about 9 minutes; an abandoned event only holds the watermark until then.
+pub const SUBSCRIPTION_SCHEDULE: &str = "5,30,120,300";
+/// A subscription whose every delivery failed for an hour is suspended (`deliveryStatus.active:
+/// false`) until a refresh: a sustained failure rate over a window, not a count of failures, as
+/// the SEP advises, so a short outage of the endpoint does not suspend it.
+pub const SUBSCRIPTION_SUSPEND_AFTER: Duration = Duration::from_secs(3600);
+
+impl Policy {
+    /// The policy of MCP Events subscription deliveries.
+    pub fn for_subscriptions() -> Policy {
+        Policy {
+            schedule: parse_schedule(SUBSCRIPTION_SCHEDULE).expect("a valid schedule"),
+            disable_after: SUBSCRIPTION_SUSPEND_AFTER,
+            subscription: true,
+        }
+    }
 }
 
 /// What to do after a failed attempt.
@@ -62,8 +85,14 @@ impl Policy {
         if d.status == DeliveryStatus::Succeeded {
             return Verdict::Done;
         }
-        if d.status_code == Some(410) {
-            return Verdict::Disable("the target answered 410 Gone".into());
+        match d.status_code {
+            Some(code @ (410 | 413)) if self.subscription => {
+                return Verdict::GiveUp(format!(
+                    "the callback answered {code}: this delivery is not retried (SEP-3415); the subscription goes on"
+                ));
+            }
+            Some(410) => return Verdict::Disable("the target answered 410 Gone".into()),
+            _ => {}
         }
         if failing_for >= self.disable_after {
             return Verdict::Disable(format!(
@@ -120,7 +149,42 @@ mod tests {
         Policy {
             schedule: parse_schedule(DEFAULT_SCHEDULE).unwrap(),
             disable_after: Duration::from_secs(DEFAULT_DISABLE_AFTER_SECS),
+            subscription: false,
         }
+    }
+
+    #[test]
+    fn a_subscription_gives_up_on_410_and_413_without_suspending_and_retries_for_minutes() {
+        let p = Policy::for_subscriptions();
+        let none = Answer::default();
+        for code in [410, 413] {
+            match p.verdict(&failed(1, Some(code)), &none, Duration::ZERO) {
+                Verdict::GiveUp(why) => assert!(why.contains("goes on"), "{why}"),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        // Five attempts in all, the last retry at most 6 minutes after the one before.
+        let mut total = Duration::ZERO;
+        for attempt in 1..=4 {
+            match p.verdict(&failed(attempt, Some(500)), &none, Duration::ZERO) {
+                Verdict::RetryIn(d) => total += d,
+                other => panic!("{attempt}: {other:?}"),
+            }
+        }
+        assert!(total <= Duration::from_secs(600), "{total:?}");
+        assert!(matches!(
+            p.verdict(&failed(5, Some(500)), &none, Duration::ZERO),
+            Verdict::GiveUp(_)
+        ));
+        // An hour of nothing but failures suspends it; an outbound webhook's 410 still disables.
+        assert!(matches!(
+            p.verdict(&failed(2, Some(500)), &none, Duration::from_secs(3600)),
+            Verdict::Disable(_)
+        ));
+        assert!(matches!(
+            policy().verdict(&failed(1, Some(410)), &none, Duration::ZERO),
+            Verdict::Disable(_)
+        ));
     }
 
     #[test]

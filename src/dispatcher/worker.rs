@@ -37,6 +37,8 @@ pub struct Worker {
     pub instance: InstanceId,
     pub http: Http,
     pub policy: Policy,
+    /// The policy of MCP Events subscription deliveries (`Policy::for_subscriptions`).
+    pub subscription_policy: Policy,
     /// Signalled whenever attempts are queued, so the loop need not poll.
     pub wake: Arc<Notify>,
     pub concurrency: usize,
@@ -151,7 +153,12 @@ impl Worker {
             .await;
         let failing_since: Millis = webhook.first_failure_at.unwrap_or(now);
         let failing_for = Duration::from_millis((now - failing_since).max(0) as u64);
-        let verdict = self.policy.verdict(&d, &answer, failing_for);
+        let policy = if crate::model::EventSubscription::is_subscription_id(&webhook.id) {
+            &self.subscription_policy
+        } else {
+            &self.policy
+        };
+        let verdict = policy.verdict(&d, &answer, failing_for);
         tracing::debug!(delivery_id = %d.id, webhook_id = %webhook.id, attempt = d.number, status = ?d.status_code, ?verdict, "attempt finished");
         match verdict {
             Verdict::Done => Completion {

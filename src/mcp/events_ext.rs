@@ -1,24 +1,31 @@
-//! The MCP Events extension (the draft `experimental-ext-triggers-events`, design sketch of
-//! 2026-02-19) as JSON-RPC: `events/list`, `events/poll`, `events/stream`, `events/subscribe`
-//! and `events/unsubscribe`. This module owns the draft's wire shapes and error codes; the
-//! engine behind them (reading after a cursor, webhook subscriptions and their delivery) is
-//! `service::subscriptions`. A revision of the draft is a change here.
+//! The MCP Events extension as JSON-RPC, following **SEP-3415 "Events Extension"** (draft of
+//! 2026-10-05, head `c47fd24`; extension id `io.modelcontextprotocol/events`): `events/list`,
+//! `events/poll`, `events/stream`, `events/subscribe` and `events/unsubscribe`. This module owns
+//! the SEP's wire shapes, its error codes (the Error Handling table) and which era and delivery
+//! modes are offered; the engine behind them (reading after a cursor, webhook subscriptions and
+//! their delivery) is `service::subscriptions`. A revision of the SEP is a change here.
 //!
 //! Mapping onto webhook-mcp:
+//! - declared in `server/discover` under `capabilities.extensions` and served on 2026-07-28
+//!   requests only (the SEP is defined for that revision and later); a legacy (`initialize`)
+//!   session neither sees the declaration nor reaches the methods (-32601);
 //! - event types: one per event type of the catalogue (its example gives the `payloadSchema`),
 //!   and `webhook.received`, every verified event of every inbound webhook whatever its type;
-//!   arguments filter by `webhook_id` (and, for `webhook.received`, `event`);
+//!   arguments filter by `webhook_id` (and, for `webhook.received`, `event`). An occurrence's
+//!   `name` is the subscribed type's name; the sender's own type is in `_meta`;
 //! - cursor: the event `seq` as a string; `truncated` when retention (or `maxAgeMs`) cut
 //!   events out of the range asked for;
 //! - `eventId`: the provider's event id where the sender gave one (our own id otherwise; both
 //!   are in `_meta`), so a client de-duplicates across paths;
-//! - webhook mode: the principal is the bearer token over HTTP (a server without
-//!   `--auth-token` refuses with -32012) and the local user on stdio (the process runs as the
-//!   user who started it); deliveries go through the outbound engine.
+//! - webhook mode needs an authenticated principal: the bearer token over HTTP (a server
+//!   without `--auth-token` offers poll and push only) and the local user on stdio (the process
+//!   runs as the user who started it); deliveries go through the outbound engine.
 
 use std::time::Duration;
 
-use rmcp::model::{CustomNotification, CustomRequest, CustomResult, ErrorCode, ServerNotification};
+use rmcp::model::{
+    CustomNotification, CustomRequest, CustomResult, ErrorCode, JsonObject, ServerNotification,
+};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde::Deserialize;
@@ -33,34 +40,114 @@ use crate::service::{
     ALL_EVENTS,
 };
 
+/// The extension's identifier: its key in `capabilities.extensions`.
+pub const EXTENSION_ID: &str = "io.modelcontextprotocol/events";
 /// Every verified event of every inbound webhook.
 pub const ALL: &str = ALL_EVENTS;
-const NOT_FOUND: ErrorCode = ErrorCode(-32011);
-const FORBIDDEN: ErrorCode = ErrorCode(-32012);
-const RESOURCE_EXHAUSTED: ErrorCode = ErrorCode(-32013);
-const CALLBACK_ENDPOINT: ErrorCode = ErrorCode(-32015);
+/// The first protocol revision the SEP is defined for.
+const FIRST_REVISION: &str = "2026-07-28";
 const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 /// What a quiet poller is told to wait.
 const NEXT_POLL_MS: u64 = 2000;
-/// The draft asks for a heartbeat at least every 30 s.
+/// The SEP asks for a heartbeat at least every 30 s.
 const HEARTBEAT: Duration = Duration::from_secs(25);
 const DEFAULT_MAX_EVENTS: usize = 50;
 const MAX_EVENTS: usize = 199;
-const UNSUPPORTED: ErrorCode = ErrorCode(-32014);
+/// How long a stream waits before reading again after the store failed (doubling to the cap).
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_CAP: Duration = Duration::from_secs(10);
 
-/// The delivery modes offered: webhook mode writes (a stored subscription, POSTs to its URL),
-/// so a `--read-only` server leaves it out.
-fn delivery(svc: &Service) -> &'static [&'static str] {
-    if svc.settings().read_only {
-        &["poll", "push"]
-    } else {
-        &["poll", "push", "webhook"]
+/// The SEP's errors (its Error Handling table), each with its typed `data`; mapped to JSON-RPC
+/// in one place (`From<EventsError> for McpError`).
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("{0}")]
+    InvalidParams(String),
+    /// An unknown event name, or no subscription with the key (`data.kind`).
+    #[error("{message}")]
+    NotFound { kind: &'static str, message: String },
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{message}")]
+    ResourceExhausted { max: usize, message: String },
+    #[error("{message}")]
+    Unsupported {
+        feature: &'static str,
+        value: &'static str,
+        message: &'static str,
+    },
+    /// The callback failed verification; `reason` is a `lastError` category.
+    #[error("the callback endpoint failed verification ({reason}): it must answer the signed verification POST with 2xx and {{\"challenge\": <the challenge>}}")]
+    CallbackEndpoint { reason: &'static str },
+    #[error("the store failed: {0}")]
+    Internal(#[source] crate::error::Error),
+}
+
+impl EventsError {
+    /// The SEP's numbers (provisional in the draft: the next five of the specification's range).
+    pub const NOT_FOUND: i32 = -32023;
+    pub const FORBIDDEN: i32 = -32024;
+    pub const RESOURCE_EXHAUSTED: i32 = -32025;
+    pub const UNSUPPORTED: i32 = -32026;
+    pub const CALLBACK_ENDPOINT: i32 = -32027;
+}
+
+impl From<EventsError> for McpError {
+    fn from(e: EventsError) -> Self {
+        let message = crate::error::bounded(&e.to_string(), 500);
+        let (code, data) = match &e {
+            EventsError::InvalidParams(_) => (ErrorCode::INVALID_PARAMS.0, None),
+            EventsError::NotFound { kind, .. } => {
+                (EventsError::NOT_FOUND, Some(json!({ "kind": kind })))
+            }
+            EventsError::Forbidden(_) => (EventsError::FORBIDDEN, None),
+            EventsError::ResourceExhausted { max, .. } => (
+                EventsError::RESOURCE_EXHAUSTED,
+                Some(json!({ "limit": "subscriptions", "max": max })),
+            ),
+            EventsError::Unsupported { feature, value, .. } => (
+                EventsError::UNSUPPORTED,
+                Some(json!({ "feature": feature, "value": value })),
+            ),
+            EventsError::CallbackEndpoint { reason } => (
+                EventsError::CALLBACK_ENDPOINT,
+                Some(json!({ "reason": reason })),
+            ),
+            EventsError::Internal(_) => (ErrorCode::INTERNAL_ERROR.0, None),
+        };
+        McpError::new(ErrorCode(code), message, data)
     }
 }
 
-/// The capability this server declares (under `experimental.events`: rmcp's capabilities have
-/// no slot for a top-level `events` key). The set of types is the fixed catalogue.
-pub fn capability() -> serde_json::Map<String, Value> {
+impl From<crate::error::Error> for EventsError {
+    fn from(e: crate::error::Error) -> Self {
+        match e {
+            crate::error::Error::InvalidArgument(m) => EventsError::InvalidParams(m),
+            other => EventsError::Internal(other),
+        }
+    }
+}
+
+impl From<SubscribeError> for EventsError {
+    fn from(e: SubscribeError) -> Self {
+        match e {
+            SubscribeError::Callback { reason } => EventsError::CallbackEndpoint { reason },
+            SubscribeError::Exhausted { what, max } => EventsError::ResourceExhausted {
+                max,
+                message: format!(
+                    "{what} has {max} live subscriptions, the most allowed; unsubscribe some first"
+                ),
+            },
+            SubscribeError::Service(e) => e.into(),
+        }
+    }
+}
+
+type Reply = Result<Value, EventsError>;
+
+/// The settings object this server declares under `capabilities.extensions`: the set of types
+/// is the fixed catalogue, so no `notifications/events/list_changed` is ever sent.
+pub fn capability() -> JsonObject {
     let mut m = Map::new();
     m.insert("listChanged".into(), Value::Bool(false));
     m
@@ -71,40 +158,93 @@ pub fn handles(method: &str) -> bool {
     method.starts_with("events/")
 }
 
+/// Whether a request speaks a revision the extension is defined for.
+pub fn offered(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| v.as_str() >= FIRST_REVISION)
+}
+
+/// The delivery modes offered to this caller: webhook mode needs an authenticated principal
+/// (the SEP), and writes (a stored subscription, POSTs to its URL), so a `--read-only` server
+/// leaves it out too.
+fn delivery(svc: &Service, context: &RequestContext<RoleServer>) -> &'static [&'static str] {
+    if svc.settings().read_only || principal(context).is_err() {
+        &["poll", "push"]
+    } else {
+        &["poll", "push", "webhook"]
+    }
+}
+
+/// Every result of the extension is a standard `Result` with `resultType: "complete"`.
+fn complete(mut v: Value) -> CustomResult {
+    v["resultType"] = json!("complete");
+    CustomResult(v)
+}
+
 pub async fn handle(
     svc: &Service,
     request: CustomRequest,
     context: RequestContext<RoleServer>,
 ) -> Result<CustomResult, McpError> {
+    if !offered(&context) {
+        return Err(McpError::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!(
+                "{}: MCP Events (SEP-3415) is defined for protocol {FIRST_REVISION} and later; this session negotiated an earlier one",
+                crate::error::bounded(&request.method, 100)
+            ),
+            None,
+        ));
+    }
     let params = request.params.unwrap_or(Value::Null);
-    match request.method.as_str() {
-        "events/list" => Ok(CustomResult(json!({ "events": types(delivery(svc)) }))),
-        "events/poll" => poll(svc, parse(params)?).await.map(CustomResult),
-        "events/stream" => stream(svc, parse(params)?, context).await.map(CustomResult),
+    let reply = match request.method.as_str() {
+        "events/list" => list(svc, &context, params),
+        "events/poll" => match parse(params) {
+            Ok(p) => poll(svc, p).await,
+            Err(e) => Err(e),
+        },
+        "events/stream" => {
+            let listen = parse(params)?;
+            return Ok(complete(stream(svc, listen, context).await?));
+        }
         "events/subscribe" | "events/unsubscribe" if svc.settings().read_only => {
-            Err(McpError::new(
-                UNSUPPORTED,
-                "this server runs with --read-only: webhook delivery (a subscription stored and POSTed from) is not offered; use events/poll or events/stream",
-                Some(json!({ "feature": "deliveryMode", "value": "webhook" })),
+            Err(EventsError::Unsupported {
+                feature: "deliveryMode",
+                value: "webhook",
+                message: "this server runs with --read-only: webhook delivery (a subscription stored and POSTed from) is not offered; use events/poll or events/stream",
+            })
+        }
+        "events/subscribe" => match principal(&context) {
+            Ok(p) => subscribe(svc, p, params).await,
+            Err(e) => Err(e),
+        },
+        "events/unsubscribe" => match principal(&context) {
+            Ok(p) => unsubscribe(svc, p, params).await,
+            Err(e) => Err(e),
+        },
+        other => {
+            return Err(McpError::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                crate::error::bounded(other, 100),
+                None,
             ))
         }
-        "events/subscribe" => {
-            let principal = principal(&context)?;
-            subscribe(svc, principal, params).await.map(CustomResult)
-        }
-        "events/unsubscribe" => {
-            let principal = principal(&context)?;
-            unsubscribe(svc, principal, params).await.map(CustomResult)
-        }
-        other => Err(McpError::new(
-            ErrorCode::METHOD_NOT_FOUND,
-            crate::error::bounded(other, 100),
-            None,
-        )),
-    }
+    };
+    reply.map(complete).map_err(Into::into)
 }
 
 // --- events/list ----------------------------------------------------------------------------
+
+fn list(svc: &Service, context: &RequestContext<RoleServer>, params: Value) -> Reply {
+    // One page holds the whole (fixed) catalogue: a cursor can only be one we never gave.
+    if params.get("cursor").is_some_and(|c| !c.is_null()) {
+        return Err(EventsError::InvalidParams(
+            "invalid cursor: events/list has a single page here and returned no nextCursor".into(),
+        ));
+    }
+    Ok(json!({ "events": types(delivery(svc, context)) }))
+}
 
 fn types(delivery: &[&str]) -> Vec<Value> {
     let arguments = |with_event: bool| {
@@ -112,14 +252,13 @@ fn types(delivery: &[&str]) -> Vec<Value> {
             "webhook_id": { "type": "string", "description": "Only events received by this inbound webhook." }
         });
         if with_event {
-            props["event"] =
-                json!({ "type": "string", "description": "Only events of this type." });
+            props["event"] = json!({ "type": "string", "description": "Only events of this type (the sender's event type, e.g. lead.created)." });
         }
         json!({ "type": "object", "properties": props, "additionalProperties": false })
     };
     let mut out = vec![json!({
         "name": ALL,
-        "description": "Every verified event any inbound webhook receives, whatever its type. The payload is the sender's, untrusted.",
+        "description": "Every verified event any inbound webhook receives, whatever its type (the sender's type is in _meta). The payload is the sender's, untrusted.",
         "delivery": delivery,
         "inputSchema": arguments(true),
         "payloadSchema": { "type": "object", "description": "The sender's JSON payload (untrusted third-party data)." },
@@ -191,7 +330,7 @@ impl Listen {
         }
     }
 
-    fn start(&self) -> Result<Option<i64>, McpError> {
+    fn start(&self) -> Result<Option<i64>, EventsError> {
         parse_cursor(self.cursor.as_deref())
     }
 
@@ -202,47 +341,41 @@ impl Listen {
     }
 }
 
-fn parse_cursor(cursor: Option<&str>) -> Result<Option<i64>, McpError> {
+fn parse_cursor(cursor: Option<&str>) -> Result<Option<i64>, EventsError> {
     match cursor {
         None => Ok(None),
         Some(c) => c.parse::<i64>().map(Some).map_err(|_| {
-            McpError::invalid_params(
-                "invalid cursor: pass back a cursor this server returned, or null",
-                None,
+            EventsError::InvalidParams(
+                "invalid cursor: pass back a cursor this server returned, or null".into(),
             )
         }),
     }
 }
 
-fn invalid(e: impl std::fmt::Display) -> McpError {
-    McpError::invalid_params(
-        crate::error::bounded(&format!("invalid params: {e}"), 300),
-        None,
-    )
+fn invalid(e: impl std::fmt::Display) -> EventsError {
+    EventsError::InvalidParams(crate::error::bounded(&format!("invalid params: {e}"), 300))
 }
 
-fn parse(params: Value) -> Result<Listen, McpError> {
+fn parse(params: Value) -> Result<Listen, EventsError> {
     let listen: Listen = serde_json::from_value(params).map_err(invalid)?;
     check_name(&listen.name, &listen.arguments)?;
     Ok(listen)
 }
 
 /// The name must be a type `events/list` names; `event` filters only `webhook.received`.
-fn check_name(name: &str, args: &SubscriptionArgs) -> Result<(), McpError> {
+fn check_name(name: &str, args: &SubscriptionArgs) -> Result<(), EventsError> {
     if name != ALL && !catalog::list(None).iter().any(|t| t.event == name) {
-        return Err(McpError::new(
-            NOT_FOUND,
-            format!(
+        return Err(EventsError::NotFound {
+            kind: "event",
+            message: format!(
                 "no event type {}; events/list names them",
                 crate::error::quote(name)
             ),
-            Some(json!({ "kind": "event" })),
-        ));
+        });
     }
     if name != ALL && args.event.is_some() {
-        return Err(McpError::invalid_params(
-            "`event` filters only webhook.received; the type is already the name",
-            None,
+        return Err(EventsError::InvalidParams(
+            "`event` filters only webhook.received; the type is already the name".into(),
         ));
     }
     Ok(())
@@ -250,9 +383,9 @@ fn check_name(name: &str, args: &SubscriptionArgs) -> Result<(), McpError> {
 
 // --- events/poll ----------------------------------------------------------------------------
 
-async fn poll(svc: &Service, sub: Listen) -> Result<Value, McpError> {
+async fn poll(svc: &Service, sub: Listen) -> Reply {
     let Some(after) = sub.start()? else {
-        let (now, _) = svc.event_bounds().await.map_err(internal)?;
+        let (now, _) = svc.event_bounds().await?;
         return Ok(json!({
             "events": [], "cursor": now.to_string(), "truncated": false,
             "hasMore": false, "nextPollMs": NEXT_POLL_MS,
@@ -264,9 +397,12 @@ async fn poll(svc: &Service, sub: Listen) -> Result<Value, McpError> {
         .clamp(1, MAX_EVENTS);
     let batch = svc
         .read_after(&sub.filter(), after, limit, sub.floor())
-        .await
-        .map_err(internal)?;
-    let events: Vec<Value> = batch.events.iter().map(|e| occurrence(e, None)).collect();
+        .await?;
+    let events: Vec<Value> = batch
+        .events
+        .iter()
+        .map(|e| occurrence(e, &sub.name, None))
+        .collect();
     Ok(json!({
         "events": events,
         "cursor": batch.cursor.to_string(),
@@ -280,16 +416,16 @@ async fn poll(svc: &Service, sub: Listen) -> Result<Value, McpError> {
 
 /// One open `events/stream` request: catch up from the cursor, then push each new event,
 /// with heartbeats, until the client cancels (stdio: `notifications/cancelled`; HTTP: closing
-/// the request) or the session ends.
-async fn stream(
-    svc: &Service,
-    sub: Listen,
-    context: RequestContext<RoleServer>,
-) -> Result<Value, McpError> {
+/// the request) or the server stops. A store failure after the stream opened is reported as a
+/// recoverable `notifications/events/error` and retried with backoff; the stream stays open.
+/// Returns the final `StreamEventsResult` (without its `resultType`).
+async fn stream(svc: &Service, sub: Listen, context: RequestContext<RoleServer>) -> Reply {
     let id = serde_json::to_value(&context.id).unwrap_or(Value::Null);
+    let meta = json!({ SUBSCRIPTION_ID: id });
+    let end = || json!({ "_meta": meta.clone() });
     let peer = context.peer.clone();
     let send = |method: &'static str, mut params: Value| {
-        params["_meta"] = json!({ SUBSCRIPTION_ID: id });
+        params["_meta"] = meta.clone();
         let peer = peer.clone();
         async move {
             peer.send_notification(ServerNotification::CustomNotification(
@@ -303,33 +439,57 @@ async fn stream(
     let floor = sub.floor();
     // Subscribed before the catch-up read, so nothing falls between the two.
     let mut bus = svc.subscribe_events();
+    // Until `active` is sent, a failure is the request's JSON-RPC error (no stream opened).
     let mut cursor = match sub.start()? {
         Some(c) => c,
-        None => svc.event_bounds().await.map_err(internal)?.0,
+        None => svc.event_bounds().await?.0,
     };
     let mut truncated = false;
     let mut announced = false;
+    let mut backoff = RETRY_FIRST;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.reset();
     loop {
         // Catch up: everything after the cursor, page by page.
         loop {
-            let batch = svc
-                .read_after(&filter, cursor, MAX_EVENTS, floor)
-                .await
-                .map_err(internal)?;
+            let batch = match svc.read_after(&filter, cursor, MAX_EVENTS, floor).await {
+                Ok(b) => {
+                    backoff = RETRY_FIRST;
+                    b
+                }
+                Err(e) if !announced => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "events/stream could not read the store; retrying");
+                    let error = json!({ "error": {
+                        "code": ErrorCode::INTERNAL_ERROR.0,
+                        "message": "InternalError",
+                        "data": { "reason": "the event store could not be read; the stream retries and resumes from its cursor" },
+                    }});
+                    if !send("notifications/events/error", error).await {
+                        return Ok(end());
+                    }
+                    tokio::select! {
+                        _ = context.ct.cancelled() => return Ok(end()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(RETRY_CAP);
+                    continue;
+                }
+            };
             truncated |= batch.truncated;
             if !announced || batch.truncated {
+                // A gap mid-stream is a fresh `active` with `truncated: true` (not an error).
                 let active = json!({ "cursor": cursor.to_string(), "truncated": truncated });
                 if !send("notifications/events/active", active).await {
-                    return Ok(json!({ "_meta": {} }));
+                    return Ok(end());
                 }
                 announced = true;
                 truncated = false;
             }
             for e in &batch.events {
-                if !send("notifications/events/event", occurrence(e, Some(e.seq))).await {
-                    return Ok(json!({ "_meta": {} }));
+                let event = occurrence(e, &sub.name, Some(e.seq));
+                if !send("notifications/events/event", event).await {
+                    return Ok(end());
                 }
             }
             cursor = batch.cursor;
@@ -340,21 +500,21 @@ async fn stream(
         // Wait for a matching notice (or a lag: re-read), a heartbeat, or the end.
         loop {
             tokio::select! {
-                _ = context.ct.cancelled() => return Ok(json!({ "_meta": {} })),
+                _ = context.ct.cancelled() => return Ok(end()),
                 _ = heartbeat.tick() => {
                     let beat = json!({ "cursor": cursor.to_string() });
                     if !send("notifications/events/heartbeat", beat).await {
-                        return Ok(json!({ "_meta": {} }));
+                        return Ok(end());
                     }
                 }
                 notice = bus.recv() => match notice {
                     Ok(n) if n.seq <= cursor => {}
                     Ok(n) if !filter.matches(&n.webhook_id, &n.event) => {}
                     Ok(_) | Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => {
-                        let _ = send("notifications/events/terminated", json!({})).await;
-                        return Ok(json!({ "_meta": {} }));
-                    }
+                    // The server is stopping: it closes the stream (the final frame), and the
+                    // client reconnects with its cursor. Not `terminated`: the subscription
+                    // itself is still valid.
+                    Err(RecvError::Closed) => return Ok(end()),
                 }
             }
         }
@@ -365,25 +525,16 @@ async fn stream(
 
 /// The principal of a webhook-mode call: the bearer token's on HTTP (only when the server
 /// checks one), the local user on stdio.
-fn principal(context: &RequestContext<RoleServer>) -> Result<String, McpError> {
+fn principal(context: &RequestContext<RoleServer>) -> Result<String, EventsError> {
     match context.extensions.get::<axum::http::request::Parts>() {
         Some(parts) => parts
             .extensions
             .get::<HttpPrincipal>()
             .map(|p| p.0.clone())
-            .ok_or_else(|| {
-                McpError::new(
-                    FORBIDDEN,
-                    "webhook delivery needs an authenticated principal: start the server with --auth-token (or use events/poll or events/stream)",
-                    None,
-                )
-            }),
-        None => {
-            let user = std::env::var("USER")
-                .or_else(|_| std::env::var("USERNAME"))
-                .unwrap_or_else(|_| "user".into());
-            Ok(format!("local:{user}"))
-        }
+            .ok_or(EventsError::Forbidden(
+                "webhook delivery needs an authenticated principal, and this server authenticates none (start it with --auth-token); use events/poll or events/stream",
+            )),
+        None => Ok(crate::service::local_principal()),
     }
 }
 
@@ -417,20 +568,17 @@ struct Delivery {
     secret: Option<Secret>,
 }
 
-async fn subscribe(svc: &Service, principal: String, params: Value) -> Result<Value, McpError> {
+async fn subscribe(svc: &Service, principal: String, params: Value) -> Reply {
     let p: SubscribeParams = serde_json::from_value(params).map_err(invalid)?;
     check_name(&p.name, &p.arguments)?;
     if let Some(mode) = p.delivery.mode.as_deref().filter(|m| *m != "webhook") {
-        return Err(McpError::invalid_params(
-            format!(
-                "delivery.mode {} is not webhook: events/subscribe is webhook mode only (use events/poll or events/stream)",
-                crate::error::quote(mode)
-            ),
-            None,
-        ));
+        return Err(EventsError::InvalidParams(format!(
+            "delivery.mode {} is not webhook: events/subscribe is webhook mode only (use events/poll or events/stream)",
+            crate::error::quote(mode)
+        )));
     }
     let secret = p.delivery.secret.ok_or_else(|| {
-        McpError::invalid_params("`delivery.secret` is required (whsec_...)", None)
+        EventsError::InvalidParams("`delivery.secret` is required (whsec_...)".into())
     })?;
     let req = Subscribe {
         principal,
@@ -448,20 +596,7 @@ async fn subscribe(svc: &Service, principal: String, params: Value) -> Result<Va
             Some(Some(ms)) => Ttl::Millis(ms),
         },
     };
-    match svc.subscribe(req).await {
-        Ok(s) => Ok(subscribed(s)),
-        Err(SubscribeError::Callback { reason }) => Err(McpError::new(
-            CALLBACK_ENDPOINT,
-            format!("the callback endpoint failed verification ({reason}): it must answer the signed verification POST with 2xx and {{\"challenge\": <the challenge>}}"),
-            Some(json!({ "reason": reason })),
-        )),
-        Err(SubscribeError::Exhausted { what, max }) => Err(McpError::new(
-            RESOURCE_EXHAUSTED,
-            format!("{what} has {max} live subscriptions, the most allowed; unsubscribe some first"),
-            Some(json!({ "limit": "subscriptions", "max": max })),
-        )),
-        Err(SubscribeError::Service(e)) => Err(service_error(e)),
-    }
+    Ok(subscribed(svc.subscribe(req).await?))
 }
 
 fn subscribed(s: Subscribed) -> Value {
@@ -498,33 +633,22 @@ struct UnsubscribeDelivery {
     url: String,
 }
 
-async fn unsubscribe(svc: &Service, principal: String, params: Value) -> Result<Value, McpError> {
+async fn unsubscribe(svc: &Service, principal: String, params: Value) -> Reply {
     let p: UnsubscribeParams = serde_json::from_value(params).map_err(invalid)?;
     check_name(&p.name, &p.arguments)?;
     let filter = EventFilter {
         name: p.name,
         args: p.arguments,
     };
-    match svc.unsubscribe(&principal, &filter, &p.delivery.url).await {
-        Ok(true) => Ok(json!({})),
-        Ok(false) => Err(McpError::new(
-            NOT_FOUND,
-            "no subscription has this (name, arguments, delivery.url) for you",
-            Some(json!({ "kind": "subscription" })),
-        )),
-        Err(e) => Err(service_error(e)),
+    if svc
+        .unsubscribe(&principal, &filter, &p.delivery.url)
+        .await?
+    {
+        Ok(json!({}))
+    } else {
+        Err(EventsError::NotFound {
+            kind: "subscription",
+            message: "no subscription has this (name, arguments, delivery.url) for you".into(),
+        })
     }
-}
-
-fn service_error(e: crate::error::Error) -> McpError {
-    match e {
-        crate::error::Error::InvalidArgument(m) => {
-            McpError::invalid_params(crate::error::bounded(&m, 500), None)
-        }
-        other => internal(other),
-    }
-}
-
-fn internal(e: crate::error::Error) -> McpError {
-    McpError::internal_error(e.to_string(), None)
 }

@@ -103,6 +103,9 @@ async fn guard_messages(State(guard): State<Arc<Guard>>, req: Request, next: Nex
             return (StatusCode::PAYLOAD_TOO_LARGE, Json(error)).into_response();
         }
     };
+    if let Some(answer) = removed_in_2026(&bytes, &parts.headers) {
+        return answer;
+    }
     match framing::classify(&bytes) {
         Verdict::Refuse(error) => {
             tracing::debug!(code = error.error.code.0, reason = %error.error.message, "refused an MCP request");
@@ -142,6 +145,43 @@ async fn guard_messages(State(guard): State<Arc<Guard>>, req: Request, next: Nex
         .await
 }
 
+/// The methods the 2026-07-28 revision removed (the lifecycle and the session-scoped ones): a
+/// request that speaks that revision (its `_meta` or its `MCP-Protocol-Version` header) gets
+/// 404 with -32601, as the revision requires, whatever its params (which would otherwise be
+/// judged against the old method's shape).
+const REMOVED_IN_2026: [&str; 5] = [
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
+fn removed_in_2026(bytes: &[u8], headers: &axum::http::HeaderMap) -> Option<Response> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let method = value.get("method")?.as_str()?;
+    if !REMOVED_IN_2026.contains(&method) {
+        return None;
+    }
+    let id = value.get("id")?;
+    let revision = value
+        .pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| {
+            headers
+                .get("mcp-protocol-version")
+                .and_then(|v| v.to_str().ok())
+        })?;
+    if revision < "2026-07-28" {
+        return None;
+    }
+    let error = json!({
+        "jsonrpc": "2.0", "id": id,
+        "error": { "code": -32601, "message": format!("{method} is not a method of protocol {} (removed in 2026-07-28)", crate::error::bounded(revision, 20)) },
+    });
+    Some((StatusCode::NOT_FOUND, Json(error)).into_response())
+}
+
 fn is_initialize(msg: &rmcp::service::RxJsonRpcMessage<rmcp::RoleServer>) -> bool {
     matches!(msg, rmcp::model::JsonRpcMessage::Request(r)
         if matches!(r.request, rmcp::model::ClientRequest::InitializeRequest(_)))
@@ -164,6 +204,14 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
 #[derive(Debug, Clone)]
 pub struct HttpPrincipal(pub String);
 
+/// The principal a bearer token authenticates: `bearer:` and 16 hex digits of its SHA-256 (the
+/// token itself is never stored).
+pub fn principal_of(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    format!("bearer:{}", &hash[..16])
+}
+
 /// `Authorization: Bearer <token>`, compared in constant time; 401 otherwise.
 async fn require_bearer(
     State(token): State<Arc<String>>,
@@ -172,10 +220,8 @@ async fn require_bearer(
 ) -> Response {
     let given = bearer_token(req.headers()).unwrap_or_default();
     if signing::constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        use sha2::{Digest, Sha256};
-        let hash = hex::encode(Sha256::digest(given.as_bytes()));
-        req.extensions_mut()
-            .insert(HttpPrincipal(format!("bearer:{}", &hash[..16])));
+        let principal = HttpPrincipal(principal_of(given));
+        req.extensions_mut().insert(principal);
         return next.run(req).await;
     }
     tracing::warn!(path = %req.uri().path(), "MCP request without a valid bearer token refused");

@@ -52,6 +52,9 @@ pub struct McpServer {
     /// Where this session's `wait_for_events` continues when called without `after`: the
     /// session's start, then the end of its previous call.
     wait_cursor: Arc<std::sync::atomic::AtomicI64>,
+    /// The `logging/setLevel` of a legacy session: at `warning` or below, failed tool calls are
+    /// also sent as `notifications/message` (the 2025 logging utility; 2026-07-28 removed it).
+    log_warnings: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl McpServer {
@@ -66,6 +69,7 @@ impl McpServer {
             svc,
             subs: SessionSubscriptions::default(),
             tool_router: Self::router(),
+            log_warnings: Arc::default(),
         }
     }
 }
@@ -99,39 +103,86 @@ fn reply(result: crate::error::Result<serde_json::Value>) -> Result<CallToolResu
     }
 }
 
-/// An error result with its text cut to `MAX_ERROR_TEXT`, logged in that form.
-fn bounded_error(result: CallToolResult, tool: &str) -> CallToolResult {
-    let text: String = result
+/// The text blocks of a tool result, one per line.
+fn result_text(result: &CallToolResult) -> String {
+    result
         .content
         .iter()
         .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
         .collect::<Vec<_>>()
-        .join("\n");
-    let text = crate::error::bounded(&text, MAX_ERROR_TEXT);
+        .join("\n")
+}
+
+/// An error result with its text cut to `MAX_ERROR_TEXT`, logged in that form.
+fn bounded_error(result: CallToolResult, tool: &str) -> CallToolResult {
+    let text = crate::error::bounded(&result_text(&result), MAX_ERROR_TEXT);
     tracing::warn!(tool = %crate::error::bounded(tool, 100), error = %text, "tool call failed");
     CallToolResult::error(vec![ContentBlock::text(text)])
 }
 
+impl McpServer {
+    /// A failed tool call as a `warning` log message, when the session asked for warnings.
+    #[allow(deprecated)] // the 2025 logging utility
+    async fn log_failure(
+        &self,
+        peer: &rmcp::Peer<RoleServer>,
+        tool: &str,
+        result: &CallToolResult,
+    ) {
+        if !self.log_warnings.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let data = serde_json::json!({
+            "tool": crate::error::bounded(tool, 100),
+            "error": crate::error::bounded(&result_text(result), MAX_ERROR_TEXT),
+        });
+        let message = rmcp::model::LoggingMessageNotificationParam::new(
+            rmcp::model::LoggingLevel::Warning,
+            data,
+        )
+        .with_logger("webhook-mcp");
+        let _ = peer.notify_logging_message(message).await;
+    }
+}
+
 impl ServerHandler for McpServer {
+    #[allow(deprecated)] // `logging`: the 2025 utility legacy sessions still use
     fn get_info(&self) -> ServerConfig {
-        let mut capabilities = ServerCapabilities::builder()
+        let capabilities = ServerCapabilities::builder()
             .enable_tools()
             .enable_prompts()
             .enable_completions()
             .enable_resources()
             .enable_resources_subscribe()
             .enable_resources_list_changed()
+            .enable_logging()
             .build();
-        capabilities.experimental = Some(std::collections::BTreeMap::from([(
-            "events".to_string(),
-            events_ext::capability(),
-        )]));
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
                 "webhook-mcp",
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    /// `server/discover` (2026-07-28): the capabilities of `get_info` plus the MCP Events
+    /// extension, which is defined for this revision only and so is not declared to legacy
+    /// `initialize` sessions.
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::DiscoverResult, McpError> {
+        let mut info = self.get_info();
+        // 2026-07-28 removed `logging/setLevel` (SEP-2577): not declared on this revision.
+        info.capabilities.logging = None;
+        info.capabilities
+            .extensions
+            .get_or_insert_default()
+            .insert(events_ext::EXTENSION_ID.into(), events_ext::capability());
+        Ok(rmcp::model::DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            info,
+        ))
     }
 
     async fn call_tool(
@@ -150,8 +201,15 @@ impl ServerHandler for McpServer {
             )
             .into());
         }
+        let peer = context.peer.clone();
         let tcc = ToolCallContext::new(self, request, context);
-        match self.tool_router.call(tcc).await {
+        let answer = self.tool_router.call(tcc).await;
+        if let Ok(CallToolResponse::Complete(r)) = &answer {
+            if r.is_error == Some(true) {
+                self.log_failure(&peer, &name, r).await;
+            }
+        }
+        match answer {
             // Arguments that do not fit the schema are the model's to fix: say so as a tool
             // error it can read, not as a protocol fault.
             Err(e) if known && e.code == ErrorCode::INVALID_PARAMS => {
@@ -175,6 +233,19 @@ impl ServerHandler for McpServer {
             }
             ok => ok,
         }
+    }
+
+    #[allow(deprecated)] // the 2025 logging utility, which legacy sessions still use
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        use rmcp::model::LoggingLevel::*;
+        let warnings = matches!(request.level, Debug | Info | Notice | Warning);
+        self.log_warnings
+            .store(warnings, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     async fn list_tools(

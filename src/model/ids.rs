@@ -71,6 +71,20 @@ id_type!(
     MessageId
 );
 
+id_type!(
+    /// An MCP Events webhook subscription (`sub_` + 16 hex digits, derived from its key): not a
+    /// webhook. The outbound engine delivers through a row of the same id
+    /// (`delivery_row`), which no webhook tool, command or page can reach.
+    SubscriptionId
+);
+
+impl SubscriptionId {
+    /// The id of the outbound engine's row this subscription delivers through.
+    pub fn delivery_row(&self) -> WebhookId {
+        WebhookId(self.0.clone())
+    }
+}
+
 impl WebhookId {
     pub fn generate() -> Self {
         WebhookId(uuid::Uuid::new_v4().to_string())

@@ -14,7 +14,7 @@ mod webhook;
 pub use delivery::{
     excerpt, log_excerpt, Attempt, Delivery, DeliveryStatus, Receipt, Trigger, LOG_BODY_LIMIT,
 };
-pub use ids::{DeliveryId, EventId, MessageId, WebhookId};
+pub use ids::{DeliveryId, EventId, MessageId, SubscriptionId, WebhookId};
 pub use secret::Secret;
 pub use subscription::EventSubscription;
 pub use webhook::{Direction, NotSendable, PreviousSecret, Provider, Webhook};

@@ -2,13 +2,13 @@
 //! filter, and how far its delivery has read. Its callback URL, secret and delivery health live
 //! in an outbound webhook row with the same id, so the outbound engine delivers to it unchanged.
 
-use super::{Millis, WebhookId};
+use super::{Millis, SubscriptionId, WebhookId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventSubscription {
     /// `sub_` + 16 hex digits, derived from (principal, url, name, arguments): the same key
     /// always names the same subscription, across refreshes and restarts.
-    pub id: WebhookId,
+    pub id: SubscriptionId,
     /// Who subscribed (`bearer:<hash>` over HTTP, `local:<user>` on stdio).
     pub principal: String,
     /// The event type (`events/list` names them).
@@ -28,14 +28,14 @@ pub struct EventSubscription {
 impl EventSubscription {
     /// The id for a key: a truncated SHA-256 over its parts, each length-prefixed so that no
     /// two keys share a serialisation.
-    pub fn derive_id(principal: &str, url: &str, name: &str, arguments: &str) -> WebhookId {
+    pub fn derive_id(principal: &str, url: &str, name: &str, arguments: &str) -> SubscriptionId {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         for part in [principal, url, name, arguments] {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part.as_bytes());
         }
-        WebhookId::from(format!("sub_{}", &hex::encode(h.finalize())[..16]).as_str())
+        SubscriptionId::from(format!("sub_{}", &hex::encode(h.finalize())[..16]))
     }
 
     /// Whether `id` names a subscription rather than a webhook made with the webhook tools.
@@ -68,6 +68,6 @@ mod tests {
             EventSubscription::derive_id("ab", "c", "n", "{}"),
             EventSubscription::derive_id("a", "bc", "n", "{}")
         );
-        assert!(EventSubscription::is_subscription_id(&a));
+        assert!(EventSubscription::is_subscription_id(&a.delivery_row()));
     }
 }

@@ -41,8 +41,8 @@ pub use events::{EventPage, InboundRequest, ListEvents, ReceiveOutcome, Refusal,
 pub use outbound::{Queued, Redeliver, Redelivered, SendEvent, Sent};
 pub use retention::{parse_retention, PruneReport, Retention, DEFAULT_RETENTION};
 pub use subscriptions::{
-    occurrence, DeliveryHealth, EventBatch, EventFilter, Subscribe, SubscribeError, Subscribed,
-    SubscriptionArgs, Ttl, ALL_EVENTS,
+    local_principal, occurrence, DeliveryHealth, EventBatch, EventFilter, Subscribe,
+    SubscribeError, Subscribed, SubscriptionArgs, Ttl, ALL_EVENTS,
 };
 pub use webhooks::{
     CreateWebhook, Created, ListWebhooks, RotateSecret, Rotated, UpdateWebhook, WebhookView,
@@ -118,6 +118,13 @@ pub struct Settings {
     pub retention: Retention,
     /// Front ends offer only operations that read (`--read-only`).
     pub read_only: bool,
+    /// MCP Events callbacks may be `http://` (`--dangerously-allow-http-callbacks`, for local
+    /// development only: SEP-3415 requires https).
+    pub http_callbacks: bool,
+    /// The `bearer:` principal this process accepts, to end the subscriptions of others:
+    /// `None` when it serves no HTTP listener (it cannot judge them), `Some(None)` when its
+    /// listener checks no token (no bearer principal is valid here).
+    pub bearer_principal: Option<Option<String>>,
 }
 
 impl Default for Settings {
@@ -134,6 +141,8 @@ impl Default for Settings {
             timestamp_tolerance: 300,
             retention: Retention::default(),
             read_only: false,
+            http_callbacks: false,
+            bearer_principal: None,
         }
     }
 }
@@ -233,6 +242,7 @@ impl Service {
             instance: self.instance.clone(),
             http: self.http.clone(),
             policy: ws.policy,
+            subscription_policy: crate::dispatcher::policy::Policy::for_subscriptions(),
             wake: self.wake.clone(),
             concurrency: ws.concurrency.max(1),
             lease: ws.lease,

@@ -329,6 +329,9 @@ impl Service {
     }
 
     pub async fn delete_webhook(&self, id: &WebhookId) -> Result<()> {
+        // A subscription's delivery row is not a webhook: only events/unsubscribe and its TTL
+        // end it (`webhook` answers not-found for it).
+        self.webhook(id).await?;
         if !self.store.delete_webhook(id).await? {
             return Err(Error::webhook_not_found(id));
         }
@@ -347,6 +350,7 @@ impl Service {
             Some(s) => validate_secret(s)?,
             None => Secret::generate(),
         };
+        self.webhook(&req.id).await?; // never a subscription's row
         let now = now_millis();
         let grace_until = (grace > 0).then(|| now + grace as i64 * 1000);
         let w = self

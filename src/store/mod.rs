@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::model::{
     Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId, EventSubscription,
-    MessageId, Millis, Receipt, Secret, Webhook, WebhookId,
+    MessageId, Millis, Receipt, Secret, SubscriptionId, Webhook, WebhookId,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -146,11 +146,11 @@ pub trait Store: Send + Sync + 'static {
     /// written) when a subscription with this id exists.
     async fn insert_subscription(&self, sub: &EventSubscription, webhook: &Webhook)
         -> Result<bool>;
-    async fn get_subscription(&self, id: &WebhookId) -> Result<Option<EventSubscription>>;
+    async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<EventSubscription>>;
     /// Sets a subscription's expiry at a refresh; false when there is no such subscription.
     async fn refresh_subscription(
         &self,
-        id: &WebhookId,
+        id: &SubscriptionId,
         expires_at: Option<Millis>,
         now: Millis,
     ) -> Result<bool>;
@@ -161,18 +161,18 @@ pub trait Store: Send + Sync + 'static {
     /// This is what makes delivery exactly-once per subscription across processes.
     async fn advance_subscription(
         &self,
-        id: &WebhookId,
+        id: &SubscriptionId,
         from: i64,
         to: i64,
         items: Vec<Outgoing>,
     ) -> Result<bool>;
     /// The lowest event `seq` among the subscription's deliveries still pending: its cursor
     /// watermark is just below it.
-    async fn subscription_backlog(&self, id: &WebhookId) -> Result<Option<i64>>;
+    async fn subscription_backlog(&self, id: &SubscriptionId) -> Result<Option<i64>>;
     /// Deletes the subscription and its webhook row (its delivery log stays).
-    async fn delete_subscription(&self, id: &WebhookId) -> Result<bool>;
+    async fn delete_subscription(&self, id: &SubscriptionId) -> Result<bool>;
     /// Subscriptions whose expiry is at or before `now`.
-    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<WebhookId>>;
+    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<SubscriptionId>>;
 
     // --- many processes, one store --------------------------------------------------------
 

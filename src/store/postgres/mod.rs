@@ -41,7 +41,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::{
     enum_text, log_excerpt, Attempt, Delivery, DeliveryId, Direction, Event, EventId,
-    EventSubscription, MessageId, Millis, Receipt, Secret, Webhook, WebhookId,
+    EventSubscription, MessageId, Millis, Receipt, Secret, SubscriptionId, Webhook, WebhookId,
 };
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
@@ -863,7 +863,7 @@ impl Store for PgStore {
         result
     }
 
-    async fn get_subscription(&self, id: &WebhookId) -> Result<Option<EventSubscription>> {
+    async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<EventSubscription>> {
         self.client()
             .await?
             .query_opt(
@@ -877,7 +877,7 @@ impl Store for PgStore {
 
     async fn refresh_subscription(
         &self,
-        id: &WebhookId,
+        id: &SubscriptionId,
         expires_at: Option<Millis>,
         now: Millis,
     ) -> Result<bool> {
@@ -909,7 +909,7 @@ impl Store for PgStore {
 
     async fn advance_subscription(
         &self,
-        id: &WebhookId,
+        id: &SubscriptionId,
         from: i64,
         to: i64,
         items: Vec<Outgoing>,
@@ -933,7 +933,7 @@ impl Store for PgStore {
         Ok(true)
     }
 
-    async fn subscription_backlog(&self, id: &WebhookId) -> Result<Option<i64>> {
+    async fn subscription_backlog(&self, id: &SubscriptionId) -> Result<Option<i64>> {
         let row = self
             .client()
             .await?
@@ -946,7 +946,7 @@ impl Store for PgStore {
         Ok(row.get(0))
     }
 
-    async fn delete_subscription(&self, id: &WebhookId) -> Result<bool> {
+    async fn delete_subscription(&self, id: &SubscriptionId) -> Result<bool> {
         let result = async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
@@ -963,17 +963,23 @@ impl Store for PgStore {
                 .await?
                 == 1
             {
-                record_change(&tx, &self.channel, id, crate::model::now_millis()).await?;
+                record_change(
+                    &tx,
+                    &self.channel,
+                    &id.delivery_row(),
+                    crate::model::now_millis(),
+                )
+                .await?;
             }
             tx.commit().await?;
             Ok(deleted)
         }
         .await;
-        self.forget(std::slice::from_ref(id));
+        self.forget(&[id.delivery_row()]);
         result
     }
 
-    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<WebhookId>> {
+    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<SubscriptionId>> {
         let rows = self
             .client()
             .await?
@@ -985,7 +991,7 @@ impl Store for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| WebhookId::from(r.get::<_, String>(0)))
+            .map(|r| SubscriptionId::from(r.get::<_, String>(0)))
             .collect())
     }
 

@@ -29,8 +29,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::{
     enum_from_text, enum_text, Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event,
-    EventId, EventSubscription, MessageId, Millis, Provider, Receipt, Secret, Trigger, Webhook,
-    WebhookId,
+    EventId, EventSubscription, MessageId, Millis, Provider, Receipt, Secret, SubscriptionId,
+    Trigger, Webhook, WebhookId,
 };
 
 #[derive(Clone)]
@@ -222,14 +222,14 @@ impl Store for SqliteStore {
         inserted
     }
 
-    async fn get_subscription(&self, id: &WebhookId) -> Result<Option<EventSubscription>> {
+    async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<EventSubscription>> {
         let owned = id.clone();
         self.read(move |c| subscriptions::get(c, &owned)).await
     }
 
     async fn refresh_subscription(
         &self,
-        id: &WebhookId,
+        id: &SubscriptionId,
         expires_at: Option<Millis>,
         now: Millis,
     ) -> Result<bool> {
@@ -244,7 +244,7 @@ impl Store for SqliteStore {
 
     async fn advance_subscription(
         &self,
-        id: &WebhookId,
+        id: &SubscriptionId,
         from: i64,
         to: i64,
         items: Vec<Outgoing>,
@@ -254,21 +254,21 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn subscription_backlog(&self, id: &WebhookId) -> Result<Option<i64>> {
+    async fn subscription_backlog(&self, id: &SubscriptionId) -> Result<Option<i64>> {
         let owned = id.clone();
         self.read(move |c| subscriptions::backlog(c, &owned)).await
     }
 
-    async fn delete_subscription(&self, id: &WebhookId) -> Result<bool> {
+    async fn delete_subscription(&self, id: &SubscriptionId) -> Result<bool> {
         let owned = id.clone();
         let deleted = self
             .write(move |tx| subscriptions::delete(tx, &owned))
             .await;
-        self.forget(std::slice::from_ref(id));
+        self.forget(&[id.delivery_row()]);
         deleted
     }
 
-    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<WebhookId>> {
+    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<SubscriptionId>> {
         self.read(move |c| subscriptions::expired(c, now)).await
     }
 
@@ -629,7 +629,7 @@ macro_rules! text_newtype_sql {
         }
     )*};
 }
-text_newtype_sql!(WebhookId, EventId, DeliveryId, MessageId);
+text_newtype_sql!(WebhookId, EventId, DeliveryId, MessageId, SubscriptionId);
 
 impl ToSql for Secret {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{queue, webhooks};
 use crate::error::Result;
-use crate::model::{EventSubscription, Millis, Webhook, WebhookId};
+use crate::model::{EventSubscription, Millis, SubscriptionId, Webhook};
 use crate::store::Outgoing;
 
 use crate::store::rows::SUBSCRIPTION_COLUMNS as COLUMNS;
@@ -41,7 +41,7 @@ pub(super) fn insert(c: &Connection, s: &EventSubscription, w: &Webhook) -> Resu
     Ok(true)
 }
 
-pub(super) fn get(c: &Connection, id: &WebhookId) -> Result<Option<EventSubscription>> {
+pub(super) fn get(c: &Connection, id: &SubscriptionId) -> Result<Option<EventSubscription>> {
     Ok(c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM event_subscriptions WHERE id = ?1"
     ))?
@@ -51,7 +51,7 @@ pub(super) fn get(c: &Connection, id: &WebhookId) -> Result<Option<EventSubscrip
 
 pub(super) fn refresh(
     c: &Connection,
-    id: &WebhookId,
+    id: &SubscriptionId,
     expires_at: Option<Millis>,
     now: Millis,
 ) -> Result<bool> {
@@ -72,7 +72,7 @@ pub(super) fn live(c: &Connection, now: Millis) -> Result<Vec<EventSubscription>
 
 pub(super) fn advance(
     c: &Connection,
-    id: &WebhookId,
+    id: &SubscriptionId,
     from: i64,
     to: i64,
     items: &[Outgoing],
@@ -88,7 +88,7 @@ pub(super) fn advance(
     Ok(true)
 }
 
-pub(super) fn backlog(c: &Connection, id: &WebhookId) -> Result<Option<i64>> {
+pub(super) fn backlog(c: &Connection, id: &SubscriptionId) -> Result<Option<i64>> {
     Ok(c.prepare_cached(
         "SELECT MIN(e.seq) FROM deliveries d JOIN events e ON e.id = d.event_id \
              WHERE d.webhook_id = ?1 AND d.status = 'pending'",
@@ -96,13 +96,13 @@ pub(super) fn backlog(c: &Connection, id: &WebhookId) -> Result<Option<i64>> {
     .query_row([id], |r| r.get(0))?)
 }
 
-pub(super) fn delete(c: &Connection, id: &WebhookId) -> Result<bool> {
+pub(super) fn delete(c: &Connection, id: &SubscriptionId) -> Result<bool> {
     let deleted = c.execute("DELETE FROM event_subscriptions WHERE id = ?1", [id])? == 1;
-    webhooks::delete(c, id)?;
+    webhooks::delete(c, &id.delivery_row())?;
     Ok(deleted)
 }
 
-pub(super) fn expired(c: &Connection, now: Millis) -> Result<Vec<WebhookId>> {
+pub(super) fn expired(c: &Connection, now: Millis) -> Result<Vec<SubscriptionId>> {
     let mut stmt = c.prepare_cached(
         "SELECT id FROM event_subscriptions WHERE expires_at IS NOT NULL AND expires_at <= ?1",
     )?;
