@@ -429,21 +429,7 @@ impl Service {
         getrandom::fill(&mut nonce).map_err(|e| Error::Internal(e.to_string()))?;
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce);
         let body = json!({ "type": "verification", "challenge": challenge }).to_string();
-        let msg_id = MessageId::generate();
-        let headers = crate::dispatcher::signed_headers(
-            webhook,
-            &msg_id,
-            "verification",
-            body.as_bytes(),
-            now,
-        );
-        let mut attempt = Attempt::new(
-            webhook.id.clone(),
-            msg_id,
-            "verification".into(),
-            Trigger::Test,
-            webhook.target_url.clone(),
-        );
+        let (headers, mut attempt) = control(webhook, "verification", &body, Trigger::Test, now);
         let verdict = tokio::time::timeout(
             VERIFY_TIMEOUT,
             self.http.challenge(
@@ -456,10 +442,7 @@ impl Service {
         )
         .await
         .unwrap_or(Err("timeout"));
-        attempt.next_attempt_at = None;
-        if let Err(e) = self.store.log_attempt(attempt).await {
-            tracing::warn!(error = %e, "could not log a verification attempt");
-        }
+        self.log_control(attempt).await;
         verdict.map_err(|reason| {
             tracing::info!(subscription_id = %webhook.id, reason, "callback verification failed");
             SubscribeError::Callback { reason }
@@ -495,16 +478,12 @@ impl Service {
         }
         tracing::info!(subscription_id = %sub.id, reason = %error["data"]["reason"], "MCP Events subscription terminated");
         let body = json!({ "type": "terminated", "error": error }).to_string();
-        let now = now_millis();
-        let msg_id = MessageId::generate();
-        let headers =
-            crate::dispatcher::signed_headers(webhook, &msg_id, "terminated", body.as_bytes(), now);
-        let mut attempt = Attempt::new(
-            webhook.id.clone(),
-            msg_id,
-            "terminated".into(),
+        let (headers, mut attempt) = control(
+            webhook,
+            "terminated",
+            &body,
             Trigger::Scheduled,
-            webhook.target_url.clone(),
+            now_millis(),
         );
         let _ = tokio::time::timeout(
             VERIFY_TIMEOUT,
@@ -512,11 +491,16 @@ impl Service {
                 .send(&webhook.target_url, &headers, body.as_bytes(), &mut attempt),
         )
         .await;
+        self.log_control(attempt).await;
+        Ok(())
+    }
+
+    /// Logs a control envelope's one attempt under the subscription (never retried).
+    async fn log_control(&self, mut attempt: Attempt) {
         attempt.next_attempt_at = None;
         if let Err(e) = self.store.log_attempt(attempt).await {
-            tracing::warn!(error = %e, "could not log a terminated envelope");
+            tracing::warn!(error = %e, "could not log a control envelope");
         }
-        Ok(())
     }
 
     /// Removes subscriptions whose TTL ran out (the reaper-lock holder calls this).
@@ -696,6 +680,27 @@ fn bounded_body(mut body: Value) -> String {
         "reason": "the payload is larger than a delivery body may be (256 KiB); fetch it with the get_event tool",
     });
     body.to_string()
+}
+
+/// The signed headers and the log row of one control envelope (`verification`, `terminated`)
+/// POSTed to a subscription's callback outside the queue.
+fn control(
+    webhook: &Webhook,
+    kind: &'static str,
+    body: &str,
+    trigger: Trigger,
+    now: Millis,
+) -> (std::collections::BTreeMap<String, String>, Attempt) {
+    let msg_id = MessageId::generate();
+    let headers = crate::dispatcher::signed_headers(webhook, &msg_id, kind, body.as_bytes(), now);
+    let attempt = Attempt::new(
+        webhook.id.clone(),
+        msg_id,
+        kind.into(),
+        trigger,
+        webhook.target_url.clone(),
+    );
+    (headers, attempt)
 }
 
 /// The TTL granted for a suggestion: `None` only when the client asked for no expiry (this
