@@ -75,7 +75,7 @@ async fn main() {
         let t = Instant::now();
         let page = store.query_deliveries(query(i % 50)).await.unwrap();
         ours.push(t.elapsed());
-        assert_eq!(page.len(), 50);
+        assert_eq!(page.rows.len(), 50);
     }
     let mut newest = vec![];
     for _ in 0..200 {
@@ -88,7 +88,7 @@ async fn main() {
             .await
             .unwrap();
         newest.push(t.elapsed());
-        assert_eq!(page.len(), 50);
+        assert_eq!(page.rows.len(), 50);
     }
     let naive_conn = rusqlite::Connection::open(&path).unwrap();
     let mut naive = vec![];

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use webhook_mcp::model::{
-    now_millis, Attempt, Delivery, DeliveryStatus, Direction, Event, EventId, EventSubscription,
-    MessageId, Provider, Receipt, Secret, Trigger, Webhook, WebhookId,
+    now_millis, Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId,
+    EventSubscription, MessageId, Provider, Receipt, Secret, Trigger, Webhook, WebhookId,
 };
 use webhook_mcp::store::{
     ChangeCursor, Completion, DeliveryQuery, EventQuery, HealthChange, Ingest, InsertOutcome,
@@ -35,6 +35,7 @@ macro_rules! conformance {
                 events_list_by_filter_and_cursor,
                 receipts_of_stored_events_read_back_their_body,
                 the_log_is_filtered_and_paged_newest_first,
+                stored_events_are_their_own_receipts_in_a_paged_log,
                 changes_since_reports_events_and_webhook_changes,
                 the_queue_claims_leases_and_completes,
                 concurrent_claims_never_share_an_attempt,
@@ -131,6 +132,8 @@ fn event(webhook: &str, provider_id: &str) -> Event {
 fn ingest(e: Event) -> Ingest {
     let body = e.payload.to_string();
     let mut receipt = Receipt::new(e.webhook_id.clone(), "http://x/hooks".into());
+    // What the service does: a stored event is its own receipt, under the event's id.
+    receipt.id = DeliveryId::from(e.id.as_str());
     receipt.event_id = Some(e.id.clone());
     receipt.event = Some(e.event.clone());
     receipt.status = DeliveryStatus::Succeeded;
@@ -462,7 +465,7 @@ mod checks {
             })
             .await
             .unwrap();
-        let Delivery::Receipt(r) = &log[0] else {
+        let Delivery::Receipt(r) = &log.rows[0] else {
             panic!("{log:?}")
         };
         assert_eq!(r.event_id.as_ref(), Some(&first.id));
@@ -564,8 +567,9 @@ mod checks {
     pub async fn receipts_of_stored_events_read_back_their_body(s: SharedStore) {
         let e = event("i1", "evt_1");
         let i = ingest(e.clone());
-        let receipt_id = i.receipt.as_ref().unwrap().id.clone();
         s.insert_event(i).await.unwrap();
+        // A stored event is its own receipt: the receipt's id is the event's.
+        let receipt_id = DeliveryId::from(e.id.as_str());
         let Some(Delivery::Receipt(r)) = s.get_delivery(&receipt_id).await.unwrap() else {
             panic!("not a receipt")
         };
@@ -579,6 +583,87 @@ mod checks {
             (r.status, r.status_code),
             (DeliveryStatus::Succeeded, Some(200))
         );
+    }
+
+    pub async fn stored_events_are_their_own_receipts_in_a_paged_log(s: SharedStore) {
+        // Interleaved in time: stored events (accepted requests), refused requests, and an
+        // event the server raised itself (no request, so no receipt).
+        let base = now_millis() - 10_000;
+        let mut expected = vec![];
+        for n in 0..4i64 {
+            let mut e = event("i1", &format!("p{n}"));
+            e.received_at = base + 10 * n;
+            s.insert_event(ingest(e.clone())).await.unwrap();
+            expected.push((e.received_at, DeliveryId::from(e.id.as_str())));
+            let mut refused = Receipt::new("i1".into(), "http://x/hooks/i1".into());
+            refused.status = DeliveryStatus::Failed;
+            refused.created_at = base + 10 * n + 5;
+            s.log_receipt(refused.clone()).await.unwrap();
+            expected.push((refused.created_at, refused.id.clone()));
+        }
+        let mut raised = ingest(event("i1", "raised"));
+        raised.receipt = None;
+        s.insert_event(raised).await.unwrap();
+        expected.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        let expected: Vec<DeliveryId> = expected.into_iter().map(|(_, id)| id).collect();
+
+        // Pages of 3 walk the whole log once, newest first, across both kinds of row.
+        let (mut seen, mut before) = (vec![], None);
+        loop {
+            let page = s
+                .query_deliveries(DeliveryQuery {
+                    before,
+                    limit: 3,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            seen.extend(page.rows.iter().map(|d| d.id().clone()));
+            match page.next {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+            assert!(seen.len() <= 8, "paging does not end: {seen:?}");
+        }
+        assert_eq!(seen, expected);
+        // A stored event's receipt is found by the event's id, with its body and 200.
+        let Some(Delivery::Receipt(r)) = s.get_delivery(&expected[1]).await.unwrap() else {
+            panic!("the stored event's receipt is not found by its id")
+        };
+        assert_eq!(
+            (
+                r.status,
+                r.status_code,
+                r.event_id.as_ref().map(|e| e.as_str())
+            ),
+            (
+                DeliveryStatus::Succeeded,
+                Some(200),
+                Some(expected[1].as_str())
+            )
+        );
+        // Filters apply to both kinds: refused only, accepted only, outbound none.
+        let count = |q: DeliveryQuery| {
+            let s = s.clone();
+            async move { s.query_deliveries(q).await.unwrap().rows.len() }
+        };
+        let q = |status, direction| DeliveryQuery {
+            status,
+            direction,
+            limit: 50,
+            ..Default::default()
+        };
+        assert_eq!(count(q(Some(DeliveryStatus::Failed), None)).await, 4);
+        assert_eq!(count(q(Some(DeliveryStatus::Succeeded), None)).await, 4);
+        assert_eq!(count(q(None, Some(Direction::Inbound))).await, 8);
+        assert_eq!(count(q(None, Some(Direction::Outbound))).await, 0);
+        let window = DeliveryQuery {
+            since: Some(base + 10),
+            until: Some(base + 20),
+            limit: 50,
+            ..Default::default()
+        };
+        assert_eq!(count(window).await, 3);
     }
 
     pub async fn the_log_is_filtered_and_paged_newest_first(s: SharedStore) {
@@ -604,7 +689,8 @@ mod checks {
                 ..Default::default()
             })
             .await
-            .unwrap();
+            .unwrap()
+            .rows;
         assert_eq!(
             all.iter().map(|d| d.id().clone()).collect::<Vec<_>>(),
             vec![later.id.clone(), test.id.clone(), refused.id.clone()]
@@ -626,7 +712,7 @@ mod checks {
 
         let by = |q: DeliveryQuery| {
             let s = s.clone();
-            async move { s.query_deliveries(q).await.unwrap() }
+            async move { s.query_deliveries(q).await.unwrap().rows }
         };
         let failed = by(DeliveryQuery {
             status: Some(DeliveryStatus::Failed),
@@ -650,8 +736,16 @@ mod checks {
         })
         .await;
         assert_eq!(shipped[0].id(), &later.id);
+        let first = s
+            .query_deliveries(DeliveryQuery {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(first.rows[0].id(), &later.id);
         let page = by(DeliveryQuery {
-            before: Some(all[0].seq()),
+            before: first.next,
             limit: 1,
             ..Default::default()
         })

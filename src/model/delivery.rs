@@ -195,6 +195,13 @@ impl Delivery {
             Delivery::Attempt(a) => a.status,
         }
     }
+
+    pub fn created_at(&self) -> Millis {
+        match self {
+            Delivery::Receipt(r) => r.created_at,
+            Delivery::Attempt(a) => a.created_at,
+        }
+    }
 }
 
 /// Bodies and response excerpts kept in the log are cut to this many bytes.

@@ -17,6 +17,7 @@ use crate::model::{
     MessageId, Provider, Trigger, Webhook, WebhookId,
 };
 use crate::signing;
+use crate::store::log::LogCursor;
 use crate::store::DeliveryQuery;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -108,12 +109,12 @@ impl Service {
             .cursor
             .as_deref()
             .map(|c| {
-                c.parse::<i64>().map_err(|_| {
+                c.parse::<LogCursor>().map_err(|_| {
                     Error::invalid("`cursor` must be a `next_cursor` value from an earlier answer")
                 })
             })
             .transpose()?;
-        let rows = self
+        let page = self
             .store
             .query_deliveries(DeliveryQuery {
                 webhook_id: req.webhook_id,
@@ -126,17 +127,30 @@ impl Service {
                 limit,
             })
             .await?;
-        let next_cursor = (rows.len() == limit)
-            .then(|| rows.last().map(|d| d.seq().to_string()))
-            .flatten();
+        let mut rows = page.rows;
+        rows.iter_mut().for_each(|d| self.complete_receipt(d));
+        let next_cursor = page.next.map(|c| c.to_string());
         Ok(DeliveryPage { rows, next_cursor })
     }
 
     pub async fn get_delivery(&self, id: &DeliveryId) -> Result<Delivery> {
-        self.store
+        let mut found = self
+            .store
             .get_delivery(id)
             .await?
-            .ok_or_else(|| Error::delivery_not_found(id))
+            .ok_or_else(|| Error::delivery_not_found(id))?;
+        self.complete_receipt(&mut found);
+        Ok(found)
+    }
+
+    /// A stored event's receipt comes from the event, which keeps no copy of the URL it came
+    /// to: that is its webhook's receive URL.
+    fn complete_receipt(&self, d: &mut Delivery) {
+        if let Delivery::Receipt(r) = d {
+            if r.url.is_empty() {
+                r.url = self.receive_url(&r.webhook_id);
+            }
+        }
     }
 
     pub async fn test_webhook(&self, req: TestWebhook) -> Result<TestReport> {

@@ -253,7 +253,9 @@ impl Service {
         relays: Vec<Outgoing>,
     ) -> ReceiveOutcome {
         let relayed = !relays.is_empty();
-        let (event_id, delivery_id) = (event.id.clone(), receipt.id.clone());
+        // A stored event is its own receipt (see `store::log`); the receipt below is logged
+        // only if the event turns out to be a duplicate.
+        let (event_id, delivery_id) = (event.id.clone(), DeliveryId::from(event.id.as_str()));
         let notice = EventNotice {
             seq: 0,
             id: event.id.clone(),
@@ -261,7 +263,7 @@ impl Service {
             event: event.event.clone(),
         };
         receipt.status = DeliveryStatus::Succeeded;
-        receipt.status_code = Some(200);
+        receipt.status_code = Some(crate::store::log::ACCEPTED);
         let ingest = Ingest {
             event,
             body: raw_text(body),

@@ -22,6 +22,7 @@ use crate::model::{
     now_millis, Attempt, Delivery, DeliveryStatus, Direction, Event, EventSubscription, MessageId,
     Millis, Secret, SubscriptionId, Trigger, Webhook, WebhookId,
 };
+use crate::store::log::LogPage;
 use crate::store::{DeliveryQuery, Outgoing};
 
 /// The event type that matches every verified event of every inbound webhook.
@@ -367,7 +368,7 @@ impl Service {
             limit: 1,
             ..Default::default()
         };
-        let attempt = |rows: Vec<Delivery>| match rows.into_iter().next() {
+        let attempt = |page: LogPage| match page.rows.into_iter().next() {
             Some(Delivery::Attempt(a)) => Some(a),
             _ => None,
         };

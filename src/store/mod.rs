@@ -8,8 +8,10 @@
 //! a hop to the blocking pool or a network round trip.
 
 pub mod cache;
+pub mod log;
 pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -25,6 +27,13 @@ use crate::model::{
 };
 
 pub type SharedStore = Arc<dyn Store>;
+
+/// Each backend's schema migrations, oldest first, for upgrade tests: a prefix of them is the
+/// schema an older release wrote (`tests/upgrade.rs` builds such a store and opens it).
+#[doc(hidden)]
+pub fn migrations() -> (&'static [&'static str], &'static [&'static str]) {
+    (sqlite::MIGRATIONS, postgres::MIGRATIONS)
+}
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -62,9 +71,10 @@ pub trait Store: Send + Sync + 'static {
 
     // --- events ---------------------------------------------------------------------------
 
-    /// Stores a verified event with its receipt (and queues its relays) durably before it
-    /// returns, unless the webhook already holds an event with the same provider event id: then
-    /// only the receipt is logged, marked duplicate. Concurrent calls may share one commit.
+    /// Stores a verified event (and queues its relays) durably before it returns, unless the
+    /// webhook already holds an event with the same provider event id: then only the receipt
+    /// is logged, marked duplicate. A stored event is its own receipt (see `log`): no second
+    /// row is written. Concurrent calls may share one commit.
     async fn insert_event(&self, ingest: Ingest) -> Result<InsertOutcome>;
     async fn get_event(&self, id: &EventId) -> Result<Option<Event>>;
     async fn list_events(&self, query: EventQuery) -> Result<Vec<Event>>;
@@ -84,10 +94,10 @@ pub trait Store: Send + Sync + 'static {
     async fn log_receipt(&self, receipt: Receipt) -> Result<()>;
     /// Logs an attempt made outside the queue (test_webhook), already finished.
     async fn log_attempt(&self, attempt: Attempt) -> Result<()>;
-    /// One row; a receipt of a stored event gets the event's headers and body back.
+    /// One row of the log; the id of a stored event's receipt is the event's id.
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>>;
-    /// Newest first.
-    async fn query_deliveries(&self, query: DeliveryQuery) -> Result<Vec<Delivery>>;
+    /// Newest first: `deliveries` rows and receipts of stored events, merged (`log::merge`).
+    async fn query_deliveries(&self, query: DeliveryQuery) -> Result<log::LogPage>;
 
     // --- the outbound queue ---------------------------------------------------------------
 
@@ -326,7 +336,8 @@ pub struct Ingest {
     /// The request body as sent (the event's payload, byte for byte).
     pub body: String,
     /// The delivery-log row of the request that carried it; `None` for an event this server
-    /// raised itself (operational events have no request).
+    /// raised itself (operational events have no request). Written only when the event is a
+    /// duplicate: a stored event is its own receipt (its id, headers and body are the event's).
     pub receipt: Option<Receipt>,
     pub relays: Vec<Outgoing>,
 }
@@ -350,7 +361,7 @@ pub struct EventQuery {
     pub newest_first: bool,
 }
 
-/// Filters for the delivery log, newest first. `before` is a `seq` cursor.
+/// Filters for the delivery log, newest first. `before` is where the previous page stopped.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryQuery {
     pub webhook_id: Option<WebhookId>,
@@ -359,7 +370,7 @@ pub struct DeliveryQuery {
     pub event: Option<String>,
     pub since: Option<Millis>,
     pub until: Option<Millis>,
-    pub before: Option<i64>,
+    pub before: Option<log::LogCursor>,
     pub limit: usize,
 }
 

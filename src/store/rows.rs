@@ -119,6 +119,30 @@ pub(crate) fn event(c: &impl Columns) -> Result<Event> {
     })
 }
 
+/// The columns of a `deliveries` row, in both schemas.
+pub(crate) const DELIVERY_COLUMNS: &str =
+    "seq, id, webhook_id, event_id, event, direction, trigger, attempt, url, \
+    status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
+    response_body, created_at, next_attempt_at, message_id";
+
+/// The `events` columns a stored event's receipt is read from, in both schemas.
+pub(crate) const STORED_RECEIPT_COLUMNS: &str =
+    "seq, id, webhook_id, event, received_at, headers, payload";
+
+/// The receipt of a stored event (see `store::log`), from `STORED_RECEIPT_COLUMNS`.
+pub(crate) fn stored_receipt(c: &impl Columns) -> Result<Receipt> {
+    Ok(super::log::StoredReceipt {
+        seq: int(c, "seq")?,
+        id: text(c, "id")?,
+        webhook_id: text(c, "webhook_id")?,
+        event: text(c, "event")?,
+        received_at: int(c, "received_at")?,
+        headers: json(c, "headers")?,
+        payload: text(c, "payload")?,
+    }
+    .into())
+}
+
 /// A delivery-log row: a receipt (direction `inbound`) or an attempt.
 pub(crate) fn delivery(c: &impl Columns) -> Result<Delivery> {
     Ok(match enumerated::<Direction>(c, "direction")? {

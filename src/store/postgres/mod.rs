@@ -2,9 +2,14 @@
 //!
 //! - **Ingest** goes through one writer task per process that commits whatever receipts have
 //!   queued up in one transaction, with array inserts (a few round trips per batch, not per
-//!   event). The transaction takes an advisory transaction lock before it assigns event `seq`s,
-//!   so events commit in `seq` order across instances: a reader at cursor N can never miss a
-//!   transaction that took N-1 and committed later. Webhook changes do the same for `rev`.
+//!   event), and no lock shared with other instances: their batches commit in parallel. An
+//!   event's `seq` is derived from its transaction's id (`xid * 4096 + position + seq_base`,
+//!   schema 6), so `seq` order is transaction order, and every reader of events by cursor sees
+//!   only `seq < settled_seq()`, read first in a statement of its own: the lowest seq that an
+//!   ingest transaction still running can commit (each holds the store's `ingest_lock`
+//!   advisory lock in shared mode, so readers find them in `pg_locks`). A reader at cursor N
+//!   can never miss a transaction that committed later with a seq below N. Webhook
+//!   changes, which are rare, take an advisory transaction lock to commit in `rev` order.
 //! - **Change feed**: every commit that adds events or changes a webhook sends `NOTIFY` on the
 //!   store's channel; one listening connection per process turns it into a wake-up, and the
 //!   feed catches up by cursor (so a dropped connection costs latency, never an event).
@@ -16,6 +21,7 @@
 //! otherwise plain TCP (the usual for a database on loopback or a private network).
 
 mod schema;
+pub(crate) use schema::MIGRATIONS;
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -25,14 +31,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::cache::WebhookCache;
+use super::log::{self, LogPage};
 use super::rows;
+use super::sql::{Arg, Statement};
 use super::{
     json_text, ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventNotice, EventQuery,
     HealthChange, Ingest, InsertOutcome, InstanceId, MessageState, Outgoing, PruneCutoffs, Pruned,
@@ -40,13 +47,15 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::model::{
-    enum_text, log_excerpt, Attempt, Delivery, DeliveryId, Direction, Event, EventId,
-    EventSubscription, MessageId, Millis, Receipt, Secret, SubscriptionId, Webhook, WebhookId,
+    enum_text, Attempt, Delivery, DeliveryId, Direction, Event, EventId, EventSubscription,
+    MessageId, Millis, Receipt, Secret, SubscriptionId, Webhook, WebhookId,
 };
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
 const MIGRATION_LOCK: i64 = 0x7765_6268_6f6f_6b01;
-const EVENT_SEQ_LOCK: i64 = 0x7765_6268_6f6f_6b02;
+/// The first key of every store's `ingest_lock` (the second is the store's, in `meta`); the
+/// same constant is in `settled_seq()` (schema 6).
+const INGEST_LOCK_CLASS: i32 = 0x7765_6268;
 const WEBHOOK_REV_LOCK: i64 = 0x7765_6268_6f6f_6b03;
 /// Most receipts committed together.
 const MAX_BATCH: usize = 512;
@@ -105,12 +114,28 @@ impl PgStore {
             .query_one("SELECT value FROM meta WHERE key = 'store_id'", &[])
             .await?
             .try_get(0)?;
+        let seq_base: i64 = client
+            .query_one("SELECT value::int8 FROM meta WHERE key = 'seq_base'", &[])
+            .await?
+            .try_get(0)?;
+        let ingest_lock: i32 = client
+            .query_one(
+                "SELECT value::int4 FROM meta WHERE key = 'ingest_lock'",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
         drop(client);
         let channel: Arc<str> = format!("webhook_mcp_{store_id}").into();
         let changed = Arc::new(Notify::new());
         tokio::spawn(listen(config, tls, channel.clone(), changed.clone()));
         let (writer, jobs) = mpsc::channel(super::RECEIPT_QUEUE);
-        tokio::spawn(ingest_writer(pool.clone(), jobs, channel.clone()));
+        tokio::spawn(ingest_writer(
+            pool.clone(),
+            jobs,
+            channel.clone(),
+            (seq_base, ingest_lock),
+        ));
         Ok(PgStore {
             pool,
             cache: Arc::default(),
@@ -260,7 +285,12 @@ where
 
 // --- ingest: the group-commit writer ---------------------------------------------------------
 
-async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, channel: Arc<str>) {
+async fn ingest_writer(
+    pool: Pool,
+    mut jobs: mpsc::Receiver<IngestJob>,
+    channel: Arc<str>,
+    keys: (i64, i32),
+) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -270,7 +300,7 @@ async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, channel:
             }
         }
         let started = std::time::Instant::now();
-        match write_batch(&pool, &mut batch, &channel).await {
+        match write_batch(&pool, &mut batch, &channel, keys).await {
             Ok(outcomes) => {
                 tracing::debug!(
                     receipts = batch.len(),
@@ -295,12 +325,17 @@ async fn write_batch(
     pool: &Pool,
     batch: &mut [IngestJob],
     channel: &str,
+    (seq_base, ingest_lock): (i64, i32),
 ) -> Result<Vec<InsertOutcome>> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    // Events commit in seq order across instances (see the module's doc).
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_SEQ_LOCK])
-        .await?;
+    // Taken before the transaction has an xid: readers see this batch as in flight from the
+    // moment its seqs can exist (see the module's doc). Shared: writers never wait for it.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock_shared($1, $2)",
+        &[&INGEST_LOCK_CLASS, &ingest_lock],
+    )
+    .await?;
     // Which provider ids are stored already: one query for the batch.
     let (hooks, pids): (Vec<String>, Vec<String>) = batch
         .iter()
@@ -312,15 +347,7 @@ async fn write_batch(
         })
         .unzip();
     let mut known: HashMap<(String, String), EventId> = HashMap::new();
-    for row in tx
-        .query(
-            "SELECT e.id, e.webhook_id, e.provider_event_id FROM events e \
-             JOIN unnest($1::text[], $2::text[]) AS k(w, p) \
-             ON e.webhook_id = k.w AND e.provider_event_id = k.p",
-            &[&hooks, &pids],
-        )
-        .await?
-    {
+    for row in tx.query(KNOWN_PROVIDER_IDS, &[&hooks, &pids]).await? {
         known.insert(
             (col(&row, "webhook_id")?, col(&row, "provider_event_id")?),
             EventId::from(col::<String>(&row, "id")?),
@@ -336,12 +363,7 @@ async fn write_batch(
             .map(|p| (event.webhook_id.to_string(), p.clone()));
         match key.as_ref().and_then(|k| known.get(k)) {
             Some(id) => {
-                if let Some(receipt) = receipt.as_mut() {
-                    receipt.event_id = Some(id.clone());
-                    receipt.error = Some(format!(
-                        "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
-                    ));
-                }
+                mark_duplicate(receipt, id);
                 outcomes.push(InsertOutcome::Duplicate(id.clone()));
             }
             None => {
@@ -349,11 +371,7 @@ async fn write_batch(
                     // A repeat later in the same batch is a duplicate of this one.
                     known.insert(k, event.id.clone());
                 }
-                // The event holds them; the receipt points at it.
-                if let Some(receipt) = receipt.as_mut() {
-                    receipt.request_headers.clear();
-                    receipt.request_body = None;
-                }
+                // The event is its request's receipt: no row of its own.
                 new_events.push(i);
                 outcomes.push(InsertOutcome::Stored(0));
             }
@@ -362,6 +380,7 @@ async fn write_batch(
     if !new_events.is_empty() {
         let mut cols: [Vec<Option<String>>; 6] = Default::default();
         let mut received: Vec<i64> = vec![];
+        let mut request: Vec<bool> = vec![];
         for &i in &new_events {
             let j = &batch[i].ingest;
             let e = &j.event;
@@ -372,30 +391,75 @@ async fn write_batch(
             cols[4].push(Some(json_text(&e.headers)));
             cols[5].push(Some(j.body.clone()));
             received.push(e.received_at);
+            request.push(j.receipt.is_some());
         }
         let rows = tx
             .query(
-                "INSERT INTO events (id, webhook_id, provider_event_id, event, headers, payload, received_at) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
+                // The seq of the batch's n-th event (see the module's doc). A provider id
+                // that another instance stored meanwhile is skipped here and reported below.
+                "INSERT INTO events (seq, id, webhook_id, provider_event_id, event, headers, payload, received_at, request) \
+                 SELECT pg_current_xact_id()::text::int8 * 4096 + $9 + k.n, \
+                   k.id, k.w, k.p, k.e, k.h, k.b, k.r, k.q \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
+                   WITH ORDINALITY AS k(id, w, p, e, h, b, r, q, n) \
+                 ON CONFLICT (webhook_id, provider_event_id) DO NOTHING \
                  RETURNING id, seq",
-                &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &received],
+                &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &received, &request, &seq_base],
             )
             .await?;
         let mut seqs: HashMap<String, i64> = HashMap::new();
         for row in rows {
             seqs.insert(col(&row, "id")?, col(&row, "seq")?);
         }
+        let mut raced = vec![];
         for &i in &new_events {
             let id = batch[i].ingest.event.id.to_string();
-            outcomes[i] = InsertOutcome::Stored(seqs.get(&id).copied().unwrap_or_default());
-            for relay in &batch[i].ingest.relays {
-                insert_outgoing(&tx, relay).await?;
+            match seqs.get(&id) {
+                Some(&seq) => {
+                    outcomes[i] = InsertOutcome::Stored(seq);
+                    for relay in &batch[i].ingest.relays {
+                        insert_outgoing(&tx, relay).await?;
+                    }
+                }
+                None => raced.push(i),
+            }
+        }
+        if !raced.is_empty() {
+            // Another instance committed the same provider ids first: duplicates of its events.
+            let (hooks, pids): (Vec<String>, Vec<String>) = raced
+                .iter()
+                .filter_map(|&i| {
+                    let e = &batch[i].ingest.event;
+                    Some((e.webhook_id.to_string(), e.provider_event_id.clone()?))
+                })
+                .unzip();
+            let mut theirs: HashMap<(String, String), EventId> = HashMap::new();
+            for row in tx.query(KNOWN_PROVIDER_IDS, &[&hooks, &pids]).await? {
+                theirs.insert(
+                    (col(&row, "webhook_id")?, col(&row, "provider_event_id")?),
+                    EventId::from(col::<String>(&row, "id")?),
+                );
+            }
+            for i in raced {
+                let Ingest { event, receipt, .. } = &mut batch[i].ingest;
+                let key = (
+                    event.webhook_id.to_string(),
+                    event.provider_event_id.clone().unwrap_or_default(),
+                );
+                let id = theirs.get(&key).cloned().ok_or_else(|| {
+                    Error::Store("an event conflicted with one that cannot be found".into())
+                })?;
+                mark_duplicate(receipt, &id);
+                outcomes[i] = InsertOutcome::Duplicate(id);
             }
         }
     }
+    // Receipts of duplicates only: a stored event is its own.
     let receipts: Vec<&Receipt> = batch
         .iter()
-        .filter_map(|j| j.ingest.receipt.as_ref())
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, InsertOutcome::Duplicate(_)))
+        .filter_map(|(j, _)| j.ingest.receipt.as_ref())
         .collect();
     insert_receipts(&tx, &receipts).await?;
     if !new_events.is_empty() {
@@ -404,6 +468,27 @@ async fn write_batch(
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Below this seq every event is committed or never will be: read in a statement of its own
+/// before the events it bounds, whose snapshot is then the later one (see the module's doc).
+async fn settled(c: &impl GenericClient) -> Result<i64> {
+    Ok(c.query_one("SELECT settled_seq()", &[]).await?.try_get(0)?)
+}
+
+/// The stored events among (webhook id, provider id) pairs.
+const KNOWN_PROVIDER_IDS: &str = "SELECT e.id, e.webhook_id, e.provider_event_id FROM events e \
+    JOIN unnest($1::text[], $2::text[]) AS k(w, p) \
+    ON e.webhook_id = k.w AND e.provider_event_id = k.p";
+
+/// Logs a duplicate's receipt as one (the event it repeats, and why nothing was stored).
+fn mark_duplicate(receipt: &mut Option<Receipt>, id: &EventId) {
+    if let Some(receipt) = receipt.as_mut() {
+        receipt.event_id = Some(id.clone());
+        receipt.error = Some(format!(
+            "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
+        ));
+    }
 }
 
 async fn insert_receipts(c: &impl GenericClient, receipts: &[&Receipt]) -> Result<()> {
@@ -530,12 +615,6 @@ fn col<T: for<'a> tokio_postgres::types::FromSql<'a>>(row: &Row, name: &str) -> 
         .map_err(|e| Error::Store(format!("column `{name}`: {e}")))
 }
 
-fn json_col<T: DeserializeOwned>(row: &Row, name: &str) -> Result<T> {
-    let text: String = col(row, name)?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Store(format!("column `{name}`: not the JSON expected ({e})")))
-}
-
 const WEBHOOK_COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, \
     secret, previous_secret, previous_secret_expires_at, headers, created_at, updated_at, \
     failure_count, first_failure_at, disabled_reason, forward_to";
@@ -543,10 +622,7 @@ const WEBHOOK_COLUMNS: &str = "id, direction, target_url, provider, events, desc
 const EVENT_COLUMNS: &str =
     "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
 
-const DELIVERY_COLUMNS: &str =
-    "seq, id, webhook_id, event_id, event, direction, trigger, attempt, \
-    url, status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
-    response_body, created_at, next_attempt_at, message_id";
+use super::rows::DELIVERY_COLUMNS;
 
 use super::rows::SUBSCRIPTION_COLUMNS;
 
@@ -564,28 +640,24 @@ async fn get_webhook(c: &impl GenericClient, id: &WebhookId) -> Result<Option<We
     .transpose()
 }
 
-/// Gives receipts of stored events the request headers and body their event keeps.
-async fn fill_from_events(c: &impl GenericClient, rows: &mut [Delivery]) -> Result<()> {
-    for d in rows.iter_mut() {
-        let Delivery::Receipt(r) = d else { continue };
-        let Some(event_id) = &r.event_id else {
-            continue;
-        };
-        if r.request_body.is_some() || r.error.is_some() {
-            continue;
-        }
-        if let Some(row) = c
-            .query_opt(
-                "SELECT headers, payload FROM events WHERE id = $1",
-                &[&event_id.as_str()],
-            )
-            .await?
-        {
-            r.request_headers = json_col(&row, "headers")?;
-            r.request_body = Some(log_excerpt(col::<String>(&row, "payload")?.as_bytes()));
-        }
-    }
-    Ok(())
+/// Binds a shared statement's arguments.
+fn bind(s: &Statement) -> Params<'_> {
+    s.args
+        .iter()
+        .map(|a| match a {
+            Arg::Int(i) => i as &(dyn ToSql + Sync),
+            Arg::Text(t) => t as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+/// Runs a shared statement (`store::sql`) rendered for PostgreSQL.
+async fn query(c: &impl GenericClient, s: &Statement) -> Result<Vec<Row>> {
+    Ok(c.query(&s.numbered(), &bind(s)).await?)
+}
+
+async fn query_opt(c: &impl GenericClient, s: &Statement) -> Result<Option<Row>> {
+    Ok(c.query_opt(&s.numbered(), &bind(s)).await?)
 }
 
 /// Inserts a webhook row (the caller records the change).
@@ -1024,7 +1096,11 @@ impl Store for PgStore {
         let limit = q.limit as i64;
         let webhook = q.webhook_id.as_ref().map(|w| w.to_string());
         let mut params: Params = vec![&after];
-        let mut clauses = vec!["seq > $1".to_string()];
+        // Only settled events (see the module's doc): a cursor never skips a late commit.
+        let client = self.client().await?;
+        let settled = settled(&client).await?;
+        params.push(&settled);
+        let mut clauses = vec!["seq > $1".to_string(), "seq < $2".to_string()];
         if let Some(w) = &webhook {
             params.push(w);
             clauses.push(format!("webhook_id = ${}", params.len()));
@@ -1035,9 +1111,7 @@ impl Store for PgStore {
         }
         params.push(&limit);
         let order = if q.newest_first { "DESC" } else { "ASC" };
-        let rows = self
-            .client()
-            .await?
+        let rows = client
             .query(
                 &format!(
                     "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY seq {order} LIMIT ${}",
@@ -1060,10 +1134,13 @@ impl Store for PgStore {
     }
 
     async fn max_event_seq(&self) -> Result<i64> {
-        Ok(self
-            .client()
-            .await?
-            .query_one("SELECT COALESCE(MAX(seq), 0)::int8 FROM events", &[])
+        let client = self.client().await?;
+        let settled = settled(&client).await?;
+        Ok(client
+            .query_one(
+                "SELECT COALESCE(MAX(seq), 0)::int8 FROM events WHERE seq < $1",
+                &[&settled],
+            )
             .await?
             .try_get(0)?)
     }
@@ -1071,10 +1148,12 @@ impl Store for PgStore {
     async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes> {
         let client = self.client().await?;
         let limit = limit as i64;
+        let settled = settled(&client).await?;
         let events = client
             .query(
-                "SELECT seq, id, webhook_id, event FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[&since.event_seq, &limit],
+                "SELECT seq, id, webhook_id, event FROM events WHERE seq > $1 AND seq < $3 \
+                 ORDER BY seq LIMIT $2",
+                &[&since.event_seq, &limit, &settled],
             )
             .await?
             .iter()
@@ -1122,66 +1201,32 @@ impl Store for PgStore {
 
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
         let client = self.client().await?;
-        let Some(row) = client
-            .query_opt(
-                &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"),
-                &[&id.as_str()],
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        let mut found = [rows::delivery(&row)?];
-        fill_from_events(&client, &mut found).await?;
-        let [d] = found;
-        Ok(Some(d))
+        if let Some(row) = query_opt(&client, &log::row_by_id(id.as_str())).await? {
+            return Ok(Some(rows::delivery(&row)?));
+        }
+        let stored = query_opt(&client, &log::stored_receipt_by_id(id.as_str())).await?;
+        Ok(stored
+            .map(|r| rows::stored_receipt(&r))
+            .transpose()?
+            .map(Delivery::Receipt))
     }
 
-    async fn query_deliveries(&self, q: DeliveryQuery) -> Result<Vec<Delivery>> {
-        let webhook = q.webhook_id.as_ref().map(|w| w.to_string());
-        let direction = q.direction.map(|d| enum_text(&d));
-        let status = q.status.map(|s| enum_text(&s));
-        let limit = q.limit as i64;
-        // Only the filters given appear in the SQL, so the planner can use the indexes.
-        let filters: [(&str, Option<&(dyn ToSql + Sync)>); 7] = [
-            ("webhook_id =", webhook.as_ref().map(|v| v as _)),
-            ("direction =", direction.as_ref().map(|v| v as _)),
-            ("status =", status.as_ref().map(|v| v as _)),
-            ("event =", q.event.as_ref().map(|v| v as _)),
-            ("created_at >=", q.since.as_ref().map(|v| v as _)),
-            ("created_at <=", q.until.as_ref().map(|v| v as _)),
-            ("seq <", q.before.as_ref().map(|v| v as _)),
-        ];
-        let mut params: Params = vec![];
-        let mut clauses: Vec<String> = vec![];
-        for (clause, value) in filters {
-            if let Some(v) = value {
-                params.push(v);
-                clauses.push(format!("{clause} ${}", params.len()));
-            }
-        }
-        let where_clause = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        params.push(&limit);
+    async fn query_deliveries(&self, q: DeliveryQuery) -> Result<LogPage> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries {where_clause} ORDER BY seq DESC LIMIT ${}",
-                    params.len()
-                ),
-                &params,
-            )
-            .await?;
-        let mut out = rows
+        let found = query(&client, &log::rows_query(&q))
+            .await?
             .iter()
             .map(rows::delivery)
             .collect::<Result<Vec<_>>>()?;
-        fill_from_events(&client, &mut out).await?;
-        Ok(out)
+        let stored = match log::stored_query(&q) {
+            Some(s) => query(&client, &s)
+                .await?
+                .iter()
+                .map(rows::stored_receipt)
+                .collect::<Result<Vec<_>>>()?,
+            None => vec![],
+        };
+        Ok(log::merge(found, stored, &q))
     }
 
     async fn enqueue_idempotent(
@@ -1533,13 +1578,14 @@ impl Store for PgStore {
     }
 
     async fn change_cursor(&self) -> Result<ChangeCursor> {
-        let row = self
-            .client()
-            .await?
+        let client = self.client().await?;
+        let settled = settled(&client).await?;
+        let row = client
             .query_one(
-                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events)::int8 AS event_seq, \
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < $1)::int8 \
+                        AS event_seq, \
                         (SELECT COALESCE(MAX(rev), 0) FROM webhook_changes)::int8 AS webhook_rev",
-                &[],
+                &[&settled],
             )
             .await?;
         Ok(ChangeCursor {

@@ -1,9 +1,9 @@
-//! Stored events, written together with their receipt by one group-commit writer thread.
+//! Stored events, written by one group-commit writer thread together with the receipts of
+//! requests that stored nothing.
 //!
 //! An event keeps the request's body exactly as sent (it parsed as JSON, so it is UTF-8 text)
-//! and its headers. The receipt of a request that stored an event does not hold a second copy:
-//! it points at the event (see `deliveries::fill_from_events`), which halves what each receipt
-//! writes.
+//! and its headers, and it is that request's receipt (`request = 1`; see `store::log`): an
+//! accepted request writes one row.
 
 use std::sync::{Arc, Mutex};
 
@@ -159,8 +159,8 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Optio
             }
             None => {
                 tx.prepare_cached(
-                    "INSERT INTO events (id, webhook_id, provider_event_id, event, received_at, headers, payload) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO events (id, webhook_id, provider_event_id, event, received_at, headers, payload, request) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?
                 .execute(params![
                     event.id,
@@ -170,13 +170,11 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Optio
                     event.received_at,
                     *headers,
                     *body,
+                    receipt.is_some(),
                 ])?;
                 let seq = tx.last_insert_rowid();
-                // The event holds them; the receipt points at it (`receipt.event_id`).
-                if let Some(receipt) = receipt.as_mut() {
-                    receipt.request_headers.clear();
-                    receipt.request_body = None;
-                }
+                // The event is its request's receipt: no row of its own.
+                *receipt = None;
                 queue::enqueue(&tx, relays)?;
                 InsertOutcome::Stored(seq)
             }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: webhooks, events, delivery log.
     r#"
     CREATE TABLE webhooks (
@@ -145,6 +145,16 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         refreshed_at INTEGER NOT NULL
     );
+    "#,
+    // 9: an accepted request is one row, its event. `request` marks events a request brought
+    // (operational events have none); the receipts those requests wrote before are dropped,
+    // since the log now reads them from the events (their ids become the events' ids).
+    r#"
+    ALTER TABLE events ADD COLUMN request INTEGER NOT NULL DEFAULT 0;
+    UPDATE events SET request = 1 WHERE id IN (SELECT event_id FROM deliveries
+        WHERE direction = 'inbound' AND event_id IS NOT NULL AND error IS NULL);
+    DELETE FROM deliveries WHERE direction = 'inbound' AND error IS NULL
+        AND event_id IN (SELECT id FROM events);
     "#,
 ];
 

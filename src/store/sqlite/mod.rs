@@ -10,6 +10,7 @@
 mod deliveries;
 mod events;
 mod migrations;
+pub(crate) use migrations::MIGRATIONS;
 mod queue;
 mod retention;
 mod subscriptions;
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
+use super::log::LogPage;
 use super::{
     ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventQuery, Ingest, InsertOutcome,
     InstanceId, MessageState, Outgoing, PruneCutoffs, Pruned, Store, WebhookChange, WebhookFilter,
@@ -313,7 +315,7 @@ impl Store for SqliteStore {
         self.read(move |c| deliveries::get(c, &id)).await
     }
 
-    async fn query_deliveries(&self, query: DeliveryQuery) -> Result<Vec<Delivery>> {
+    async fn query_deliveries(&self, query: DeliveryQuery) -> Result<LogPage> {
         self.read(move |c| deliveries::query(c, &query)).await
     }
 
@@ -601,18 +603,6 @@ fn col<T: FromSql>(r: &Row, name: &str) -> rusqlite::Result<T> {
     })
 }
 
-/// A JSON text column (maps, lists, payloads), decoded.
-fn json_col<T: serde::de::DeserializeOwned>(r: &Row, name: &str) -> rusqlite::Result<T> {
-    let text: String = col(r, name)?;
-    serde_json::from_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("column `{name}`: not the JSON expected ({e})").into(),
-        )
-    })
-}
-
 // --- Ids, secrets and enums as SQL text -------------------------------------------------------
 
 macro_rules! text_newtype_sql {
@@ -665,6 +655,16 @@ macro_rules! text_enum_sql {
 }
 text_enum_sql!(Direction, Provider, Trigger, DeliveryStatus);
 
+impl ToSql for crate::store::sql::Arg {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use crate::store::sql::Arg;
+        Ok(match self {
+            Arg::Int(i) => ToSqlOutput::from(*i),
+            Arg::Text(t) => ToSqlOutput::from(t.as_str()),
+        })
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         match e {
@@ -708,6 +708,10 @@ fn event_row(r: &Row) -> rusqlite::Result<Event> {
 
 fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
     wrap(crate::store::rows::delivery(r))
+}
+
+fn stored_receipt_row(r: &Row) -> rusqlite::Result<Receipt> {
+    wrap(crate::store::rows::stored_receipt(r))
 }
 
 fn attempt_row(r: &Row) -> rusqlite::Result<Attempt> {

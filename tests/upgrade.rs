@@ -1,0 +1,170 @@
+//! Upgrades in place: a store written by the release before "one row per accepted request"
+//! (SQLite schema 8, PostgreSQL schema 4) opens with its webhooks, events, log and pending
+//! deliveries intact. The old store is built from that release's migrations (a prefix of the
+//! binary's) and rows written with that release's statements, then opened by today's code.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::pg;
+use webhook_mcp::model::{Delivery, DeliveryId, DeliveryStatus, Direction};
+use webhook_mcp::store::{DeliveryQuery, EventQuery, InstanceId, SharedStore};
+
+const INBOUND: &str = "11111111-1111-4111-8111-111111111111";
+const OUTBOUND: &str = "22222222-2222-4222-8222-222222222222";
+const EVENT: &str = "0190aaaa-0000-7000-8000-000000000001";
+const RAISED: &str = "0190aaaa-0000-7000-8000-000000000002";
+
+/// What the old release wrote: two webhooks, a received event and an operational one, the
+/// received event's receipt (pointing at it, no body), a duplicate's receipt, a refusal, and a
+/// queued message with its pending attempt. One text for both databases (literals only).
+fn old_rows() -> String {
+    format!(
+        r#"
+    INSERT INTO webhooks (id, direction, target_url, provider, events, description, enabled,
+        secret, headers, created_at, updated_at, failure_count, forward_to) VALUES
+      ('{INBOUND}', 'inbound', '', 'github', '["*"]', 'old inbound', TRUE, 'whsec_in', '{{}}',
+        1000, 1000, 0, '[]'),
+      ('{OUTBOUND}', 'outbound', 'http://127.0.0.1:9/x', 'standard', '["*"]', 'old outbound',
+        TRUE, 'whsec_out', '{{}}', 1000, 1000, 0, '[]');
+    INSERT INTO events (id, webhook_id, provider_event_id, event, received_at, headers, payload)
+      VALUES
+      ('{EVENT}', '{INBOUND}', 'gh-1', 'push', 2000, '{{"x-github-event":"push"}}', '{{"n":1}}'),
+      ('{RAISED}', '{OUTBOUND}', 'op-1', 'webhook_mcp.delivery.failed', 2500, '{{}}',
+        '{{"n":2}}');
+    INSERT INTO deliveries (id, webhook_id, event_id, event, direction, trigger, attempt, url,
+        status, status_code, error, request_headers, request_body, created_at) VALUES
+      ('0190bbbb-0000-7000-8000-000000000001', '{INBOUND}', '{EVENT}', 'push', 'inbound',
+        'received', 1, 'http://h/hooks/{INBOUND}', 'succeeded', 200, NULL, '{{}}', NULL, 2000),
+      ('0190bbbb-0000-7000-8000-000000000002', '{INBOUND}', '{EVENT}', 'push', 'inbound',
+        'received', 1, 'http://h/hooks/{INBOUND}', 'succeeded', 200,
+        'duplicate: provider event id already received as event {EVENT}; acknowledged, not stored again',
+        '{{"x-github-event":"push"}}', '{{"n":1}}', 3000),
+      ('0190bbbb-0000-7000-8000-000000000003', '{INBOUND}', NULL, NULL, 'inbound', 'received',
+        1, 'http://h/hooks/{INBOUND}', 'failed', 401, 'signature rejected', '{{}}', '{{"n":9}}',
+        4000);
+    INSERT INTO messages (id, webhook_id, event, event_id, body, created_at) VALUES
+      ('msg_0190cccc-0000-7000-8000-000000000001', '{OUTBOUND}', 'order.paid', NULL,
+        '{{"type":"order.paid"}}', 5000);
+    INSERT INTO deliveries (id, webhook_id, event, direction, trigger, attempt, url, status,
+        created_at, next_attempt_at, message_id) VALUES
+      ('0190bbbb-0000-7000-8000-000000000004', '{OUTBOUND}', 'order.paid', 'outbound',
+        'scheduled', 1, 'http://127.0.0.1:9/x', 'pending', 5000, 5000,
+        'msg_0190cccc-0000-7000-8000-000000000001');
+    "#
+    )
+}
+
+/// Everything the old store held is there, and the accepted request is in the log once.
+async fn check(s: SharedStore) {
+    assert!(s.get_webhook(&INBOUND.into()).await.unwrap().is_some());
+    let out = s.get_webhook(&OUTBOUND.into()).await.unwrap().unwrap();
+    assert_eq!(out.secret.expose(), "whsec_out");
+    let events = s
+        .list_events(EventQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].payload["n"], 1);
+
+    let log = s
+        .query_deliveries(DeliveryQuery {
+            direction: Some(Direction::Inbound),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .rows;
+    let ids: Vec<&str> = log.iter().map(|d| d.id().as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "0190bbbb-0000-7000-8000-000000000003",
+            "0190bbbb-0000-7000-8000-000000000002",
+            EVENT
+        ],
+        "refusal, duplicate, then the accepted request (now its event), each once; the \
+         operational event is no request"
+    );
+    let Delivery::Receipt(accepted) = &log[2] else {
+        panic!("{log:?}")
+    };
+    assert_eq!(
+        (
+            accepted.status,
+            accepted.status_code,
+            accepted.request_body.as_deref()
+        ),
+        (DeliveryStatus::Succeeded, Some(200), Some(r#"{"n":1}"#))
+    );
+    assert_eq!(
+        accepted
+            .request_headers
+            .get("x-github-event")
+            .map(String::as_str),
+        Some("push")
+    );
+    assert!(s
+        .get_delivery(&DeliveryId::from(EVENT))
+        .await
+        .unwrap()
+        .is_some());
+
+    let claimed = s
+        .claim_due(&InstanceId("upgrade".into()), 10_000, 10, 20_000)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "the pending attempt is still queued");
+    assert_eq!(claimed[0].body, r#"{"type":"order.paid"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_store_of_the_previous_release_opens_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhook-mcp.db");
+    let (sqlite, _) = webhook_mcp::store::migrations();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for m in &sqlite[..8] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 8).unwrap();
+        conn.execute_batch(&old_rows()).unwrap();
+    }
+    let store = webhook_mcp::store::sqlite::SqliteStore::open(&path).unwrap();
+    check(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_of_the_previous_release_opens_intact() {
+    let Some(schema) = pg::TestSchema::create("upgrade::postgres").await else {
+        return;
+    };
+    let (_, postgres) = webhook_mcp::store::migrations();
+    {
+        let (client, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        for m in &postgres[..4] {
+            client.batch_execute(m).await.unwrap();
+        }
+        client
+            .batch_execute(
+                "CREATE TABLE schema_version (version BIGINT NOT NULL); \
+                 INSERT INTO schema_version (version) VALUES (4);",
+            )
+            .await
+            .unwrap();
+        client.batch_execute(&old_rows()).await.unwrap();
+    }
+    let store = webhook_mcp::store::postgres::PgStore::connect(&schema.url)
+        .await
+        .unwrap();
+    check(Arc::new(store)).await;
+}
