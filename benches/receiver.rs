@@ -199,6 +199,16 @@ async fn main() {
     println!("| idle, after start | {idle_rss:.1} MiB |");
     println!("| after the ingest runs above | {loaded_rss:.1} MiB |");
 
+    let (events, kept, used) = server.stop_and_measure_store().await;
+    println!("\n## Stored bytes per accepted event (the SQLite file after the runs above)\n");
+    println!("| events | payload + kept headers, mean | file bytes in use per event | overhead per event |");
+    println!("|---|---|---|---|");
+    let per = used as f64 / events.max(1) as f64;
+    println!(
+        "| {events} | {kept:.0} B | {per:.0} B | {:.0} B |",
+        per - kept
+    );
+
     let (cold, call) = cold_start(20).await;
     println!("\n## Stdio start-up (20 runs)\n");
     println!("| measure | p50 | p99 (max) |");
@@ -280,6 +290,39 @@ struct Server {
 }
 
 impl Server {
+    /// Stops the server (end of stdin: a clean shutdown checkpoints the WAL into the file) and
+    /// reads its store: events stored, their mean payload + kept headers, and the bytes of the
+    /// file in use (pages minus free pages).
+    async fn stop_and_measure_store(self) -> (i64, f64, i64) {
+        let Server {
+            _child: mut child,
+            stdin,
+            _dir: dir,
+            ..
+        } = self;
+        drop(stdin);
+        let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+        let db =
+            rusqlite::Connection::open(dir.path().join("data").join("webhook-mcp.db")).unwrap();
+        let (events, kept): (i64, f64) = db
+            .query_row(
+                "SELECT count(*), avg(length(CAST(payload AS BLOB)) + length(CAST(headers AS BLOB))) FROM events",
+                [],
+                |r| Ok((r.get(0)?, r.get::<_, Option<f64>>(1)?.unwrap_or(0.0))),
+            )
+            .unwrap();
+        let pages: i64 = db
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .unwrap();
+        let free: i64 = db
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))
+            .unwrap();
+        let size: i64 = db
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        (events, kept, (pages - free) * size)
+    }
+
     /// The receiver's counters (/healthz).
     async fn stats(&self, http: &reqwest::Client) -> Value {
         let base = self.url.split("/hooks/").next().unwrap();

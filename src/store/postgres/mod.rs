@@ -2,14 +2,11 @@
 //!
 //! - **Ingest** goes through one writer task per process that commits whatever receipts have
 //!   queued up in one transaction, with array inserts (a few round trips per batch, not per
-//!   event), and no lock shared with other instances: their batches commit in parallel. An
-//!   event's `seq` is derived from its transaction's id (`xid * 4096 + position + seq_base`,
-//!   schema 6), so `seq` order is transaction order, and every reader of events by cursor sees
-//!   only `seq < settled_seq()`, read first in a statement of its own: the lowest seq that an
-//!   ingest transaction still running can commit (each holds the store's `ingest_lock`
-//!   advisory lock in shared mode, so readers find them in `pg_locks`). A reader at cursor N
-//!   can never miss a transaction that committed later with a seq below N. Webhook
-//!   changes, which are rare, take an advisory transaction lock to commit in `rev` order.
+//!   event). The transaction takes an advisory transaction lock before it assigns event `seq`s,
+//!   so events commit in `seq` order across instances: a reader at cursor N can never miss a
+//!   transaction that took N-1 and committed later. Webhook changes do the same for `rev`. A
+//!   provider id stored by a concurrent insert is skipped (`ON CONFLICT DO NOTHING`) and
+//!   reported as a duplicate rather than failing the batch.
 //! - **Change feed**: every commit that adds events or changes a webhook sends `NOTIFY` on the
 //!   store's channel; one listening connection per process turns it into a wake-up, and the
 //!   feed catches up by cursor (so a dropped connection costs latency, never an event).
@@ -53,9 +50,7 @@ use crate::model::{
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
 const MIGRATION_LOCK: i64 = 0x7765_6268_6f6f_6b01;
-/// The first key of every store's `ingest_lock` (the second is the store's, in `meta`); the
-/// same constant is in `settled_seq()` (schema 6).
-const INGEST_LOCK_CLASS: i32 = 0x7765_6268;
+const EVENT_SEQ_LOCK: i64 = 0x7765_6268_6f6f_6b02;
 const WEBHOOK_REV_LOCK: i64 = 0x7765_6268_6f6f_6b03;
 /// Most receipts committed together.
 const MAX_BATCH: usize = 512;
@@ -114,28 +109,12 @@ impl PgStore {
             .query_one("SELECT value FROM meta WHERE key = 'store_id'", &[])
             .await?
             .try_get(0)?;
-        let seq_base: i64 = client
-            .query_one("SELECT value::int8 FROM meta WHERE key = 'seq_base'", &[])
-            .await?
-            .try_get(0)?;
-        let ingest_lock: i32 = client
-            .query_one(
-                "SELECT value::int4 FROM meta WHERE key = 'ingest_lock'",
-                &[],
-            )
-            .await?
-            .try_get(0)?;
         drop(client);
         let channel: Arc<str> = format!("webhook_mcp_{store_id}").into();
         let changed = Arc::new(Notify::new());
         tokio::spawn(listen(config, tls, channel.clone(), changed.clone()));
         let (writer, jobs) = mpsc::channel(super::RECEIPT_QUEUE);
-        tokio::spawn(ingest_writer(
-            pool.clone(),
-            jobs,
-            channel.clone(),
-            (seq_base, ingest_lock),
-        ));
+        tokio::spawn(ingest_writer(pool.clone(), jobs, channel.clone()));
         Ok(PgStore {
             pool,
             cache: Arc::default(),
@@ -285,12 +264,7 @@ where
 
 // --- ingest: the group-commit writer ---------------------------------------------------------
 
-async fn ingest_writer(
-    pool: Pool,
-    mut jobs: mpsc::Receiver<IngestJob>,
-    channel: Arc<str>,
-    keys: (i64, i32),
-) {
+async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, channel: Arc<str>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -300,7 +274,7 @@ async fn ingest_writer(
             }
         }
         let started = std::time::Instant::now();
-        match write_batch(&pool, &mut batch, &channel, keys).await {
+        match write_batch(&pool, &mut batch, &channel).await {
             Ok(outcomes) => {
                 tracing::debug!(
                     receipts = batch.len(),
@@ -325,17 +299,12 @@ async fn write_batch(
     pool: &Pool,
     batch: &mut [IngestJob],
     channel: &str,
-    (seq_base, ingest_lock): (i64, i32),
 ) -> Result<Vec<InsertOutcome>> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    // Taken before the transaction has an xid: readers see this batch as in flight from the
-    // moment its seqs can exist (see the module's doc). Shared: writers never wait for it.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock_shared($1, $2)",
-        &[&INGEST_LOCK_CLASS, &ingest_lock],
-    )
-    .await?;
+    // Events commit in seq order across instances (see the module's doc).
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_SEQ_LOCK])
+        .await?;
     // Which provider ids are stored already: one query for the batch.
     let (hooks, pids): (Vec<String>, Vec<String>) = batch
         .iter()
@@ -395,16 +364,12 @@ async fn write_batch(
         }
         let rows = tx
             .query(
-                // The seq of the batch's n-th event (see the module's doc). A provider id
-                // that another instance stored meanwhile is skipped here and reported below.
-                "INSERT INTO events (seq, id, webhook_id, provider_event_id, event, headers, payload, received_at, request) \
-                 SELECT pg_current_xact_id()::text::int8 * 4096 + $9 + k.n, \
-                   k.id, k.w, k.p, k.e, k.h, k.b, k.r, k.q \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
-                   WITH ORDINALITY AS k(id, w, p, e, h, b, r, q, n) \
+                // A provider id another insert stored meanwhile is skipped, reported below.
+                "INSERT INTO events (id, webhook_id, provider_event_id, event, headers, payload, received_at, request) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
                  ON CONFLICT (webhook_id, provider_event_id) DO NOTHING \
                  RETURNING id, seq",
-                &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &received, &request, &seq_base],
+                &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &received, &request],
             )
             .await?;
         let mut seqs: HashMap<String, i64> = HashMap::new();
@@ -468,12 +433,6 @@ async fn write_batch(
     }
     tx.commit().await?;
     Ok(outcomes)
-}
-
-/// Below this seq every event is committed or never will be: read in a statement of its own
-/// before the events it bounds, whose snapshot is then the later one (see the module's doc).
-async fn settled(c: &impl GenericClient) -> Result<i64> {
-    Ok(c.query_one("SELECT settled_seq()", &[]).await?.try_get(0)?)
 }
 
 /// The stored events among (webhook id, provider id) pairs.
@@ -1096,11 +1055,8 @@ impl Store for PgStore {
         let limit = q.limit as i64;
         let webhook = q.webhook_id.as_ref().map(|w| w.to_string());
         let mut params: Params = vec![&after];
-        // Only settled events (see the module's doc): a cursor never skips a late commit.
         let client = self.client().await?;
-        let settled = settled(&client).await?;
-        params.push(&settled);
-        let mut clauses = vec!["seq > $1".to_string(), "seq < $2".to_string()];
+        let mut clauses = vec!["seq > $1".to_string()];
         if let Some(w) = &webhook {
             params.push(w);
             clauses.push(format!("webhook_id = ${}", params.len()));
@@ -1135,12 +1091,8 @@ impl Store for PgStore {
 
     async fn max_event_seq(&self) -> Result<i64> {
         let client = self.client().await?;
-        let settled = settled(&client).await?;
         Ok(client
-            .query_one(
-                "SELECT COALESCE(MAX(seq), 0)::int8 FROM events WHERE seq < $1",
-                &[&settled],
-            )
+            .query_one("SELECT COALESCE(MAX(seq), 0)::int8 FROM events", &[])
             .await?
             .try_get(0)?)
     }
@@ -1148,12 +1100,10 @@ impl Store for PgStore {
     async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes> {
         let client = self.client().await?;
         let limit = limit as i64;
-        let settled = settled(&client).await?;
         let events = client
             .query(
-                "SELECT seq, id, webhook_id, event FROM events WHERE seq > $1 AND seq < $3 \
-                 ORDER BY seq LIMIT $2",
-                &[&since.event_seq, &limit, &settled],
+                "SELECT seq, id, webhook_id, event FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&since.event_seq, &limit],
             )
             .await?
             .iter()
@@ -1579,13 +1529,11 @@ impl Store for PgStore {
 
     async fn change_cursor(&self) -> Result<ChangeCursor> {
         let client = self.client().await?;
-        let settled = settled(&client).await?;
         let row = client
             .query_one(
-                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < $1)::int8 \
-                        AS event_seq, \
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events)::int8 AS event_seq, \
                         (SELECT COALESCE(MAX(rev), 0) FROM webhook_changes)::int8 AS webhook_rev",
-                &[&settled],
+                &[],
             )
             .await?;
         Ok(ChangeCursor {

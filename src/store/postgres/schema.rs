@@ -135,34 +135,4 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DELETE FROM deliveries WHERE direction = 'inbound' AND error IS NULL
         AND event_id IN (SELECT id FROM events);
     "#,
-    // 6: ingest without a cluster-wide lock. An event's `seq` is derived from the id of the
-    // transaction that stores it (`xid * 4096 + position in the batch + seq_base`), so seq order
-    // is transaction order. Each ingest transaction holds this store's `ingest_lock` advisory
-    // lock in shared mode (writers never wait for each other) from before it has an xid;
-    // `settled_seq()` is the lowest seq any of them can still commit (their lowest xid, or the
-    // next xid to be assigned), and readers see only events below it, read in a statement after
-    // it. `seq_base` puts every new seq above the ones already stored.
-    r#"
-    INSERT INTO meta (key, value) VALUES ('seq_base', GREATEST(0,
-        (SELECT COALESCE(MAX(seq), 0) FROM events) + 1
-        - (pg_current_xact_id()::text::int8 + 1) * 4096)::text);
-    INSERT INTO meta (key, value) VALUES ('ingest_lock', floor(random() * 2147483647)::int4::text);
-    CREATE FUNCTION settled_seq() RETURNS int8 LANGUAGE sql VOLATILE AS $$
-        WITH next AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8 AS x),
-        writing AS (
-            SELECT t.transactionid::text::int8 AS x32 FROM pg_locks a
-            JOIN pg_locks t ON t.pid = a.pid AND t.locktype = 'transactionid'
-                AND t.mode = 'ExclusiveLock' AND t.granted
-            WHERE a.locktype = 'advisory' AND a.granted AND a.objsubid = 2
-                AND a.classid = 2003133032::oid
-                AND a.objid = (SELECT value::int8 FROM meta WHERE key = 'ingest_lock')::oid),
-        widened AS (
-            SELECT CASE WHEN (n.x & -4294967296::int8) + w.x32 > n.x
-                THEN (n.x & -4294967296::int8) + w.x32 - 4294967296
-                ELSE (n.x & -4294967296::int8) + w.x32 END AS x
-            FROM writing w, next n)
-        SELECT LEAST((SELECT x FROM next), (SELECT min(x) FROM widened)) * 4096
-            + (SELECT value::int8 FROM meta WHERE key = 'seq_base')
-    $$;
-    "#,
 ];
