@@ -199,7 +199,7 @@ async fn main() {
     println!("| idle, after start | {idle_rss:.1} MiB |");
     println!("| after the ingest runs above | {loaded_rss:.1} MiB |");
 
-    let (events, kept, used) = server.stop_and_measure_store().await;
+    let (events, kept, used, trees) = server.stop_and_measure_store().await;
     println!("\n## Stored bytes per accepted event (the SQLite file after the runs above)\n");
     println!("| events | payload + kept headers, mean | file bytes in use per event | overhead per event |");
     println!("|---|---|---|---|");
@@ -208,6 +208,15 @@ async fn main() {
         "| {events} | {kept:.0} B | {per:.0} B | {:.0} B |",
         per - kept
     );
+    println!("\n| where they go (SQLite `dbstat`) | bytes per event | of which unused |");
+    println!("|---|---|---|");
+    for (name, bytes, unused) in trees {
+        println!(
+            "| {name} | {:.0} B | {:.0} B |",
+            bytes as f64 / events.max(1) as f64,
+            unused as f64 / events.max(1) as f64
+        );
+    }
 
     let (cold, call) = cold_start(20).await;
     println!("\n## Stdio start-up (20 runs)\n");
@@ -292,8 +301,9 @@ struct Server {
 impl Server {
     /// Stops the server (end of stdin: a clean shutdown checkpoints the WAL into the file) and
     /// reads its store: events stored, their mean payload + kept headers, and the bytes of the
-    /// file in use (pages minus free pages).
-    async fn stop_and_measure_store(self) -> (i64, f64, i64) {
+    /// file in use (pages minus free pages), and the b-trees holding more than a byte per event
+    /// (name, bytes, of which unused), largest first.
+    async fn stop_and_measure_store(self) -> (i64, f64, i64, Vec<(String, i64, i64)>) {
         let Server {
             _child: mut child,
             stdin,
@@ -320,7 +330,17 @@ impl Server {
         let size: i64 = db
             .pragma_query_value(None, "page_size", |r| r.get(0))
             .unwrap();
-        (events, kept, (pages - free) * size)
+        let trees = db
+            .prepare(
+                "SELECT name, sum(pgsize), sum(unused) FROM dbstat GROUP BY name \
+                 HAVING sum(pgsize) > ?1 ORDER BY 2 DESC",
+            )
+            .unwrap()
+            .query_map([events], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        (events, kept, (pages - free) * size, trees)
     }
 
     /// The receiver's counters (/healthz).

@@ -1,25 +1,31 @@
 //! What every process runs beside its front ends, so that several processes can share one
 //! store as peers:
 //!
-//! - the **change feed**: the one publisher on this process's event bus. It reads
-//!   `Store::changes_since` from its cursor whenever this process stored an event (kicked at
-//!   once) or the store may have changed (`Store::wait_for_change`: another process), turns new
-//!   events into bus notices (each exactly once per process, in `seq` order) and drops cached
-//!   webhooks that any process changed. The store is the source of truth; the cursor makes
-//!   a missed wake-up cost latency, never an event.
+//! - the **change feed**: the one publisher on this process's event bus. This process's own
+//!   commits are announced by the store's writer (`Store::subscribe_commits`) and go on the bus
+//!   as written while they follow on from the feed's cursor, with no read; it reads
+//!   `Store::changes_since` from its cursor when they do not (another process committed in
+//!   between, which only a read can show) and when the store may have changed
+//!   (`Store::wait_for_change`: another process). Each event is announced exactly once per
+//!   process, in `seq` order, and cached webhooks that any process changed are dropped. The
+//!   store is the source of truth; the cursor makes a missed wake-up or a lost announcement
+//!   cost latency, never an event.
 //! - **liveness**: a heartbeat, and the reaper that frees the leases of instances that stopped
 //!   heartbeating (they crashed), run by one process at a time under a job lock; the same
 //!   process announces previous secrets whose rotation grace ended (`operational`).
 //! - **retention**: pruning old history (see `retention`), also one process at a time.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Service;
 use crate::model::now_millis;
+use crate::store::{ChangeCursor, CommittedEvents, EventNotice};
 
 /// The store as `doctor` sees it.
 #[derive(Debug, Clone)]
@@ -67,10 +73,12 @@ impl Service {
         self: &Arc<Self>,
         stop: watch::Receiver<bool>,
     ) -> crate::error::Result<JoinHandle<()>> {
+        // Subscribed before the cursor is read: no commit falls between the two.
+        let commits = self.store.subscribe_commits();
         let cursor = self.store.change_cursor().await?;
         self.announced
             .fetch_max(cursor.event_seq, std::sync::atomic::Ordering::Relaxed);
-        Ok(tokio::spawn(self.clone().feed(cursor, stop)))
+        Ok(tokio::spawn(self.clone().feed(cursor, commits, stop)))
     }
 
     /// What `doctor` reports about the store's processes and queue.
@@ -95,41 +103,73 @@ impl Service {
 
     async fn feed(
         self: Arc<Self>,
-        mut cursor: crate::store::ChangeCursor,
+        cursor: ChangeCursor,
+        mut commits: broadcast::Receiver<CommittedEvents>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut more = false;
+        let mut feed = Feed::new(cursor);
+        let mut wait = self.store.wait_for_change(FEED_IDLE);
+        let (mut read, mut own_open) = (false, true);
         while !*stop.borrow() {
-            if !more {
+            if !read {
+                let mut waited = false;
                 tokio::select! {
-                    _ = self.feed_kick.notified() => {}
-                    _ = self.store.wait_for_change(FEED_IDLE) => {}
+                    _ = &mut wait => waited = true,
+                    heard = commits.recv(), if own_open => match heard {
+                        Ok(events) => feed.heard(&events),
+                        Err(RecvError::Lagged(_)) => read = true,
+                        Err(RecvError::Closed) => own_open = false,
+                    },
                     _ = stop.changed() => break,
                 }
+                if waited {
+                    // Kept across wake-ups by this process's commits, so that another
+                    // process's changes are looked for at the backend's pace under any load.
+                    read = true;
+                    wait = self.store.wait_for_change(FEED_IDLE);
+                }
             }
-            match self.store.changes_since(cursor, FEED_BATCH).await {
+            loop {
+                match commits.try_recv() {
+                    Ok(events) => feed.heard(&events),
+                    Err(TryRecvError::Lagged(_)) => read = true,
+                    Err(_) => break,
+                }
+            }
+            for notice in feed.next_own() {
+                self.announce(notice);
+            }
+            if !read && !feed.behind() {
+                continue;
+            }
+            match self.store.changes_since(feed.cursor, FEED_BATCH).await {
                 Ok(changes) => {
-                    more =
+                    read =
                         changes.events.len() == FEED_BATCH || changes.webhooks.len() == FEED_BATCH;
                     if !changes.webhooks.is_empty() {
                         self.store.invalidate_webhooks(&changes.webhooks);
                         self.webhook_changes.send_modify(|n| *n += 1);
                     }
+                    feed.read(changes.cursor);
                     for notice in changes.events {
-                        self.announced
-                            .fetch_max(notice.seq, std::sync::atomic::Ordering::Relaxed);
-                        // No receivers is normal (nobody is listening yet).
-                        let _ = self.bus.send(notice);
+                        self.announce(notice);
                     }
-                    cursor = changes.cursor;
                 }
                 Err(e) => {
-                    more = false;
+                    read = false;
                     tracing::warn!(error = %e, "change feed: could not read the store; retrying");
                     tokio::time::sleep(FEED_IDLE).await;
                 }
             }
         }
+    }
+
+    /// Puts one stored event on this process's bus (each exactly once, in `seq` order).
+    fn announce(&self, notice: EventNotice) {
+        self.announced
+            .fetch_max(notice.seq, std::sync::atomic::Ordering::Relaxed);
+        // No receivers is normal (nobody is listening yet).
+        let _ = self.bus.send(notice);
     }
 
     async fn liveness(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -192,5 +232,113 @@ impl Service {
             ),
             Err(e) => tracing::warn!(error = %e, "could not release this instance's leases"),
         }
+    }
+}
+
+/// The change feed's position, and the commits of this process it heard of but has not yet
+/// announced (they lie past a gap the store must fill first).
+struct Feed {
+    cursor: ChangeCursor,
+    own: BTreeMap<i64, EventNotice>,
+}
+
+impl Feed {
+    fn new(cursor: ChangeCursor) -> Self {
+        Feed {
+            cursor,
+            own: BTreeMap::new(),
+        }
+    }
+
+    /// Takes one of this process's commits.
+    fn heard(&mut self, events: &[EventNotice]) {
+        for n in events.iter().filter(|n| n.seq > self.cursor.event_seq) {
+            self.own.insert(n.seq, n.clone());
+        }
+    }
+
+    /// This process's events that follow on from the cursor with no gap, in order: announced
+    /// as written. A gap is an event another process committed (or a `seq` a rolled-back
+    /// transaction used up), which only a read can tell.
+    fn next_own(&mut self) -> Vec<EventNotice> {
+        let mut next = vec![];
+        while let Some(entry) = self.own.first_entry() {
+            if *entry.key() != self.cursor.event_seq + 1 {
+                break;
+            }
+            let notice = entry.remove();
+            self.cursor.event_seq = notice.seq;
+            next.push(notice);
+        }
+        next
+    }
+
+    /// Whether own events wait behind a gap: the store must be read.
+    fn behind(&self) -> bool {
+        !self.own.is_empty()
+    }
+
+    /// Moves to where a read of the store ended; own events it covered were announced by it.
+    fn read(&mut self, cursor: ChangeCursor) {
+        self.cursor = cursor;
+        self.own = self.own.split_off(&(cursor.event_seq + 1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(seq: i64) -> EventNotice {
+        EventNotice {
+            seq,
+            id: format!("e{seq}").as_str().into(),
+            webhook_id: "w".into(),
+            event: "t".into(),
+        }
+    }
+
+    fn seqs(notices: &[EventNotice]) -> Vec<i64> {
+        notices.iter().map(|n| n.seq).collect()
+    }
+
+    fn at(event_seq: i64) -> ChangeCursor {
+        ChangeCursor {
+            event_seq,
+            webhook_rev: 0,
+        }
+    }
+
+    #[test]
+    fn own_commits_that_follow_on_are_announced_without_a_read() {
+        let mut feed = Feed::new(at(10));
+        // Commits heard out of order are put back in order.
+        feed.heard(&[notice(13), notice(14)]);
+        assert!(feed.next_own().is_empty());
+        feed.heard(&[notice(11), notice(12)]);
+        assert_eq!(seqs(&feed.next_own()), [11, 12, 13, 14]);
+        assert!(!feed.behind());
+        assert_eq!(feed.cursor.event_seq, 14);
+        // A commit from before the cursor (heard late) is not announced twice.
+        feed.heard(&[notice(9), notice(14)]);
+        assert!(feed.next_own().is_empty() && !feed.behind());
+    }
+
+    #[test]
+    fn a_gap_waits_for_a_read_that_announces_what_it_covers_once() {
+        let mut feed = Feed::new(at(10));
+        // Seq 11 and 12 are another process's: ours (13, 14) wait behind them.
+        feed.heard(&[notice(13), notice(14)]);
+        assert!(feed.next_own().is_empty());
+        assert!(feed.behind());
+        // The read returned 11..=13 (14 committed after it looked).
+        feed.read(at(13));
+        assert_eq!(seqs(&feed.next_own()), [14]);
+        assert!(!feed.behind());
+        // A read that saw everything leaves nothing to announce again.
+        feed.heard(&[notice(16)]);
+        feed.read(at(16));
+        assert!(feed.next_own().is_empty() && !feed.behind());
+        assert_eq!(feed.cursor.event_seq, 16);
     }
 }

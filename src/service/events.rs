@@ -284,9 +284,6 @@ impl Service {
                     self.wake.notify_one();
                 }
                 tracing::info!(webhook_id = %notice.webhook_id, event_id = %notice.id, event = %notice.event, seq, "event received");
-                // The change feed announces it (to this process's sessions, as every other
-                // process's feed does to theirs): exactly once per process, in seq order.
-                self.feed_kick.notify_one();
                 ReceiveOutcome::Stored {
                     event_id,
                     delivery_id,

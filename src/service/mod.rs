@@ -166,8 +166,6 @@ pub struct Service {
     http: Http,
     /// Wakes the delivery worker when attempts are queued.
     wake: Arc<Notify>,
-    /// Wakes the change feed when this process stored an event (see `background`).
-    feed_kick: Notify,
     /// Wakes the MCP Events subscription pump: a subscription was made or reactivated.
     subscriptions_changed: Notify,
     /// The highest event `seq` the change feed has announced: "now" as a cursor, without a
@@ -192,7 +190,6 @@ impl Service {
             webhook_changes: tokio::sync::watch::Sender::new(0),
             http,
             wake: Arc::new(Notify::new()),
-            feed_kick: Notify::new(),
             subscriptions_changed: Notify::new(),
             announced: Default::default(),
             instance: InstanceId::generate(),

@@ -121,7 +121,6 @@ impl Service {
             relays: vec![],
         };
         self.store.insert_event(ingest).await?;
-        self.feed_kick.notify_one();
         Ok(())
     }
 }

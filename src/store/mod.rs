@@ -218,6 +218,10 @@ pub trait Store: Send + Sync + 'static {
     async fn wait_for_change(&self, max_wait: std::time::Duration);
     /// Drops cached copies of these webhooks (another process changed them).
     fn invalidate_webhooks(&self, ids: &[WebhookId]);
+    /// The events this process commits, announced by its writer as each commit lands, in
+    /// commit order: the change feed announces them without reading them back while they
+    /// follow on from its cursor (see `Commits`).
+    fn subscribe_commits(&self) -> tokio::sync::broadcast::Receiver<CommittedEvents>;
     /// Commits a tiny write: Ok when the store can take writes now (disk not full, not
     /// read-only, database reachable).
     async fn check_writable(&self) -> Result<()>;
@@ -388,6 +392,47 @@ pub struct EventNotice {
     pub id: EventId,
     pub webhook_id: WebhookId,
     pub event: String,
+}
+
+impl EventNotice {
+    /// The notice of `event`, stored with `seq`.
+    pub fn of(event: &Event, seq: i64) -> Self {
+        EventNotice {
+            seq,
+            id: event.id.clone(),
+            webhook_id: event.webhook_id.clone(),
+            event: event.event.clone(),
+        }
+    }
+}
+
+/// The events of one commit, in `seq` order.
+pub type CommittedEvents = Arc<[EventNotice]>;
+
+/// Where a backend's writer announces what it committed. A receiver that lags behind loses
+/// announcements, never events: the change feed then reads the store by cursor, as it does for
+/// every other process's commits.
+#[derive(Clone)]
+pub struct Commits(tokio::sync::broadcast::Sender<CommittedEvents>);
+
+impl Default for Commits {
+    fn default() -> Self {
+        Commits(tokio::sync::broadcast::channel(1024).0)
+    }
+}
+
+impl Commits {
+    /// Announces one commit's stored events (nothing when it stored none).
+    pub fn announce(&self, events: Vec<EventNotice>) {
+        if !events.is_empty() {
+            // No receivers is normal (no change feed runs, as in `events ls`).
+            let _ = self.0.send(events.into());
+        }
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<CommittedEvents> {
+        self.0.subscribe()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

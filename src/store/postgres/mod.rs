@@ -65,6 +65,8 @@ pub struct PgStore {
     /// Signalled by the listening connection when another commit may have changed the store.
     changed: Arc<Notify>,
     channel: Arc<str>,
+    /// Where the ingest writer announces the events it committed.
+    commits: super::Commits,
     store_id: Arc<str>,
 }
 
@@ -112,15 +114,34 @@ impl PgStore {
         drop(client);
         let channel: Arc<str> = format!("webhook_mcp_{store_id}").into();
         let changed = Arc::new(Notify::new());
-        tokio::spawn(listen(config, tls, channel.clone(), changed.clone()));
+        // This process's own ingest commits are announced by its writer (`Commits`): their
+        // NOTIFY, which carries this tag, is no news to its own listener.
+        let own_events: Arc<str> = format!("events {}", uuid::Uuid::new_v4().simple()).into();
+        tokio::spawn(listen(
+            config,
+            tls,
+            channel.clone(),
+            own_events.clone(),
+            changed.clone(),
+        ));
         let (writer, jobs) = mpsc::channel(super::RECEIPT_QUEUE);
-        tokio::spawn(ingest_writer(pool.clone(), jobs, channel.clone()));
+        let commits = super::Commits::default();
+        tokio::spawn(ingest_writer(
+            pool.clone(),
+            jobs,
+            Announce {
+                channel: channel.clone(),
+                own_events,
+                commits: commits.clone(),
+            },
+        ));
         Ok(PgStore {
             pool,
             cache: Arc::default(),
             writer,
             changed,
             channel,
+            commits,
             store_id: store_id.into(),
         })
     }
@@ -213,11 +234,19 @@ async fn migrate(pool: &Pool) -> Result<()> {
 /// Keeps one connection LISTENing on the store's channel, reconnecting when it drops; every
 /// notification (and every reconnect, after which something may have been missed) wakes the
 /// change feed, which then reads by cursor.
-async fn listen(config: tokio_postgres::Config, tls: Tls, channel: Arc<str>, changed: Arc<Notify>) {
+async fn listen(
+    config: tokio_postgres::Config,
+    tls: Tls,
+    channel: Arc<str>,
+    own_events: Arc<str>,
+    changed: Arc<Notify>,
+) {
     loop {
         let ended = match &tls {
-            Tls::Plain => listen_once(&config, NoTls, &channel, &changed).await,
-            Tls::Rustls(t) => listen_once(&config, t.clone(), &channel, &changed).await,
+            Tls::Plain => listen_once(&config, NoTls, &channel, &own_events, &changed).await,
+            Tls::Rustls(t) => {
+                listen_once(&config, t.clone(), &channel, &own_events, &changed).await
+            }
         };
         if let Err(e) = ended {
             tracing::warn!(error = %e, "change listener lost its database connection; reconnecting");
@@ -231,6 +260,7 @@ async fn listen_once<T>(
     config: &tokio_postgres::Config,
     tls: T,
     channel: &str,
+    own_events: &str,
     changed: &Notify,
 ) -> Result<()>
 where
@@ -239,9 +269,11 @@ where
 {
     let (client, mut connection) = config.connect(tls).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let own_events = own_events.to_string();
     let driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) if n.payload() == &*own_events => {}
                 Some(Ok(AsyncMessage::Notification(_))) => {
                     let _ = tx.send(());
                 }
@@ -264,7 +296,15 @@ where
 
 // --- ingest: the group-commit writer ---------------------------------------------------------
 
-async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, channel: Arc<str>) {
+/// How the ingest writer tells of its commits: `NOTIFY` to the other processes (tagged, so this
+/// process's listener skips it) and `Commits` to this one.
+struct Announce {
+    channel: Arc<str>,
+    own_events: Arc<str>,
+    commits: super::Commits,
+}
+
+async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, announce: Announce) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -274,13 +314,25 @@ async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, channel:
             }
         }
         let started = std::time::Instant::now();
-        match write_batch(&pool, &mut batch, &channel).await {
+        match write_batch(&pool, &mut batch, &announce).await {
             Ok(outcomes) => {
                 tracing::debug!(
                     receipts = batch.len(),
                     commit_us = started.elapsed().as_micros() as u64,
                     "receipt batch committed"
                 );
+                let mut stored: Vec<EventNotice> = batch
+                    .iter()
+                    .zip(&outcomes)
+                    .filter_map(|(job, outcome)| match outcome {
+                        InsertOutcome::Stored(seq) => {
+                            Some(EventNotice::of(&job.ingest.event, *seq))
+                        }
+                        InsertOutcome::Duplicate(_) => None,
+                    })
+                    .collect();
+                stored.sort_by_key(|n| n.seq);
+                announce.commits.announce(stored);
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }
@@ -298,7 +350,7 @@ async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, channel:
 async fn write_batch(
     pool: &Pool,
     batch: &mut [IngestJob],
-    channel: &str,
+    announce: &Announce,
 ) -> Result<Vec<InsertOutcome>> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -306,22 +358,7 @@ async fn write_batch(
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_SEQ_LOCK])
         .await?;
     // Which provider ids are stored already: one query for the batch.
-    let (hooks, pids): (Vec<String>, Vec<String>) = batch
-        .iter()
-        .filter_map(|j| {
-            let e = &j.ingest.event;
-            e.provider_event_id
-                .as_ref()
-                .map(|p| (e.webhook_id.to_string(), p.clone()))
-        })
-        .unzip();
-    let mut known: HashMap<(String, String), EventId> = HashMap::new();
-    for row in tx.query(KNOWN_PROVIDER_IDS, &[&hooks, &pids]).await? {
-        known.insert(
-            (col(&row, "webhook_id")?, col(&row, "provider_event_id")?),
-            EventId::from(col::<String>(&row, "id")?),
-        );
-    }
+    let mut known = known_provider_ids(&tx, batch.iter().map(|j| &j.ingest.event)).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut new_events: Vec<usize> = vec![];
     for (i, job) in batch.iter_mut().enumerate() {
@@ -391,20 +428,8 @@ async fn write_batch(
         }
         if !raced.is_empty() {
             // Another instance committed the same provider ids first: duplicates of its events.
-            let (hooks, pids): (Vec<String>, Vec<String>) = raced
-                .iter()
-                .filter_map(|&i| {
-                    let e = &batch[i].ingest.event;
-                    Some((e.webhook_id.to_string(), e.provider_event_id.clone()?))
-                })
-                .unzip();
-            let mut theirs: HashMap<(String, String), EventId> = HashMap::new();
-            for row in tx.query(KNOWN_PROVIDER_IDS, &[&hooks, &pids]).await? {
-                theirs.insert(
-                    (col(&row, "webhook_id")?, col(&row, "provider_event_id")?),
-                    EventId::from(col::<String>(&row, "id")?),
-                );
-            }
+            let theirs =
+                known_provider_ids(&tx, raced.iter().map(|&i| &batch[i].ingest.event)).await?;
             for i in raced {
                 let Ingest { event, receipt, .. } = &mut batch[i].ingest;
                 let key = (
@@ -428,17 +453,45 @@ async fn write_batch(
         .collect();
     insert_receipts(&tx, &receipts).await?;
     if !new_events.is_empty() {
-        tx.execute("SELECT pg_notify($1, 'events')", &[&channel])
-            .await?;
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&&*announce.channel, &&*announce.own_events],
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(outcomes)
 }
 
-/// The stored events among (webhook id, provider id) pairs.
-const KNOWN_PROVIDER_IDS: &str = "SELECT e.id, e.webhook_id, e.provider_event_id FROM events e \
-    JOIN unnest($1::text[], $2::text[]) AS k(w, p) \
-    ON e.webhook_id = k.w AND e.provider_event_id = k.p";
+/// The stored events that have the (webhook id, provider id) of one of `events`, by that pair:
+/// one query for any number of events.
+async fn known_provider_ids<'a>(
+    c: &impl GenericClient,
+    events: impl Iterator<Item = &'a Event>,
+) -> Result<HashMap<(String, String), EventId>> {
+    let (hooks, pids): (Vec<String>, Vec<String>) = events
+        .filter_map(|e| Some((e.webhook_id.to_string(), e.provider_event_id.clone()?)))
+        .unzip();
+    let mut known = HashMap::new();
+    if hooks.is_empty() {
+        return Ok(known);
+    }
+    let rows = c
+        .query(
+            "SELECT e.id, e.webhook_id, e.provider_event_id FROM events e \
+             JOIN unnest($1::text[], $2::text[]) AS k(w, p) \
+             ON e.webhook_id = k.w AND e.provider_event_id = k.p",
+            &[&hooks, &pids],
+        )
+        .await?;
+    for row in rows {
+        known.insert(
+            (col(&row, "webhook_id")?, col(&row, "provider_event_id")?),
+            EventId::from(col::<String>(&row, "id")?),
+        );
+    }
+    Ok(known)
+}
 
 /// Logs a duplicate's receipt as one (the event it repeats, and why nothing was stored).
 fn mark_duplicate(receipt: &mut Option<Receipt>, id: &EventId) {
@@ -1548,6 +1601,10 @@ impl Store for PgStore {
 
     fn invalidate_webhooks(&self, ids: &[WebhookId]) {
         self.forget(ids);
+    }
+
+    fn subscribe_commits(&self) -> tokio::sync::broadcast::Receiver<super::CommittedEvents> {
+        self.commits.subscribe()
     }
 
     async fn check_writable(&self) -> Result<()> {

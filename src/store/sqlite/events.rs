@@ -15,7 +15,7 @@ use super::{col, queue};
 use crate::error::{Error, Result};
 use crate::model::{Event, EventId, Receipt};
 use crate::store::{
-    json_text, ChangeCursor, Changes, EventNotice, EventQuery, Ingest, InsertOutcome,
+    json_text, ChangeCursor, Changes, Commits, EventNotice, EventQuery, Ingest, InsertOutcome,
 };
 
 const COLUMNS: &str =
@@ -78,6 +78,7 @@ const MAX_BATCH: usize = 256;
 pub(super) fn receipt_writer(
     conn: Arc<Mutex<Connection>>,
     jobs: std::sync::mpsc::Receiver<ReceiptJob>,
+    commits: Commits,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -102,6 +103,9 @@ pub(super) fn receipt_writer(
         };
         match result {
             Ok(outcomes) => {
+                // Announced before any sender hears back: a sender that then reads the feed
+                // finds its event announced (or about to be).
+                commits.announce(stored_notices(&batch, &outcomes));
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }
@@ -114,6 +118,20 @@ pub(super) fn receipt_writer(
             }
         }
     }
+}
+
+/// What the change feed announces of a committed batch: its stored events, in `seq` order.
+fn stored_notices(batch: &[ReceiptJob], outcomes: &[Option<InsertOutcome>]) -> Vec<EventNotice> {
+    batch
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(job, outcome)| match (&job.work, outcome) {
+            (Work::Event(ingest, _), Some(InsertOutcome::Stored(seq))) => {
+                Some(EventNotice::of(&ingest.event, *seq))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Option<InsertOutcome>>> {

@@ -42,6 +42,8 @@ pub struct SqliteStore {
     webhooks: Arc<crate::store::cache::WebhookCache>,
     /// Receipts for the group-commit writer thread (see `events::receipt_writer`).
     receipts: std::sync::mpsc::SyncSender<events::ReceiptJob>,
+    /// Where the writer thread announces the events it committed.
+    commits: crate::store::Commits,
     store_id: Arc<str>,
 }
 
@@ -61,10 +63,11 @@ impl SqliteStore {
             })?;
         let conn = Arc::new(Mutex::new(conn));
         let (receipts, jobs) = std::sync::mpsc::sync_channel(super::RECEIPT_QUEUE);
-        let writer_conn = conn.clone();
+        let (writer_conn, commits) = (conn.clone(), crate::store::Commits::default());
+        let announce = commits.clone();
         std::thread::Builder::new()
             .name("receipt-writer".into())
-            .spawn(move || events::receipt_writer(writer_conn, jobs))
+            .spawn(move || events::receipt_writer(writer_conn, jobs, announce))
             .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
         let readers = Arc::new(Readers {
             path: path.to_path_buf(),
@@ -75,6 +78,7 @@ impl SqliteStore {
             readers,
             webhooks: Arc::default(),
             receipts,
+            commits,
             store_id: store_id.into(),
         })
     }
@@ -484,6 +488,10 @@ impl Store for SqliteStore {
 
     fn invalidate_webhooks(&self, ids: &[WebhookId]) {
         self.forget(ids);
+    }
+
+    fn subscribe_commits(&self) -> tokio::sync::broadcast::Receiver<crate::store::CommittedEvents> {
+        self.commits.subscribe()
     }
 
     async fn check_writable(&self) -> Result<()> {
