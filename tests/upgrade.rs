@@ -8,8 +8,10 @@ mod common;
 use std::sync::Arc;
 
 use common::pg;
-use webhook_mcp::model::{Delivery, DeliveryId, DeliveryStatus, Direction};
-use webhook_mcp::store::{DeliveryQuery, EventQuery, InstanceId, SharedStore};
+use webhook_mcp::model::{Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId};
+use webhook_mcp::store::{
+    DeliveryQuery, EventQuery, Ingest, InsertOutcome, InstanceId, SharedStore,
+};
 
 const INBOUND: &str = "11111111-1111-4111-8111-111111111111";
 const OUTBOUND: &str = "22222222-2222-4222-8222-222222222222";
@@ -56,8 +58,10 @@ fn old_rows() -> String {
     )
 }
 
-/// Everything the old store held is there, and the accepted request is in the log once.
-async fn check(s: SharedStore) {
+/// Everything the old store held is there, and the accepted request is in the log once; old
+/// events are found by id and by provider id (a repeat is still a duplicate). Returns the
+/// `seq` a new event gets.
+async fn check(s: SharedStore) -> i64 {
     assert!(s.get_webhook(&INBOUND.into()).await.unwrap().is_some());
     let out = s.get_webhook(&OUTBOUND.into()).await.unwrap().unwrap();
     assert_eq!(out.secret.expose(), "whsec_out");
@@ -121,6 +125,47 @@ async fn check(s: SharedStore) {
         .unwrap();
     assert_eq!(claimed.len(), 1, "the pending attempt is still queued");
     assert_eq!(claimed[0].body, r#"{"type":"order.paid"}"#);
+
+    let old = s.get_event(&EVENT.into()).await.unwrap().unwrap();
+    assert_eq!(
+        (old.event.as_str(), old.payload["n"].as_i64()),
+        ("push", Some(1))
+    );
+    let repeat = event("gh-1");
+    assert_eq!(
+        s.insert_event(ingest(repeat)).await.unwrap(),
+        InsertOutcome::Duplicate(EVENT.into()),
+        "a provider id stored before the upgrade is still a duplicate"
+    );
+    let new = event("gh-2");
+    let id = new.id.clone();
+    let InsertOutcome::Stored(seq) = s.insert_event(ingest(new)).await.unwrap() else {
+        panic!("a new provider id is stored")
+    };
+    assert_eq!(s.get_event(&id).await.unwrap().unwrap().id, id);
+    seq
+}
+
+fn event(provider_id: &str) -> Event {
+    Event {
+        seq: 0,
+        id: EventId::generate(),
+        webhook_id: INBOUND.into(),
+        provider_event_id: Some(provider_id.into()),
+        event: "push".into(),
+        received_at: 9000,
+        headers: Default::default(),
+        payload: serde_json::json!({ "id": provider_id }),
+    }
+}
+
+fn ingest(event: Event) -> Ingest {
+    Ingest {
+        body: event.payload.to_string(),
+        event,
+        receipt: None,
+        relays: vec![],
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,9 +180,16 @@ async fn a_sqlite_store_of_the_previous_release_opens_intact() {
         }
         conn.pragma_update(None, "user_version", 8).unwrap();
         conn.execute_batch(&old_rows()).unwrap();
+        // An event stored and deleted (seq 3): its seq is never handed out again.
+        conn.execute_batch(&format!(
+            "INSERT INTO events (id, webhook_id, event, received_at, headers, payload) \
+             VALUES ('0190aaaa-0000-7000-8000-000000000003', '{INBOUND}', 'push', 2600, '{{}}', '{{}}'); \
+             DELETE FROM events WHERE seq = 3;"
+        ))
+        .unwrap();
     }
     let store = webhook_mcp::store::sqlite::SqliteStore::open(&path).unwrap();
-    check(Arc::new(store)).await;
+    assert_eq!(check(Arc::new(store)).await, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,5 +218,5 @@ async fn a_postgres_store_of_the_previous_release_opens_intact() {
     let store = webhook_mcp::store::postgres::PgStore::connect(&schema.url)
         .await
         .unwrap();
-    check(Arc::new(store)).await;
+    assert!(check(Arc::new(store)).await > 2);
 }
