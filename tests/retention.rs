@@ -110,23 +110,18 @@ async fn prune_on_demand_deletes_old_history_and_shrinks_an_older_store() {
     }
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let before = store_bytes(dir.path());
-    let out = std::process::Command::new(BIN)
-        .args([
-            "prune",
-            "--json",
-            "--retain-events",
-            "1s",
-            "--retain-deliveries",
-            "1s",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeed(
+        std::process::Command::new(BIN)
+            .args([
+                "prune",
+                "--json",
+                "--retain-events",
+                "1s",
+                "--retain-deliveries",
+                "1s",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path()),
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["events"], 300, "{report}");

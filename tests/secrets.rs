@@ -146,3 +146,47 @@ async fn an_empty_auth_token_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("set but empty"), "{err}");
 }
+
+/// The store is private on disk whatever the umask: a new data dir is 0700 and the database
+/// with its -wal/-shm 0600; a store an older release left readable by all is tightened at the
+/// next open.
+#[cfg(unix)]
+#[test]
+fn the_data_dir_and_the_store_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let open_with_umask_022 = |dir: &std::path::Path| {
+        common::succeed(
+            std::process::Command::new("sh")
+                .args(["-c", "umask 022; exec \"$0\" webhooks ls --data-dir \"$1\""])
+                .arg(BIN)
+                .arg(dir),
+        )
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("new").join("data");
+    open_with_umask_022(&dir);
+    assert_eq!(mode(&dir), 0o700);
+    let db = dir.join("webhook-mcp.db");
+    assert_eq!(mode(&db), 0o600);
+    for companion in ["webhook-mcp.db-wal", "webhook-mcp.db-shm"] {
+        if dir.join(companion).exists() {
+            assert_eq!(mode(&dir.join(companion)), 0o600, "{companion}");
+        }
+    }
+
+    // As an older release left it: everything readable by all.
+    let set = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    set(&dir, 0o755);
+    set(&db, 0o644);
+    std::fs::write(dir.join("webhook-mcp.db-wal"), b"").unwrap();
+    set(&dir.join("webhook-mcp.db-wal"), 0o644);
+    open_with_umask_022(&dir);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&db), 0o600);
+    if dir.join("webhook-mcp.db-wal").exists() {
+        assert_eq!(mode(&dir.join("webhook-mcp.db-wal")), 0o600);
+    }
+}

@@ -267,9 +267,9 @@ impl StoreArgs {
             return Ok(Arc::new(store));
         }
         let data_dir = self.data_dir();
-        std::fs::create_dir_all(&data_dir).map_err(|e| {
+        private_dir(&data_dir).map_err(|e| {
             StartError(format!(
-                "cannot create the data directory {}: {e}; pick another with --data-dir",
+                "cannot create the data directory {} (mode 0700): {e}; pick another with --data-dir",
                 data_dir.display()
             ))
         })?;
@@ -352,4 +352,20 @@ fn redact_url(url: &str) -> String {
         Ok(u) => u.to_string(),
         Err(_) => "<unparsable URL>".into(),
     }
+}
+
+/// Creates the data directory (and its parents) if missing, and makes it the owner's only
+/// (0700) whatever the umask: it holds the store, with webhook secrets and every payload.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
 }

@@ -382,7 +382,7 @@ fn remember_port(args: &ServeArgs, listener: &TcpListener) {
     let Ok(addr) = listener.local_addr() else {
         return;
     };
-    if let Err(e) = std::fs::create_dir_all(args.data_dir())
+    if let Err(e) = super::private_dir(&args.data_dir())
         .and_then(|()| std::fs::write(port_file(args), format!("{}\n", addr.port())))
     {
         tracing::warn!(error = %e, "could not record the receiver's port; it may change at the next start");

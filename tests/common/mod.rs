@@ -418,3 +418,15 @@ pub fn voyager_body(id: &str, text: &str) -> String {
     })
     .to_string()
 }
+
+/// Runs `cmd` to its end and returns its output; fails the test with its stderr if it failed.
+#[allow(dead_code)]
+pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

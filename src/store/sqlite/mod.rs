@@ -52,10 +52,22 @@ pub struct SqliteStore {
 pub const CHANGE_POLL: std::time::Duration = std::time::Duration::from_millis(25);
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date. The
+    /// file and its `-wal`/`-shm` companions are readable by their owner only (0600), whatever
+    /// the umask: they hold webhook secrets and every payload.
     pub fn open(path: &Path) -> Result<Self> {
+        private_file(path)?;
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
+        // SQLite gives a new -wal/-shm the database's mode; older ones are made private here.
+        for companion in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(companion);
+            let companion = std::path::PathBuf::from(name);
+            if companion.exists() {
+                private_file(&companion)?;
+            }
+        }
         migrations::apply(&mut conn)?;
         let store_id: String =
             conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
@@ -572,6 +584,31 @@ impl Readers {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Creates `path` if missing, with mode 0600, and sets 0600 on it if it exists (an older
+/// release left the umask's 0644).
+fn private_file(path: &Path) -> Result<()> {
+    let cannot = |e: std::io::Error| {
+        Error::Store(format!(
+            "cannot make {} private to its owner: {e}",
+            path.display()
+        ))
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(cannot)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(cannot)?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, cannot);
+    Ok(())
 }
 
 fn configure(conn: &Connection) -> Result<()> {
