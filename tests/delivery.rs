@@ -592,3 +592,26 @@ async fn ssrf_guard_refuses_private_targets_unless_allowed() {
     );
     guarded.stop().await;
 }
+
+/// A proxy from the environment would resolve targets itself, past the SSRF guard: deliveries
+/// ignore `HTTP_PROXY`/`ALL_PROXY` and go straight to the target.
+#[tokio::test]
+async fn deliveries_ignore_a_proxy_from_the_environment() {
+    let (proxy, target) = (Sink::start().await, Sink::start().await);
+    let http_proxy = format!("env:HTTP_PROXY={}", proxy.base);
+    let all_proxy = format!("env:ALL_PROXY={}", proxy.base);
+    let s = server(&[&http_proxy, &all_proxy, "env:NO_PROXY=", "env:no_proxy="]).await;
+    let (_id, _) = s.outbound(&target.url("hook"), json!({})).await;
+    let sent = s
+        .call("send_event", json!({ "event": "order.paid", "data": {} }))
+        .await;
+    assert_eq!(sent["queued"], 1, "{sent}");
+    let got = target.wait_for(1, 10).await;
+    assert_eq!(got[0].path, "hook");
+    assert!(
+        proxy.received().is_empty(),
+        "the proxy saw {:?}",
+        proxy.received().iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    s.stop().await;
+}

@@ -130,6 +130,8 @@ impl Http {
             .timeout(timeout)
             // A webhook target answers; it does not send us elsewhere.
             .redirect(reqwest::redirect::Policy::none())
+            // Never a proxy from the environment: it would resolve targets past the guard.
+            .no_proxy()
             .pool_max_idle_per_host(64)
             .user_agent(concat!("webhook-mcp/", env!("CARGO_PKG_VERSION")));
         if !allow_private {

@@ -1,5 +1,10 @@
 //! The SSRF guard: outbound targets may not reach loopback, private (RFC 1918), link-local,
-//! CGNAT, unique-local IPv6, cloud-metadata or otherwise non-public addresses.
+//! CGNAT, unique-local or site-local IPv6, cloud-metadata or otherwise non-public addresses,
+//! nor any IPv6 spelling that carries an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo):
+//! those are judged by the IPv4 address inside.
+//!
+//! Deliveries never go through a proxy from the environment (`HTTP_PROXY` and the like): a
+//! proxy resolves the target itself, so this guard would never be asked.
 //!
 //! Checked at create time (the URL's resolved addresses) and again at connect time: hostnames
 //! go through `GuardedResolver`, which drops forbidden addresses from every lookup (so a DNS
@@ -18,8 +23,12 @@ pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return forbidden_v4(v4);
+            if let Some(v4) = embedded_v4(v6) {
+                return forbidden_v4(v4).or(
+                    // NAT64 and 6to4 relays, Teredo servers: routes to whatever IPv4 is inside.
+                    Some("an IPv6 form of an IPv4 address (NAT64, 6to4, Teredo or compatible)")
+                        .filter(|_| v6.to_ipv4_mapped().is_none()),
+                );
             }
             let seg = v6.segments();
             if v6.is_loopback() {
@@ -30,15 +39,42 @@ pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
                 Some("unique-local (fc00::/7)")
             } else if seg[0] & 0xffc0 == 0xfe80 {
                 Some("link-local (fe80::/10)")
+            } else if seg[0] & 0xffc0 == 0xfec0 {
+                Some("site-local (fec0::/10)")
+            } else if seg[0] == 0x2001 && seg[1] == 0x0db8 {
+                Some("documentation (2001:db8::/32)")
             } else if v6.is_multicast() {
                 Some("multicast")
             } else if seg[0] == 0x64 && seg[1] == 0xff9b {
-                // NAT64 can reach any IPv4 address, private ones included.
-                Some("NAT64 (64:ff9b::/96)")
+                // Local-use NAT64 (64:ff9b:1::/48) can reach any IPv4 address too.
+                Some("NAT64 (64:ff9b::/32)")
             } else {
                 None
             }
         }
+    }
+}
+
+/// The IPv4 address an IPv6 address carries, in the forms that reach it: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, deprecated but routed by some stacks),
+/// NAT64 (`64:ff9b::a.b.c.d`), 6to4 (`2002:AABB:CCDD::`) and Teredo (`2001:0:…`, the client's
+/// address inverted in the last 32 bits).
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = v6.segments();
+    let o = v6.octets();
+    let last = || Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        Some(v4)
+    } else if (seg[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified())
+        || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4])
+    {
+        Some(last())
+    } else if seg[0] == 0x2002 {
+        Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]))
+    } else if seg[0] == 0x2001 && seg[1] == 0 {
+        Some(Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15]))
+    } else {
+        None
     }
 }
 
@@ -50,6 +86,8 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("private (RFC 1918)")
     } else if o == [169, 254, 169, 254] {
         Some("cloud metadata (169.254.169.254)")
+    } else if o == [168, 63, 129, 16] {
+        Some("cloud metadata (Azure WireServer, 168.63.129.16)")
     } else if ip.is_link_local() {
         Some("link-local (169.254.0.0/16)")
     } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
@@ -60,6 +98,8 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("IETF protocol assignments (192.0.0.0/24)")
     } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
         Some("benchmarking (198.18.0.0/15)")
+    } else if matches!(o[..3], [192, 0, 2] | [198, 51, 100] | [203, 0, 113]) {
+        Some("documentation (TEST-NET)")
     } else {
         None
     }
@@ -161,6 +201,17 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
             "::",
+            // The spellings issue 21 found accepted, and their relatives.
+            "::127.0.0.1",
+            "fec0::1",
+            "168.63.129.16",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "64:ff9b:1::a00:1",
+            "64:ff9b::808:808",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo for 127.0.0.1
+            "2001:db8::1",
+            "192.0.2.1",
         ] {
             assert!(
                 forbidden(ip.parse().unwrap()).is_some(),
@@ -173,6 +224,7 @@ mod tests {
             "2606:4700::1111",
             "172.32.0.1",
             "100.128.0.1",
+            "2a00:1450:4001:80e::200e",
         ] {
             assert!(forbidden(ip.parse().unwrap()).is_none(), "{ip} is public");
         }
@@ -187,6 +239,8 @@ mod tests {
                 .unwrap_err()
                 .contains("metadata")
         );
+        assert!(check_literal("http://[::127.0.0.1]/x", false).is_err());
+        assert!(check_literal("http://[2002:7f00:1::]/x", false).is_err());
         assert!(check_literal("http://127.0.0.1/x", true).is_ok());
         assert!(check_literal("https://example.com/x", false).is_ok());
     }

@@ -113,10 +113,18 @@ impl Server {
             .find_map(|a| a.strip_prefix("log="))
             .unwrap_or("warn")
             .to_string();
-        let args: Vec<&String> = args.iter().filter(|a| !a.starts_with("log=")).collect();
+        // "env:NAME=VALUE" in `args` sets an environment variable of the server's instead.
+        let env: Vec<(&str, &str)> = args
+            .iter()
+            .filter_map(|a| a.strip_prefix("env:")?.split_once('='))
+            .collect();
+        let args: Vec<&String> = args
+            .iter()
+            .filter(|a| !a.starts_with("log=") && !a.starts_with("env:"))
+            .collect();
         let (transport, stderr) =
             TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|c| {
-                c.args(args).env("WEBHOOK_MCP_LOG", &level);
+                c.args(args).env("WEBHOOK_MCP_LOG", &level).envs(env);
             }))
             .stderr(std::process::Stdio::piped())
             .spawn()
