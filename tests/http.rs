@@ -418,3 +418,26 @@ async fn the_bridge_keeps_initialized_ahead_of_the_first_request() {
         let _ = tokio::time::timeout(Duration::from_secs(5), bridge.wait()).await;
     }
 }
+
+/// With a bearer token, the MCP listener's `/metrics` takes it too (it tells traffic, webhook
+/// counts and failures); `/healthz` stays open for liveness probes.
+#[tokio::test]
+async fn metrics_on_the_mcp_listener_take_the_token() {
+    let s = start(&[]);
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}/metrics", s.port);
+    let refused = http.get(&url).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert!(refused.text().await.unwrap().contains("bearer token"));
+    let wrong = http.get(&url).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let scraped = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(scraped.status().as_u16(), 200);
+    assert!(scraped.text().await.unwrap().contains("webhook_mcp_"));
+    let health = http
+        .get(format!("http://127.0.0.1:{}/healthz", s.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}

@@ -143,7 +143,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         tracing::info!(addr = ?receiver_bound, public_url = %svc.settings().public_url, "receiver listening");
         servers.push(spawn_http(
             listener,
-            receiver::router(svc.clone()),
+            receiver::router(svc.clone(), None),
             stop_rx.clone(),
         ));
     }
@@ -196,7 +196,11 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
                 },
             ));
             if receiver_at == ReceiverAt::SameAsHttp {
-                app = app.merge(receiver::router(svc.clone()));
+                // Sharing the MCP listener: its token guards /metrics too.
+                app = app.merge(receiver::router(
+                    svc.clone(),
+                    args.auth_token.clone().filter(|t| !t.is_empty()),
+                ));
             }
             tracing::info!(addr = ?listener.local_addr().ok(), auth = args.auth_token.is_some(), "MCP over Streamable HTTP at /mcp");
             servers.push(spawn_http(listener, app, stop_rx.clone()));
@@ -418,7 +422,7 @@ async fn take_over_receiver(addr: SocketAddr, svc: Arc<Service>, mut stop: watch
         }
         if let Ok(listener) = TcpListener::bind(addr).await {
             tracing::info!(%addr, "took over the receiver port");
-            let _ = spawn_http(listener, receiver::router(svc), stop).await;
+            let _ = spawn_http(listener, receiver::router(svc, None), stop).await;
             return;
         }
     }

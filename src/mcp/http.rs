@@ -213,7 +213,7 @@ pub fn principal_of(token: &str) -> String {
 }
 
 /// `Authorization: Bearer <token>`, compared in constant time; 401 otherwise.
-async fn require_bearer(
+pub(crate) async fn require_bearer(
     State(token): State<Arc<String>>,
     mut req: Request,
     next: Next,
@@ -224,7 +224,7 @@ async fn require_bearer(
         req.extensions_mut().insert(principal);
         return next.run(req).await;
     }
-    tracing::warn!(path = %req.uri().path(), "MCP request without a valid bearer token refused");
+    tracing::warn!(path = %req.uri().path(), "request without a valid bearer token refused");
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],

@@ -21,7 +21,17 @@ use tower::ServiceBuilder;
 
 use crate::service::{InboundRequest, ReceiveOutcome, Service};
 
-pub fn router(svc: Arc<Service>) -> Router {
+/// The receiver's routes. `metrics_token`: when the receiver shares the MCP listener and that
+/// listener takes a bearer token, `/metrics` takes it too (it tells traffic, webhook counts
+/// and failures); on a receiver port of its own it stays open for scrapers.
+pub fn router(svc: Arc<Service>, metrics_token: Option<String>) -> Router {
+    let metrics_route = match metrics_token {
+        Some(token) => get(metrics).layer(axum::middleware::from_fn_with_state(
+            Arc::new(token),
+            crate::mcp::http::require_bearer,
+        )),
+        None => get(metrics),
+    };
     let limits = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(overloaded))
         // Beyond the concurrency limit a request is refused at once (503), not queued: a flood
@@ -33,7 +43,7 @@ pub fn router(svc: Arc<Service>) -> Router {
     Router::new()
         .route("/hooks/{webhook_id}", post(receive))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", metrics_route)
         // The handler enforces the limit itself so that an oversize request is logged too.
         .layer(DefaultBodyLimit::disable())
         .fallback(not_found)
