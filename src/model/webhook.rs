@@ -67,7 +67,8 @@ pub struct PreviousSecret {
     pub expires_at: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` is written by hand (below): it never prints a credential.
+#[derive(Clone, PartialEq)]
 pub struct Webhook {
     pub id: WebhookId,
     pub direction: Direction,
@@ -94,6 +95,53 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     /// Inbound only: outbound webhooks that each verified event is relayed to.
     pub forward_to: Vec<WebhookId>,
+}
+
+/// Prints no credential: secrets print as `***` (`Secret`), extra header values as `***`, and
+/// of the target URL only its scheme and host (a Slack, Discord, Teams or Google Chat URL's
+/// path or query is its credential).
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked: BTreeMap<&str, &str> = self
+            .extra_headers
+            .keys()
+            .map(|k| (k.as_str(), "***"))
+            .collect();
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("direction", &self.direction)
+            .field("target_url", &url_origin(&self.target_url))
+            .field("provider", &self.provider)
+            .field("events", &self.events)
+            .field("description", &self.description)
+            .field("enabled", &self.enabled)
+            .field("secret", &self.secret)
+            .field("previous_secret", &self.previous_secret)
+            .field("extra_headers", &masked)
+            .field("required_headers", &self.required_headers)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("failure_count", &self.failure_count)
+            .field("first_failure_at", &self.first_failure_at)
+            .field("disabled_reason", &self.disabled_reason)
+            .field("forward_to", &self.forward_to)
+            .finish()
+    }
+}
+
+/// `scheme://host[:port]` (user info as `***@`), and `/***` when anything followed it.
+fn url_origin(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let authority = &url[start..end];
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let rest = if end < url.len() { "/***" } else { "" };
+    format!("{}{host}{rest}", &url[..start])
 }
 
 /// Why a webhook may not send right now.
@@ -178,6 +226,37 @@ impl Webhook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_prints_no_credential() {
+        let mut w = Webhook::fixture("w", Direction::Outbound, "whsec_top-secret-value");
+        w.target_url = "https://discord.com/api/webhooks/123/token-in-the-path?wait=1".into();
+        w.extra_headers
+            .insert("Authorization".into(), "Bearer header-credential".into());
+        w.required_headers
+            .insert("X-Api-Key".into(), Secret::new("required-credential"));
+        w.previous_secret = Some(PreviousSecret {
+            secret: Secret::new("whsec_old-secret-value"),
+            expires_at: 1,
+        });
+        let shown = format!("{w:?}");
+        for credential in [
+            "top-secret-value",
+            "token-in-the-path",
+            "wait=1",
+            "header-credential",
+            "required-credential",
+            "old-secret-value",
+        ] {
+            assert!(!shown.contains(credential), "{credential} in {shown}");
+        }
+        assert!(shown.contains("https://discord.com/***") && shown.contains("Authorization"));
+        assert_eq!(
+            url_origin("https://u:p@h.example:8443"),
+            "https://***@h.example:8443"
+        );
+        assert_eq!(url_origin(""), "");
+    }
 
     #[test]
     fn previous_secret_only_during_grace() {
