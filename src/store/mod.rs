@@ -422,8 +422,17 @@ impl Default for Commits {
 }
 
 impl Commits {
-    /// Announces one commit's stored events (nothing when it stored none).
-    pub fn announce(&self, events: Vec<EventNotice>) {
+    /// Announces the events one commit stored, from each written event and its outcome
+    /// (duplicates stored nothing), in `seq` order; nothing when it stored none.
+    pub fn announce<'a>(&self, written: impl IntoIterator<Item = (&'a Event, &'a InsertOutcome)>) {
+        let mut events: Vec<EventNotice> = written
+            .into_iter()
+            .filter_map(|(event, outcome)| match outcome {
+                InsertOutcome::Stored(seq) => Some(EventNotice::of(event, *seq)),
+                InsertOutcome::Duplicate(_) => None,
+            })
+            .collect();
+        events.sort_by_key(|n| n.seq);
         if !events.is_empty() {
             // No receivers is normal (no change feed runs, as in `events ls`).
             let _ = self.0.send(events.into());

@@ -321,18 +321,9 @@ async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, announce
                     commit_us = started.elapsed().as_micros() as u64,
                     "receipt batch committed"
                 );
-                let mut stored: Vec<EventNotice> = batch
-                    .iter()
-                    .zip(&outcomes)
-                    .filter_map(|(job, outcome)| match outcome {
-                        InsertOutcome::Stored(seq) => {
-                            Some(EventNotice::of(&job.ingest.event, *seq))
-                        }
-                        InsertOutcome::Duplicate(_) => None,
-                    })
-                    .collect();
-                stored.sort_by_key(|n| n.seq);
-                announce.commits.announce(stored);
+                announce
+                    .commits
+                    .announce(batch.iter().map(|j| &j.ingest.event).zip(&outcomes));
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }

@@ -105,7 +105,12 @@ pub(super) fn receipt_writer(
             Ok(outcomes) => {
                 // Announced before any sender hears back: a sender that then reads the feed
                 // finds its event announced (or about to be).
-                commits.announce(stored_notices(&batch, &outcomes));
+                commits.announce(batch.iter().zip(&outcomes).filter_map(|(job, outcome)| {
+                    match (&job.work, outcome) {
+                        (Work::Event(ingest, _), Some(outcome)) => Some((&ingest.event, outcome)),
+                        _ => None,
+                    }
+                }));
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }
@@ -118,20 +123,6 @@ pub(super) fn receipt_writer(
             }
         }
     }
-}
-
-/// What the change feed announces of a committed batch: its stored events, in `seq` order.
-fn stored_notices(batch: &[ReceiptJob], outcomes: &[Option<InsertOutcome>]) -> Vec<EventNotice> {
-    batch
-        .iter()
-        .zip(outcomes)
-        .filter_map(|(job, outcome)| match (&job.work, outcome) {
-            (Work::Event(ingest, _), Some(InsertOutcome::Stored(seq))) => {
-                Some(EventNotice::of(&ingest.event, *seq))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Option<InsertOutcome>>> {
