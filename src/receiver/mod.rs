@@ -4,7 +4,7 @@
 //! outcome into a JSON response (`answer`, the one place that says what a provider is told).
 //! The pipeline itself lives in the service layer.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -110,13 +110,24 @@ async fn receive(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return oversize(&svc, &webhook_id, &headers, source).await;
+    let too_large = declared.is_some_and(|n| n > limit as u64);
+    // The webhook first: a URL that names none costs no body buffered.
+    let webhook = match svc.inbound_webhook(&webhook_id, &headers, source).await {
+        Ok(webhook) => webhook,
+        Err(refused) if too_large => return closing(respond(&refused)),
+        Err(refused) => return discard(body, limit, respond(&refused)).await,
+    };
+    if too_large {
+        return closing(respond(
+            &svc.reject_oversize(&webhook, &headers, source).await,
+        ));
     }
     let bytes: Bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return oversize(&svc, &webhook_id, &headers, source).await
+            return closing(respond(
+                &svc.reject_oversize(&webhook, &headers, source).await,
+            ))
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not read request body");
@@ -132,18 +143,26 @@ async fn receive(
         body: &bytes,
         source,
     };
-    respond(&svc.receive(&webhook_id, request).await)
+    respond(&svc.receive_for(webhook, request).await)
 }
 
-/// Answers 413. The rest of the body stays unread, so this connection cannot carry another request:
-/// say so, or a pooling client would send its next request into a closing socket.
-async fn oversize(
-    svc: &Service,
-    webhook_id: &str,
-    headers: &HeaderMap,
-    source: Option<IpAddr>,
-) -> Response {
-    let mut resp = respond(&svc.reject_oversize(webhook_id, headers, source).await);
+/// Reads a refused request's body to its end without keeping it (within the size limit and
+/// the receiver's timeout), so the sender reads the answer on a connection that stays usable;
+/// a body over the limit closes the connection instead.
+async fn discard(body: Body, limit: usize, answer: Response) -> Response {
+    let mut body = Limited::new(body, limit);
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            return closing(answer);
+        }
+    }
+    answer
+}
+
+/// An answer sent before the body was read: the rest of the body stays unread, so this
+/// connection cannot carry another request. Say so, or a pooling client would send its next
+/// request into a closing socket.
+fn closing(mut resp: Response) -> Response {
     resp.headers_mut().insert(
         axum::http::header::CONNECTION,
         axum::http::HeaderValue::from_static("close"),

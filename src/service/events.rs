@@ -80,6 +80,18 @@ impl Refusal {
             Refusal::LookupFailed(_) => "lookup_failed",
         }
     }
+
+    /// The status the receiver answers with.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Refusal::NotFound(_) => 404,
+            Refusal::Unauthorized(_) => 401,
+            Refusal::Malformed(_) => 400,
+            Refusal::TooLarge(_) => 413,
+            Refusal::StoreUnavailable(_) => 503,
+            Refusal::LookupFailed(_) => 500,
+        }
+    }
 }
 
 impl Service {
@@ -99,14 +111,7 @@ impl ReceiveOutcome {
             | ReceiveOutcome::Duplicate { .. }
             | ReceiveOutcome::Filtered { .. }
             | ReceiveOutcome::Challenge(_) => 200,
-            ReceiveOutcome::Refused(r) => match r {
-                Refusal::NotFound(_) => 404,
-                Refusal::Unauthorized(_) => 401,
-                Refusal::Malformed(_) => 400,
-                Refusal::TooLarge(_) => 413,
-                Refusal::StoreUnavailable(_) => 503,
-                Refusal::LookupFailed(_) => 500,
-            },
+            ReceiveOutcome::Refused(r) => r.status_code(),
         }
     }
 }
@@ -166,19 +171,68 @@ pub struct EventPage {
 
 const MAX_WAIT_MS: u64 = 60_000;
 /// How much of a refused request's body the log keeps.
-const REFUSED_EXCERPT: usize = 1024;
+const REFUSED_EXCERPT: usize = 512;
+/// How many characters of a refusal's reason the log keeps.
+const REFUSED_ERROR: usize = 300;
+/// How many bytes of header names and values a refusal's row keeps, and of one value.
+const REFUSED_HEADER_BYTES: usize = 1024;
+const REFUSED_HEADER_VALUE: usize = 200;
 const MAX_LIST: usize = 200;
 
 /// Headers a sender sends that hold credentials or signatures: not kept with the event.
 const HIDDEN_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
 impl Service {
-    /// The receiver's pipeline for `POST /hooks/{webhook_id}`. Every outcome is written to the
-    /// delivery log; a stored event is announced on the bus only after its commit.
+    /// The receiver's pipeline for `POST /hooks/{webhook_id}`: [`Self::inbound_webhook`], then
+    /// [`Self::receive_for`]. The HTTP receiver calls the two itself, so that it reads no body
+    /// for a URL that names no webhook.
     pub async fn receive(&self, webhook_id: &str, req: InboundRequest<'_>) -> ReceiveOutcome {
-        let mut receipt = self.receipt(webhook_id, req.headers);
+        match self
+            .inbound_webhook(webhook_id, req.headers, req.source)
+            .await
+        {
+            Ok(webhook) => self.receive_for(webhook, req).await,
+            Err(refused) => refused,
+        }
+    }
+
+    /// The enabled inbound webhook a receive URL names, or the refusal (recorded as any refusal
+    /// is, keeping nothing the sender chose: it has not shown it knows any secret).
+    pub async fn inbound_webhook(
+        &self,
+        webhook_id: &str,
+        headers: &HeaderMap,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Webhook, ReceiveOutcome> {
+        let found = self.store.get_webhook(&WebhookId::from(webhook_id)).await;
+        let why = match found {
+            Ok(Some(w)) if w.may_receive() => return Ok(w),
+            Ok(None) => "unknown webhook id",
+            Ok(Some(w)) if !w.enabled => "webhook is disabled",
+            Ok(Some(_)) => "webhook is outbound, not inbound",
+            Err(e) => {
+                tracing::error!(error = %e, "store unavailable");
+                let refusal = Refusal::LookupFailed("store unavailable; retry later".into());
+                return Err(self
+                    .refuse(webhook_id, None, headers, None, source, refusal)
+                    .await);
+            }
+        };
+        // Ids are random UUIDs, so saying why does not help anyone probe; it does help the
+        // person reading the sender's dashboard.
+        let refusal = Refusal::NotFound(format!("no enabled inbound webhook at this URL ({why})"));
+        Err(self
+            .refuse(webhook_id, None, headers, None, source, refusal)
+            .await)
+    }
+
+    /// Verifies, de-duplicates and stores a request to an inbound webhook. Every outcome is
+    /// written to the delivery log; a stored event is announced on the bus only after its
+    /// commit.
+    pub async fn receive_for(&self, webhook: Webhook, req: InboundRequest<'_>) -> ReceiveOutcome {
+        let mut receipt = self.receipt(&webhook, req.headers);
         // The body excerpt is made once, by outcome.
-        let outcome = match self.verify(webhook_id, &req, &mut receipt).await {
+        let outcome = match self.verify(&webhook, &req, &mut receipt).await {
             Ok(Step::Store(event, relays)) => {
                 // Kept only if it turns out a duplicate (the event holds the body otherwise).
                 receipt.request_body = Some(log_excerpt(req.body));
@@ -189,22 +243,16 @@ impl Service {
                 answer
             }
             Err(refusal) => {
-                Stats::add(&self.stats.rejected, 1);
-                self.count_refusal(refusal.reason());
-                receipt.status = DeliveryStatus::Failed;
-                receipt.error = Some(refusal.to_string());
-                // Unauthenticated traffic is cheap to keep: an excerpt to debug a sender by,
-                // not the body (anyone can POST megabytes to a receive URL).
-                receipt.request_body = Some(excerpt(req.body, REFUSED_EXCERPT));
-                let record =
-                    self.rejections
-                        .check(req.source, webhook_id, std::time::Instant::now());
-                if record == rejections::Record::Suppressed {
-                    Stats::add(&self.stats.rejections_suppressed, 1);
-                    return ReceiveOutcome::Refused(refusal);
-                }
-                tracing::warn!(webhook_id = %receipt.webhook_id, reason = %refusal, "inbound request rejected");
-                ReceiveOutcome::Refused(refusal)
+                return self
+                    .refuse(
+                        webhook.id.as_str(),
+                        Some(&webhook),
+                        req.headers,
+                        Some(req.body),
+                        req.source,
+                        refusal,
+                    )
+                    .await
             }
         };
         receipt.status_code = Some(outcome.status_code() as i64);
@@ -214,35 +262,63 @@ impl Service {
         outcome
     }
 
-    /// Logs a request refused before its body was read (too large).
+    /// Refuses a request whose body is over the size limit, before reading it.
     pub async fn reject_oversize(
         &self,
-        webhook_id: &str,
+        webhook: &Webhook,
         headers: &HeaderMap,
         source: Option<std::net::IpAddr>,
     ) -> ReceiveOutcome {
         let limit = self.settings.max_body_bytes;
-        let mut receipt = self.receipt(webhook_id, headers);
         let refusal = Refusal::TooLarge(format!("body larger than the {limit}-byte limit"));
-        self.count_refusal(refusal.reason());
-        let outcome = ReceiveOutcome::Refused(refusal.clone());
-        receipt.status = DeliveryStatus::Failed;
-        receipt.status_code = Some(outcome.status_code() as i64);
-        receipt.error = Some(refusal.to_string());
+        self.refuse(
+            webhook.id.as_str(),
+            Some(webhook),
+            headers,
+            None,
+            source,
+            refusal,
+        )
+        .await
+    }
+
+    /// Counts a refusal and, within the source's budget (see `rejections`), logs it and writes
+    /// its delivery-log row. Unauthenticated traffic is cheap to keep: the row holds no headers
+    /// when the URL named no webhook, and at most about 2 KiB in all otherwise (some headers and
+    /// an excerpt of the body to debug a sender by; anyone can POST megabytes to a receive URL).
+    async fn refuse(
+        &self,
+        webhook_id: &str,
+        webhook: Option<&Webhook>,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+        source: Option<std::net::IpAddr>,
+        refusal: Refusal,
+    ) -> ReceiveOutcome {
         Stats::add(&self.stats.rejected, 1);
-        if self
-            .rejections
-            .check(source, webhook_id, std::time::Instant::now())
+        self.count_refusal(refusal.reason());
+        if self.rejections.check(source, std::time::Instant::now())
             == rejections::Record::Suppressed
         {
             Stats::add(&self.stats.rejections_suppressed, 1);
-            return outcome;
+            return ReceiveOutcome::Refused(refusal);
         }
-        tracing::warn!(webhook_id = %receipt.webhook_id, limit, "inbound request rejected: too large");
+        // The id comes from the URL: keep the log readable even when it is garbage.
+        let webhook_id = WebhookId::from(crate::error::bounded(webhook_id, 100));
+        let mut receipt = Receipt::new(webhook_id.clone(), self.receive_url(&webhook_id));
+        if let Some(webhook) = webhook {
+            receipt.request_headers = refused_headers(headers, webhook);
+        }
+        receipt.request_body = body.map(|b| excerpt(b, REFUSED_EXCERPT));
+        receipt.status = DeliveryStatus::Failed;
+        receipt.status_code = Some(refusal.status_code() as i64);
+        let reason = crate::error::bounded(&refusal.to_string(), REFUSED_ERROR);
+        tracing::warn!(webhook_id = %receipt.webhook_id, reason = %reason, "inbound request rejected");
+        receipt.error = Some(reason);
         if let Err(e) = self.store.log_receipt(receipt).await {
             tracing::error!(error = %e, "could not log a rejected request");
         }
-        outcome
+        ReceiveOutcome::Refused(refusal)
     }
 
     async fn store_event(
@@ -307,52 +383,26 @@ impl Service {
         }
     }
 
-    fn receipt(&self, webhook_id: &str, headers: &HeaderMap) -> Receipt {
-        // The id comes from the URL: keep the log readable even when it is garbage.
-        let webhook_id = WebhookId::from(webhook_id.chars().take(100).collect::<String>());
-        let url = self.receive_url(&webhook_id);
-        let mut r = Receipt::new(webhook_id, url);
+    /// The receipt of a request to a known webhook: headers kept, minus the values of its
+    /// required headers (credentials, never kept whatever the outcome).
+    fn receipt(&self, webhook: &Webhook, headers: &HeaderMap) -> Receipt {
+        let mut r = Receipt::new(webhook.id.clone(), self.receive_url(&webhook.id));
         r.request_headers = kept_headers(headers);
+        for name in webhook.required_headers.keys() {
+            r.request_headers.remove(&name.to_ascii_lowercase());
+        }
         r
     }
 
-    /// Looks the webhook up, verifies and parses: an event to store, a request to acknowledge
-    /// without storing, or a refusal.
+    /// Verifies and parses: an event to store, a request to acknowledge without storing, or
+    /// a refusal.
     async fn verify(
         &self,
-        webhook_id: &str,
+        webhook: &Webhook,
         req: &InboundRequest<'_>,
         receipt: &mut Receipt,
     ) -> Result<Step, Refusal> {
         let (headers, body) = (req.headers, req.body);
-        let found = self.store.get_webhook(&WebhookId::from(webhook_id)).await;
-        if let Ok(Some(w)) = &found {
-            // The values of required headers are credentials: never kept, whatever the outcome.
-            for name in w.required_headers.keys() {
-                receipt.request_headers.remove(&name.to_ascii_lowercase());
-            }
-        }
-        let webhook = match found {
-            Ok(Some(w)) if w.may_receive() => w,
-            Ok(found) => {
-                let why = match found {
-                    None => "unknown webhook id",
-                    Some(w) if !w.enabled => "webhook is disabled",
-                    Some(_) => "webhook is outbound, not inbound",
-                };
-                // Ids are random UUIDs, so saying why does not help anyone probe; it does help
-                // the person reading the sender's dashboard.
-                return Err(Refusal::NotFound(format!(
-                    "no enabled inbound webhook at this URL ({why})"
-                )));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store unavailable");
-                return Err(Refusal::LookupFailed(
-                    "store unavailable; retry later".into(),
-                ));
-            }
-        };
         let now = now_millis();
         let parsed: Result<Value, _> = serde_json::from_slice(body);
         // Diagnostics for the log: which scheme, and whether the body parsed, never secrets.
@@ -365,7 +415,7 @@ impl Service {
                 "not JSON"
             }
         );
-        check_required_headers(&webhook, headers)
+        check_required_headers(webhook, headers)
             .map_err(|r| Refusal::Unauthorized(format!("{r} {context}")))?;
         let secrets: Vec<&str> = webhook
             .valid_secrets(now)
@@ -428,7 +478,7 @@ impl Service {
         };
         receipt.event_id = Some(event.id.clone());
         let relays = self
-            .relays(&webhook, &event.event, &event.payload, &event.id)
+            .relays(webhook, &event.event, &event.payload, &event.id)
             .await;
         Ok(Step::Store(Box::new(event), relays))
     }
@@ -585,6 +635,32 @@ fn check_required_headers(webhook: &Webhook, headers: &HeaderMap) -> Result<(), 
 /// A stored body as text: it parsed as JSON, so it is UTF-8 (lossy only as a safety net).
 fn raw_text(body: &[u8]) -> String {
     String::from_utf8_lossy(body).into_owned()
+}
+
+/// The headers a refusal's row keeps: those worth keeping for a request that passed, minus the
+/// webhook's required headers, each value cut short, until about 1 KiB in all.
+fn refused_headers(headers: &HeaderMap, webhook: &Webhook) -> BTreeMap<String, String> {
+    let mut budget = REFUSED_HEADER_BYTES;
+    let mut kept = BTreeMap::new();
+    for (k, v) in headers {
+        let name = k.as_str();
+        if HIDDEN_HEADERS.contains(&name)
+            || webhook
+                .required_headers
+                .keys()
+                .any(|r| r.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        let value = excerpt(v.as_bytes(), REFUSED_HEADER_VALUE);
+        let cost = name.len() + value.len();
+        if cost > budget {
+            break;
+        }
+        budget -= cost;
+        kept.insert(name.to_string(), value);
+    }
+    kept
 }
 
 /// The request headers worth keeping, minus credentials; bounded in count and size.
