@@ -167,8 +167,9 @@ async fn json_stringify_signatures_verify_over_the_compact_form() {
     let sig = hex_hmac(&secret, signed.as_bytes());
     let (st, ans) = s.post(&url, sent, &[("x-webhook-signature", &sig)]).await;
     assert_eq!(st, 200, "{ans}");
-    // The log row shows the request exactly as sent (read back from the stored event, which
-    // keeps the body byte for byte), headers included.
+    // The log row shows the bytes that were signed (read back from the stored event, which
+    // keeps them byte for byte: what was sent pretty-printed was never signed), headers
+    // included.
     let listed = &s
         .call(
             "query_deliveries",
@@ -178,7 +179,7 @@ async fn json_stringify_signatures_verify_over_the_compact_form() {
     assert_eq!(listed["event_id"], ans["event_id"]);
     let uri = format!("webhook://deliveries/{}", listed["id"].as_str().unwrap());
     let row = s.read(&uri).await.unwrap();
-    assert_eq!(row["request_body"], sent);
+    assert_eq!(row["request_body"], signed);
     assert_eq!(row["request_headers"]["x-webhook-signature"], sig.as_str());
     // Python's json.dumps(separators=(',', ':')) escapes non-ASCII: accepted too.
     let py =
@@ -202,8 +203,182 @@ async fn json_stringify_signatures_verify_over_the_compact_form() {
     s.stop().await;
 }
 
+/// Issue 21, step 2: what identifies an event comes from the bytes the signature covers. The
+/// generic scheme signs the body only, so a fresh `X-Webhook-Id` on a replayed body does not
+/// make it new, and `X-Webhook-Event` does not rename a body that names its own type.
 #[tokio::test]
-async fn event_type_comes_from_the_header_then_the_body_and_filters_apply() {
+async fn unsigned_headers_neither_make_a_replay_new_nor_rename_it() {
+    let s = Server::start().await;
+    let (id, url, secret) = s.inbound(json!({})).await;
+    let with_id = r#"{"id":"evt-1","event":"message_received","data":{"text":"hi"}}"#;
+    let id_less = r#"{"event":"message_received","data":{"text":"no id"}}"#;
+    for body in [with_id, id_less] {
+        let sig = hex_hmac(&secret, body.as_bytes());
+        let (st, first) = s
+            .post(
+                &url,
+                body,
+                &[
+                    ("x-webhook-signature", &sig),
+                    ("x-webhook-id", "delivery-1"),
+                ],
+            )
+            .await;
+        assert_eq!(st, 200, "{first}");
+        assert_eq!(first["duplicate"], json!(null), "{first}");
+        for fresh in ["delivery-2", "delivery-3"] {
+            let (st, again) = s
+                .post(
+                    &url,
+                    body,
+                    &[
+                        ("x-webhook-signature", &sig),
+                        ("x-webhook-id", fresh),
+                        ("x-webhook-event", "URGENT: SYSTEM OVERRIDE"),
+                    ],
+                )
+                .await;
+            assert_eq!(
+                (st, again["duplicate"].as_bool()),
+                (200, Some(true)),
+                "{again}"
+            );
+            assert_eq!(again["event_id"], first["event_id"]);
+        }
+    }
+    // A new body naming its type, with a header naming another: the signed type wins.
+    let body = r#"{"event":"message_received","data":{"text":"renamed?"}}"#;
+    let (st, ans) = s
+        .post(
+            &url,
+            body,
+            &[
+                ("x-webhook-signature", &hex_hmac(&secret, body.as_bytes())),
+                ("x-webhook-event", "URGENT: SYSTEM OVERRIDE"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 200, "{ans}");
+    let events = s.call("list_events", json!({ "webhook_id": id })).await;
+    assert_eq!(events["count"], 3, "{events}");
+    for e in events["events"].as_array().unwrap() {
+        assert_eq!(e["event"], "message_received", "{e}");
+    }
+    // The body's own id de-duplicates; an id-less body is known by the hash of its bytes.
+    let mut ids = vec![];
+    for e in events["events"].as_array().unwrap() {
+        let full = s.read(e["resource_uri"].as_str().unwrap()).await.unwrap();
+        ids.push(full["provider_event_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids[0], "evt-1");
+    use sha2::Digest;
+    let hash = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(id_less.as_bytes()))
+    );
+    assert_eq!(ids[1], hash);
+    s.stop().await;
+}
+
+/// Issue 21, step 3: the JSON.stringify fallback stores what it verified. A body with a
+/// duplicate key (`amount` 999999, then 1) whose compact form is the one signed is refused;
+/// a pretty-printed body whose compact form was signed is stored as the compact bytes; a
+/// webhook can turn the fallback off.
+#[tokio::test]
+async fn the_compact_fallback_verifies_what_it_stores() {
+    let s = Server::start().await;
+    let (id, url, secret) = s.inbound(json!({})).await;
+    let signed = r#"{"event":"payment","amount":1}"#;
+    let sig = hex_hmac(&secret, signed.as_bytes());
+    let forged = r#"{"event":"payment","amount":999999,"amount":1}"#;
+    let (st, ans) = s.post(&url, forged, &[("x-webhook-signature", &sig)]).await;
+    assert_eq!(st, 401, "{ans}");
+    assert!(
+        ans["error"].as_str().unwrap().contains("duplicate key"),
+        "{ans}"
+    );
+    // A duplicate key is refused even where the raw bytes were signed: two readers would
+    // read two different amounts.
+    let (st, ans) = s
+        .post(
+            &url,
+            forged,
+            &[("x-webhook-signature", &hex_hmac(&secret, forged.as_bytes()))],
+        )
+        .await;
+    assert_eq!(st, 400, "{ans}");
+    assert!(
+        ans["error"].as_str().unwrap().contains("duplicate key"),
+        "{ans}"
+    );
+    assert_eq!(s.event_count().await, 0);
+
+    let pretty = "{ \"event\": \"payment\", \"amount\": 1 }";
+    let (st, ans) = s.post(&url, pretty, &[("x-webhook-signature", &sig)]).await;
+    assert_eq!(st, 200, "{ans}");
+    let event_id = ans["event_id"].as_str().unwrap();
+    let row = s
+        .read(&format!("webhook://deliveries/{event_id}"))
+        .await
+        .unwrap();
+    assert_eq!(row["request_body"], signed, "{row}");
+    let event = s
+        .read(&format!("webhook://events/{event_id}"))
+        .await
+        .unwrap();
+    use sha2::Digest;
+    let hash = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(signed.as_bytes()))
+    );
+    assert_eq!(event["provider_event_id"], hash, "{event}");
+    // The compact bytes themselves are the same event.
+    let (st, dup) = s.post(&url, signed, &[("x-webhook-signature", &sig)]).await;
+    assert_eq!((st, dup["duplicate"].as_bool()), (200, Some(true)), "{dup}");
+
+    let updated = s
+        .call(
+            "update_webhook",
+            json!({ "id": id, "accept_compact_signatures": false }),
+        )
+        .await;
+    assert_eq!(
+        updated["webhook"]["accept_compact_signatures"], false,
+        "{updated}"
+    );
+    let other = "{ \"event\": \"payment\", \"amount\": 2 }";
+    let sig2 = hex_hmac(&secret, r#"{"event":"payment","amount":2}"#.as_bytes());
+    let (st, ans) = s.post(&url, other, &[("x-webhook-signature", &sig2)]).await;
+    assert_eq!(st, 401, "{ans}");
+    assert!(
+        ans["error"]
+            .as_str()
+            .unwrap()
+            .contains("accepts no re-serialisation"),
+        "{ans}"
+    );
+    // The raw bytes still verify.
+    let (st, ans) = s
+        .post(
+            &url,
+            other,
+            &[("x-webhook-signature", &hex_hmac(&secret, other.as_bytes()))],
+        )
+        .await;
+    assert_eq!(st, 200, "{ans}");
+    // Only where a re-serialisation could verify.
+    let refused = s
+        .call_err(
+            "create_webhook",
+            json!({ "direction": "inbound", "provider": "stripe", "accept_compact_signatures": false }),
+        )
+        .await;
+    assert!(refused.contains("generic and kakiyo"), "{refused}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn event_type_comes_from_the_body_then_the_header_and_filters_apply() {
     let s = Server::start().await;
     let (id, url, secret) = s.inbound(json!({ "events": ["email.captured"] })).await;
     // LeadShark names the type in X-Webhook-Event.
@@ -241,6 +416,23 @@ async fn event_type_comes_from_the_header_then_the_body_and_filters_apply() {
         )
         .await;
     assert_eq!((st, ans["duplicate"].as_bool()), (200, Some(true)));
+    // A body that names no type takes the header's.
+    let typeless = r#"{"data":{"lead":{"email":"jane@example.com"}}}"#;
+    let (st, ans) = s
+        .post(
+            &url,
+            typeless,
+            &[
+                (
+                    "x-webhook-signature",
+                    &hex_hmac(&secret, typeless.as_bytes()),
+                ),
+                ("x-webhook-event", "email.captured"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 200, "{ans}");
+    assert_eq!(ans["stored"], json!(null), "{ans}");
     s.stop().await;
 }
 

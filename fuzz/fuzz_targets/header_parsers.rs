@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = signing::parse_standard_signatures(text);
     }
     for provider in Provider::ALL {
-        let check = Check { headers: &headers, body: &body, secrets: &["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "plain"], now: 1_700_000_000, tolerance: 300 };
+        let check = Check { headers: &headers, body: &body, secrets: &["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "plain"], now: 1_700_000_000, tolerance: 300, json: None, reserialised: true };
         let _ = signing::verify_inbound(provider, &check);
     }
 });

@@ -102,6 +102,10 @@ pub struct CreateArgs {
     /// Needed with --provider none: accept requests without any signature check.
     #[arg(long)]
     pub allow_unsigned: bool,
+    /// Inbound generic/kakiyo: verify the raw body only, not its compact JSON re-serialisation
+    /// (for a sender that signs exactly the bytes it sends).
+    #[arg(long)]
+    pub raw_signatures_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +137,10 @@ pub struct UpdateArgs {
     /// Inbound: replaces the required headers, NAME=VALUE (repeatable).
     #[arg(long = "require-header", value_parser = key_value)]
     pub require_headers: Option<Vec<(String, String)>>,
+    /// Inbound generic/kakiyo: whether a signature over the body's compact JSON
+    /// re-serialisation verifies (true, the default) or only one over the raw body (false).
+    #[arg(long, value_name = "BOOL")]
+    pub accept_compact_signatures: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +198,7 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
                     forward_to: non_empty(ids(a.forward_to)),
                     require_headers: non_empty(secrets(a.require_headers)),
                     allow_unsigned: a.allow_unsigned.then_some(true),
+                    accept_compact_signatures: a.raw_signatures_only.then_some(false),
                 })
                 .await
                 .map_err(failed)?;
@@ -232,6 +241,7 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
                     headers: a.headers.map(|h| h.into_iter().collect()),
                     forward_to: a.forward_to.map(ids),
                     require_headers: a.require_headers.map(secrets),
+                    accept_compact_signatures: a.accept_compact_signatures,
                 })
                 .await
                 .map_err(failed)?;

@@ -48,6 +48,10 @@ pub struct WebhookOut {
     /// Inbound: headers every request must carry, names only (values `***`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_headers: Option<BTreeMap<String, String>>,
+    /// Inbound `generic`/`kakiyo`: whether a signature over the body's compact JSON
+    /// re-serialisation verifies (false: the raw body only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accept_compact_signatures: Option<bool>,
     /// Why it was disabled, when it was (e.g. the target answered 410).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,

@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 use super::output::*;
 use super::resources::{delivery_uri, event_uri};
 use crate::catalog::EventType;
-use crate::model::{now_millis, rfc3339, Attempt, Delivery, Direction, Event, Receipt, WebhookId};
+use crate::model::{
+    now_millis, rfc3339, Attempt, Delivery, Direction, Event, Provider, Receipt, WebhookId,
+};
 use crate::service::{
     Created, DeliveryPage, EventPage, Redelivered, Rotated, Sent, TestReport, WebhookView,
 };
@@ -67,6 +69,9 @@ fn webhook_out(view: &WebhookView, reveal_secret: bool) -> WebhookOut {
         failing_since: w.first_failure_at.filter(|_| outbound).map(rfc3339),
         forward_to: (!outbound).then(|| w.forward_to.clone()),
         require_headers: (!outbound).then(|| names_only(&w.required_headers)),
+        accept_compact_signatures: (!outbound
+            && matches!(w.provider, Provider::Generic | Provider::Kakiyo))
+        .then_some(w.accept_compact_signatures),
         disabled_reason: w.disabled_reason.clone(),
         previous_secret_valid_until: w
             .previous_secret

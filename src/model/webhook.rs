@@ -95,6 +95,10 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     /// Inbound only: outbound webhooks that each verified event is relayed to.
     pub forward_to: Vec<WebhookId>,
+    /// Inbound, `generic` and `kakiyo` only: whether a signature over the compact
+    /// re-serialisation of a JSON body verifies (what senders that sign `JSON.stringify` of the
+    /// payload send); the signed bytes are then what is stored. Off: the raw body only.
+    pub accept_compact_signatures: bool,
 }
 
 /// Prints no credential: secrets print as `***` (`Secret`), extra header values as `***`, and
@@ -125,6 +129,7 @@ impl std::fmt::Debug for Webhook {
             .field("first_failure_at", &self.first_failure_at)
             .field("disabled_reason", &self.disabled_reason)
             .field("forward_to", &self.forward_to)
+            .field("accept_compact_signatures", &self.accept_compact_signatures)
             .finish()
     }
 }
@@ -212,6 +217,7 @@ impl Webhook {
             first_failure_at: None,
             disabled_reason: None,
             forward_to: vec![],
+            accept_compact_signatures: true,
         }
     }
 }

@@ -8,7 +8,6 @@ use http::HeaderMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{rejections, EventNotice, Service, Stats};
@@ -118,8 +117,9 @@ impl ReceiveOutcome {
 
 /// Where a verified request goes next.
 enum Step {
-    /// Store the event and queue its relayed copies.
-    Store(Box<Event>, Vec<Outgoing>),
+    /// Store the event (with the signed bytes when a re-serialisation verified rather than
+    /// the body as sent) and queue its relayed copies.
+    Store(Box<Event>, Option<Vec<u8>>, Vec<Outgoing>),
     /// Acknowledge without storing (filtered out, or a provider handshake).
     Ack(ReceiveOutcome),
 }
@@ -233,10 +233,12 @@ impl Service {
         let mut receipt = self.receipt(&webhook, req.headers);
         // The body excerpt is made once, by outcome.
         let outcome = match self.verify(&webhook, &req, &mut receipt).await {
-            Ok(Step::Store(event, relays)) => {
+            Ok(Step::Store(event, signed, relays)) => {
+                // The bytes the signature covers are the event's body.
+                let body = signed.as_deref().unwrap_or(req.body);
                 // Kept only if it turns out a duplicate (the event holds the body otherwise).
-                receipt.request_body = Some(log_excerpt(req.body));
-                return self.store_event(*event, req.body, receipt, relays).await;
+                receipt.request_body = Some(log_excerpt(body));
+                return self.store_event(*event, body, receipt, relays).await;
             }
             Ok(Step::Ack(answer)) => {
                 receipt.request_body = Some(log_excerpt(req.body));
@@ -404,15 +406,15 @@ impl Service {
     ) -> Result<Step, Refusal> {
         let (headers, body) = (req.headers, req.body);
         let now = now_millis();
-        let parsed: Result<Value, _> = serde_json::from_slice(body);
+        let parsed = signing::parse_strict(body);
         // Diagnostics for the log: which scheme, and whether the body parsed, never secrets.
         let context = format!(
             "[scheme: {}; body: {}]",
             webhook.provider,
-            if parsed.is_ok() {
-                "valid JSON"
-            } else {
-                "not JSON"
+            match &parsed {
+                Ok(_) => "valid JSON",
+                Err(e) if e.is_data() => "JSON with a duplicate key",
+                Err(_) => "not JSON",
             }
         );
         check_required_headers(webhook, headers)
@@ -428,6 +430,8 @@ impl Service {
             secrets: &secrets,
             now: now / 1000,
             tolerance: self.settings.timestamp_tolerance,
+            json: parsed.as_ref().ok(),
+            reserialised: webhook.accept_compact_signatures,
         };
         let verified = signing::verify_inbound(webhook.provider, &check)
             .map_err(|r| Refusal::Unauthorized(format!("signature rejected: {r} {context}")))?;
@@ -441,10 +445,9 @@ impl Service {
                 payload["challenge"].clone(),
             )));
         }
-        let event_type = verified
-            .event_type
-            .or_else(|| body_event_type(webhook.provider, &payload))
-            .unwrap_or_else(|| "unknown".to_string());
+        let signed = verified.reserialised.as_deref().unwrap_or(body);
+        let identity = signing::identity(webhook.provider, &verified, &payload, signed);
+        let event_type = identity.event_type;
         receipt.event = Some(event_type.clone());
         // Reserved for this server's own operational events: a sender cannot forge one.
         if event_type.starts_with("webhook_mcp.") {
@@ -461,16 +464,11 @@ impl Service {
             receipt.error = Some(reason.clone());
             return Ok(Step::Ack(ReceiveOutcome::Filtered { reason }));
         }
-        let provider_event_id = verified
-            .provider_event_id
-            .or_else(|| body_event_id(webhook.provider, &payload))
-            // Senders without an id: an identical body is a retry of the same event.
-            .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(body))));
         let event = Event {
             seq: 0,
             id: EventId::generate(),
             webhook_id: webhook.id.clone(),
-            provider_event_id: Some(provider_event_id),
+            provider_event_id: Some(identity.id),
             event: event_type,
             received_at: now,
             headers: receipt.request_headers.clone(),
@@ -480,7 +478,7 @@ impl Service {
         let relays = self
             .relays(webhook, &event.event, &event.payload, &event.id)
             .await;
-        Ok(Step::Store(Box::new(event), relays))
+        Ok(Step::Store(Box::new(event), verified.reserialised, relays))
     }
 
     pub async fn list_events(&self, req: ListEvents) -> Result<EventPage> {
@@ -587,32 +585,6 @@ fn page(events: Vec<Event>, after: i64, timed_out: bool) -> EventPage {
 fn matches(n: &EventNotice, req: &WaitForEvents) -> bool {
     req.webhook_id.as_ref().is_none_or(|w| *w == n.webhook_id)
         && req.event.as_ref().is_none_or(|e| *e == n.event)
-}
-
-/// The event type a provider puts in the body (when no header carried it).
-fn body_event_type(provider: Provider, payload: &Value) -> Option<String> {
-    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
-    match provider {
-        // Events API: the envelope's type is event_callback; the event's own type says more.
-        Provider::Slack => text(&payload["event"]["type"]).or_else(|| text(&payload["type"])),
-        Provider::Stripe | Provider::Standard => {
-            text(&payload["type"]).or_else(|| text(&payload["event"]))
-        }
-        _ => text(&payload["event"]).or_else(|| text(&payload["type"])),
-    }
-}
-
-/// The sender's id for the event in the body, used to de-duplicate retries.
-fn body_event_id(provider: Provider, payload: &Value) -> Option<String> {
-    let field = match provider {
-        Provider::Slack => &payload["event_id"],
-        _ => &payload["id"],
-    };
-    match field {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// An inbound webhook may demand static header values (e.g. ConnectSafely's optional

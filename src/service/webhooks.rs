@@ -46,6 +46,12 @@ pub struct CreateWebhook {
     /// Must be true to create a webhook with provider `none` (no signature check at all).
     #[serde(default)]
     pub allow_unsigned: Option<bool>,
+    /// Inbound, `generic` and `kakiyo` only: accept a signature over the compact
+    /// re-serialisation of the JSON body (what senders that sign `JSON.stringify(payload)`
+    /// send; default true). The signed bytes are then what is stored. false: the raw body only,
+    /// for a sender that signs exactly what it sends.
+    #[serde(default)]
+    pub accept_compact_signatures: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -84,6 +90,12 @@ pub struct UpdateWebhook {
     /// Inbound only: replaces the header values every request must carry ({} removes them).
     #[serde(default)]
     pub require_headers: Option<BTreeMap<String, Secret>>,
+    /// Inbound, `generic` and `kakiyo` only: accept a signature over the compact
+    /// re-serialisation of the JSON body (what senders that sign `JSON.stringify(payload)`
+    /// send; default true). The signed bytes are then what is stored. false: the raw body only,
+    /// for a sender that signs exactly what it sends.
+    #[serde(default)]
+    pub accept_compact_signatures: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -184,6 +196,9 @@ impl Service {
             Some(ids) => self.checked_forward_targets(ids).await?,
             None => vec![],
         };
+        if let Some(accept) = req.accept_compact_signatures {
+            check_compact_signatures(req.direction, provider, accept)?;
+        }
         let secret = match req.secret {
             Some(s) => validate_secret(s)?,
             None => Secret::generate(),
@@ -196,6 +211,7 @@ impl Service {
         webhook.extra_headers = headers;
         webhook.required_headers = required_headers;
         webhook.forward_to = forward_to;
+        webhook.accept_compact_signatures = req.accept_compact_signatures.unwrap_or(true);
         self.store.insert_webhook(&webhook).await?;
         tracing::info!(webhook_id = %webhook.id, direction = ?webhook.direction, "webhook created");
         let setup =
@@ -310,6 +326,10 @@ impl Service {
             validate_headers(&h)?;
             change.extra_headers = Some(h);
         }
+        if let Some(accept) = req.accept_compact_signatures {
+            check_compact_signatures(w.direction, w.provider, accept)?;
+            change.accept_compact_signatures = Some(accept);
+        }
         if let Some(required) = req.require_headers {
             if !inbound {
                 return Err(Error::invalid(
@@ -381,6 +401,18 @@ fn validate_description(d: Option<String>) -> Result<Option<String>> {
         ))),
         other => Ok(other),
     }
+}
+
+/// `accept_compact_signatures` means something only where a re-serialisation can verify.
+fn check_compact_signatures(direction: Direction, provider: Provider, accept: bool) -> Result<()> {
+    let applies =
+        direction == Direction::Inbound && matches!(provider, Provider::Generic | Provider::Kakiyo);
+    if applies || accept {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "`accept_compact_signatures` applies to inbound webhooks of the generic and kakiyo schemes; the other schemes verify the raw body only",
+    ))
 }
 
 fn validate_forward_to(ids: &[WebhookId]) -> Result<()> {

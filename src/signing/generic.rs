@@ -2,9 +2,7 @@
 //! optional `sha256=` prefix. Voyager, LeadShark, ConnectSafely and Voxagent use
 //! `X-Webhook-Signature` (and `X-Webhook-Event` for the type); Kakiyo uses `X-Kakiyo-Signature`.
 
-use axum::http::HeaderMap;
-
-use super::{header, mac_matches, sign_hex, signed_body_candidates, Rejection, Verified};
+use super::{header, json, mac_matches, sign_hex, Check, Rejection, Verified};
 
 pub struct Scheme {
     pub name: &'static str,
@@ -21,12 +19,10 @@ pub const KAKIYO: Scheme = Scheme {
     signature_header: "x-kakiyo-signature",
 };
 
-pub fn verify(
-    scheme: Scheme,
-    headers: &HeaderMap,
-    body: &[u8],
-    secrets: &[&str],
-) -> Result<Verified, Rejection> {
+/// The raw body first; then, when the webhook allows it, the compact re-serialisations of the
+/// parsed body (see `signing::json`), which become the stored bytes when one matches.
+pub fn verify(scheme: Scheme, c: &Check) -> Result<Verified, Rejection> {
+    let (headers, body, secrets) = (c.headers, c.body, c.secrets);
     let Some(raw) = header(headers, scheme.signature_header) else {
         return Err(Rejection(format!(
             "missing signature header {} (the '{}' scheme expects a hex HMAC-SHA256 of the body)",
@@ -47,21 +43,40 @@ pub fn verify(
             signature.len()
         )));
     }
-    let verified = signed_body_candidates(body).iter().any(|candidate| {
+    let matches = |bytes: &[u8]| {
         secrets
             .iter()
-            .any(|s| mac_matches(s.as_bytes(), &[candidate], &signature))
-    });
-    if !verified {
+            .any(|s| mac_matches(s.as_bytes(), &[bytes], &signature))
+    };
+    let header_event_type = header(headers, "x-webhook-event").map(str::to_string);
+    if matches(body) {
+        return Ok(Verified {
+            header_event_type,
+            ..Verified::default()
+        });
+    }
+    let reserialised = match c.json {
+        Some(value) if c.reserialised => json::reserialisations(value, body)
+            .into_iter()
+            .find(|candidate| matches(candidate)),
+        _ => None,
+    };
+    if reserialised.is_none() {
+        let tried = if c.reserialised {
+            "the raw body, or its compact JSON"
+        } else {
+            "the raw body (this webhook accepts no re-serialisation)"
+        };
         return Err(Rejection(format!(
-            "{} does not match: not an HMAC-SHA256 of the body (raw, or compact JSON) under this \
-             webhook's secret; check the secret configured at the sender",
+            "{} does not match: not an HMAC-SHA256 of {tried} under this webhook's secret; \
+             check the secret configured at the sender",
             scheme.signature_header
         )));
     }
     Ok(Verified {
-        event_type: header(headers, "x-webhook-event").map(str::to_string),
-        provider_event_id: header(headers, "x-webhook-id").map(str::to_string),
+        header_event_type,
+        reserialised,
+        ..Verified::default()
     })
 }
 
@@ -72,7 +87,17 @@ pub fn sign(scheme: Scheme, secret: &str, body: &[u8]) -> Vec<(String, String)> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use crate::signing::tests_support::check;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn verify(
+        scheme: Scheme,
+        h: &HeaderMap,
+        body: &[u8],
+        secrets: &[&str],
+    ) -> Result<Verified, Rejection> {
+        super::verify(scheme, &check(h, body, secrets, 0))
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -141,5 +166,27 @@ mod tests {
         let h = headers(&[("x-webhook-signature", &"0".repeat(64))]);
         let err = verify(GENERIC, &h, BODY, &["s"]).unwrap_err();
         assert!(!err.0.contains(&expected));
+    }
+
+    #[test]
+    fn a_compact_reserialisation_verifies_and_is_what_is_stored_unless_turned_off() {
+        let sent = br#"{ "event": "payment", "amount": 1 }"#;
+        let signed = br#"{"event":"payment","amount":1}"#;
+        let h = headers(&[("x-webhook-signature", &sign_hex("s", signed))]);
+        let value = crate::signing::parse_strict(sent).unwrap();
+        let mut c = check(&h, sent, &["s"], 0);
+        c.json = Some(&value);
+        let v = super::verify(GENERIC, &c).unwrap();
+        assert_eq!(v.reserialised.as_deref(), Some(&signed[..]));
+        c.reserialised = false;
+        let refused = super::verify(GENERIC, &c).unwrap_err();
+        assert!(
+            refused.0.contains("accepts no re-serialisation"),
+            "{refused}"
+        );
+        // The raw bytes verify whatever the setting, and are stored as they are.
+        let h = headers(&[("x-webhook-signature", &sign_hex("s", sent))]);
+        let c = check(&h, sent, &["s"], 0);
+        assert_eq!(super::verify(GENERIC, &c).unwrap().reserialised, None);
     }
 }

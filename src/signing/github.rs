@@ -1,5 +1,6 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<hex>` over the raw body; the event type in
-//! `X-GitHub-Event`, the delivery id (for de-duplication) in `X-GitHub-Delivery`.
+//! `X-GitHub-Event`, the delivery id in `X-GitHub-Delivery`, which
+//! the signature does not cover (so events are de-duplicated by the body's hash).
 
 use super::{header, mac_matches, sign_hex, Check, Rejection, Verified};
 
@@ -28,8 +29,8 @@ pub fn verify(c: &Check) -> Result<Verified, Rejection> {
         ));
     }
     Ok(Verified {
-        event_type: header(c.headers, "x-github-event").map(str::to_string),
-        provider_event_id: header(c.headers, "x-github-delivery").map(str::to_string),
+        header_event_type: header(c.headers, "x-github-event").map(str::to_string),
+        ..Verified::default()
     })
 }
 
@@ -67,11 +68,9 @@ mod tests {
             0,
         ))
         .unwrap();
-        assert_eq!(v.event_type.as_deref(), Some("push"));
-        assert_eq!(
-            v.provider_event_id.as_deref(),
-            Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
-        );
+        assert_eq!(v.header_event_type.as_deref(), Some("push"));
+        // X-GitHub-Delivery is not signed: it never identifies the event.
+        assert_eq!(v.signed_id, None);
         assert!(verify(&check(
             &h,
             b"Hello, World?",

@@ -61,8 +61,8 @@ pub fn verify(c: &Check) -> Result<Verified, Rejection> {
         ));
     }
     Ok(Verified {
-        event_type: None,
-        provider_event_id: Some(id.to_string()),
+        signed_id: Some(id.to_string()),
+        ..Verified::default()
     })
 }
 
@@ -98,7 +98,7 @@ mod tests {
             ("webhook-signature", SIG),
         ]);
         let v = verify(&check(&h, BODY, &[SECRET], 1614265330)).unwrap();
-        assert_eq!(v.provider_event_id.as_deref(), Some(ID));
+        assert_eq!(v.signed_id.as_deref(), Some(ID));
         // Several signatures, one valid; the svix-* spelling.
         let many = format!("v1,AAAA {SIG} v2,zzz");
         let h = headers_of(&[

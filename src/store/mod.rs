@@ -330,6 +330,7 @@ pub struct WebhookChange {
     pub extra_headers: Option<BTreeMap<String, String>>,
     pub required_headers: Option<BTreeMap<String, Secret>>,
     pub forward_to: Option<Vec<WebhookId>>,
+    pub accept_compact_signatures: Option<bool>,
     pub updated_at: Millis,
 }
 

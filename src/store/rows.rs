@@ -103,6 +103,7 @@ pub(crate) fn webhook(c: &impl Columns) -> Result<Webhook> {
         first_failure_at: c.int("first_failure_at")?,
         disabled_reason: c.text("disabled_reason")?,
         forward_to: json(c, "forward_to")?,
+        accept_compact_signatures: c.flag("accept_compact_signatures")?,
     })
 }
 

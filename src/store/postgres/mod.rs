@@ -620,7 +620,7 @@ fn col<T: for<'a> tokio_postgres::types::FromSql<'a>>(row: &Row, name: &str) -> 
 
 const WEBHOOK_COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, \
     secret, previous_secret, previous_secret_expires_at, headers, created_at, updated_at, \
-    failure_count, first_failure_at, disabled_reason, forward_to";
+    failure_count, first_failure_at, disabled_reason, forward_to, accept_compact_signatures";
 
 const EVENT_COLUMNS: &str =
     "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
@@ -678,7 +678,7 @@ async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook) -> Result<()> {
     c.execute(
         &format!(
             "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         ),
         &[
             &w.id.as_str(),
@@ -698,6 +698,7 @@ async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook) -> Result<()> {
             &w.first_failure_at,
             &w.disabled_reason,
             &json_text(&w.forward_to),
+            &w.accept_compact_signatures,
         ],
     )
     .await?;
@@ -781,7 +782,8 @@ impl Store for PgStore {
                    headers = COALESCE($7, headers), forward_to = COALESCE($8, forward_to), \
                    failure_count = CASE WHEN $9 THEN 0 ELSE failure_count END, \
                    first_failure_at = CASE WHEN $9 THEN NULL ELSE first_failure_at END, \
-                   disabled_reason = CASE WHEN $9 THEN NULL ELSE disabled_reason END \
+                   disabled_reason = CASE WHEN $9 THEN NULL ELSE disabled_reason END, \
+                   accept_compact_signatures = COALESCE($10, accept_compact_signatures) \
                  WHERE id = $1",
                 &[
                     &id.as_str(),
@@ -793,6 +795,7 @@ impl Store for PgStore {
                     &headers,
                     &forward,
                     &ch.reset_health,
+                    &ch.accept_compact_signatures,
                 ],
             )
             .await?;

@@ -135,4 +135,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DELETE FROM deliveries WHERE direction = 'inbound' AND error IS NULL
         AND event_id IN (SELECT id FROM events);
     "#,
+    // 6: an inbound webhook may refuse signatures over a re-serialised body (SQLite's 10).
+    r#"
+    ALTER TABLE webhooks ADD COLUMN accept_compact_signatures BOOLEAN NOT NULL DEFAULT TRUE;
+    "#,
 ];

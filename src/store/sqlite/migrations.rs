@@ -156,6 +156,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DELETE FROM deliveries WHERE direction = 'inbound' AND error IS NULL
         AND event_id IN (SELECT id FROM events);
     "#,
+    // 10: an inbound webhook may refuse signatures over a re-serialised body.
+    r#"
+    ALTER TABLE webhooks ADD COLUMN accept_compact_signatures INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the

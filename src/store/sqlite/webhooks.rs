@@ -13,13 +13,13 @@ use crate::store::{json_text, WebhookChange, WebhookFilter};
 
 const COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, secret, \
     previous_secret, previous_secret_expires_at, headers, created_at, updated_at, failure_count, \
-    first_failure_at, disabled_reason, forward_to";
+    first_failure_at, disabled_reason, forward_to, accept_compact_signatures";
 
 pub(super) fn insert(c: &Connection, w: &Webhook) -> Result<()> {
     c.execute(
         &format!(
             "INSERT INTO webhooks ({COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
         ),
         params![
             w.id,
@@ -39,6 +39,7 @@ pub(super) fn insert(c: &Connection, w: &Webhook) -> Result<()> {
             w.first_failure_at,
             w.disabled_reason,
             json_text(&w.forward_to),
+            w.accept_compact_signatures,
         ],
     )?;
     record_change(c, &w.id, w.updated_at)
@@ -115,6 +116,9 @@ pub(super) fn update(
     }
     if let Some(f) = &ch.forward_to {
         set("forward_to = ?", SqlValue::Text(json_text(f)));
+    }
+    if let Some(a) = ch.accept_compact_signatures {
+        set("accept_compact_signatures = ?", SqlValue::Integer(a as i64));
     }
     args.push(SqlValue::Text(id.as_str().to_string()));
     c.execute(
