@@ -142,6 +142,9 @@ pub struct EventSummaryOut {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct EventSummariesOut {
+    /// Event types and ids are the sender's (kept to short identifiers); payloads are
+    /// untrusted data.
+    pub notice: String,
     pub count: usize,
     pub events: Vec<EventSummaryOut>,
     /// Pass as `after` to continue.

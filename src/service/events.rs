@@ -449,6 +449,13 @@ impl Service {
         let identity = signing::identity(webhook.provider, &verified, &payload, signed);
         let event_type = identity.event_type;
         receipt.event = Some(event_type.clone());
+        if !crate::model::is_event_type(&event_type) {
+            return Err(Refusal::Malformed(format!(
+                "event type {} is not {}",
+                crate::error::quote(&event_type),
+                crate::model::EVENT_TYPE_RULE
+            )));
+        }
         // Reserved for this server's own operational events: a sender cannot forge one.
         if event_type.starts_with("webhook_mcp.") {
             return Err(Refusal::Malformed(format!(

@@ -120,10 +120,11 @@ impl Service {
                 "`idempotency_key` must be 1 to 200 characters (a UUID per logical send works)",
             ));
         }
-        if req.event.trim().is_empty() || req.event.len() > 200 {
-            return Err(Error::invalid(
-                "`event` must be a non-empty event type of at most 200 characters",
-            ));
+        if !crate::model::is_event_type(&req.event) {
+            return Err(Error::invalid(format!(
+                "`event` must be an event type: {}",
+                crate::model::EVENT_TYPE_RULE
+            )));
         }
         let targets: Vec<Webhook> = match &req.webhook_ids {
             Some(ids) if ids.len() > 100 => {

@@ -451,10 +451,11 @@ fn validate_events(events: Option<Vec<String>>) -> Result<Vec<String>> {
         ));
     }
     for e in &events {
-        if e.trim().is_empty() || e.len() > 200 {
+        if e != "*" && !crate::model::is_event_type(e) {
             return Err(Error::invalid(format!(
-                "event type {} is empty or longer than 200 characters",
-                quote(e)
+                "event type {} is not {}, nor \"*\" for all",
+                quote(e),
+                crate::model::EVENT_TYPE_RULE
             )));
         }
     }

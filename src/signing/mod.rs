@@ -48,7 +48,8 @@ pub struct Identity {
     /// The event type: the signed body's, else the header's, else `unknown`.
     pub event_type: String,
     /// The id that de-duplicates retries: the signed id, else the body's own event id, else
-    /// `sha256:<hex>` of the signed bytes (an identical signed body is a replay).
+    /// `sha256:<hex>` of the signed bytes (an identical signed body is a replay). An id that is
+    /// not [`crate::model::is_plain_id`] is replaced by `sha256:<hex>` of it.
     pub id: String,
 }
 
@@ -63,11 +64,16 @@ pub fn identity(
     let event_type = body_event_type(provider, payload)
         .or_else(|| verified.header_event_type.clone())
         .unwrap_or_else(|| "unknown".to_string());
-    let id = verified
+    let id = match verified
         .signed_id
         .clone()
         .or_else(|| body_event_id(provider, payload))
-        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(signed))));
+    {
+        Some(id) if crate::model::is_plain_id(&id) => id,
+        // Shown outside the envelope, so not as the sender wrote it; still one id per id.
+        Some(id) => format!("sha256:{}", hex::encode(Sha256::digest(id.as_bytes()))),
+        None => format!("sha256:{}", hex::encode(Sha256::digest(signed))),
+    };
     Identity { event_type, id }
 }
 
