@@ -61,6 +61,11 @@ impl Instance {
             .arg(dir)
             .args(store)
             .env("WEBHOOK_MCP_LOG", "warn")
+            // PostgreSQL instances need the key that seals secrets (the same on each).
+            .env(
+                "WEBHOOK_MCP_SECRETS_KEY",
+                "d2ViaG9vay1tY3AgdGVzdCBzZWNyZXRzIGtleSAzMmI=",
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Some(Command::Redeliver(args)) => runtime.block_on(cli::deliveries::redeliver(args)),
         Some(Command::Send(args)) => runtime.block_on(cli::deliveries::send(args)),
         Some(Command::Doctor(args)) => runtime.block_on(cli::doctor::run(args)),
+        Some(Command::Secrets(cmd)) => runtime.block_on(cli::secrets::run(cmd)),
         None => runtime.block_on(cli::serve::run(ServeArgs::default())),
     };
     // The stdin reader sits in a blocking read that only EOF ends: do not wait for it.

@@ -396,7 +396,12 @@ async fn the_commands_work_on_postgresql() {
     let tmp = tempfile::tempdir().unwrap();
     let pg = |args: &[&str]| {
         let mut all = args.to_vec();
-        all.extend(["--database-url", &schema.url]);
+        all.extend([
+            "--database-url",
+            &schema.url,
+            "--secrets-key",
+            common::pg::SECRETS_KEY,
+        ]);
         cli_json(tmp.path(), &all)
     };
     let created = pg(&["webhooks", "create", "--provider", "stripe"]);

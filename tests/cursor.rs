@@ -99,7 +99,7 @@ async fn postgres_instances_writing_at_once_skip_nothing() {
     let mut stores: Vec<SharedStore> = vec![];
     for _ in 0..4 {
         stores.push(Arc::new(
-            webhook_mcp::store::postgres::PgStore::connect(&schema.url)
+            webhook_mcp::store::postgres::PgStore::connect(&schema.url, common::pg::keyring())
                 .await
                 .unwrap(),
         ));

@@ -953,6 +953,8 @@ async fn webhook_mode_delivers_each_event_once_across_instances_on_postgres() {
         "tok-1",
         "--database-url",
         schema.url.as_str(),
+        "--secrets-key",
+        common::pg::SECRETS_KEY,
     ];
     let one = HttpServer::start(&flags);
     let two = HttpServer::start(&flags);

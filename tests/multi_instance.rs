@@ -218,6 +218,8 @@ async fn three_instances_on_postgres_share_events_and_deliver_each_message_once(
     let args = [
         "--database-url",
         schema.url.as_str(),
+        "--secrets-key",
+        pg::SECRETS_KEY,
         "--allow-private-targets",
     ];
     let dir = tempfile::tempdir().unwrap(); // unused by PostgreSQL instances, but given
@@ -390,6 +392,8 @@ async fn on_postgres_the_others_finish_a_killed_instance_s_deliveries() {
     let args = [
         "--database-url",
         schema.url.as_str(),
+        "--secrets-key",
+        pg::SECRETS_KEY,
         "--allow-private-targets",
     ];
     let dir = tempfile::tempdir().unwrap();
@@ -477,6 +481,7 @@ async fn python_listener(
         .arg(script)
         .args([common::BIN, database_url, mode])
         .arg(data_dir)
+        .env("WEBHOOK_MCP_SECRETS_KEY", pg::SECRETS_KEY)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -499,7 +504,12 @@ async fn on_postgres_python_sdk_sessions_on_two_other_instances_are_told_once_ea
     let first = Server::start_with(
         Era::Legacy,
         Some(dir.path()),
-        &["--database-url", schema.url.as_str()],
+        &[
+            "--database-url",
+            schema.url.as_str(),
+            "--secrets-key",
+            pg::SECRETS_KEY,
+        ],
     )
     .await;
     let (_, url, secret) = first.inbound(json!({})).await;

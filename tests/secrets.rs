@@ -5,6 +5,8 @@
 
 mod common;
 
+use webhook_mcp::store::sealing::SecretsKey;
+
 use common::sink::Sink;
 use common::{hex_hmac, voyager_body, Era, Server, BIN};
 use serde_json::json;
@@ -189,4 +191,150 @@ fn the_data_dir_and_the_store_files_are_private_whatever_the_umask() {
     if dir.join("webhook-mcp.db-wal").exists() {
         assert_eq!(mode(&dir.join("webhook-mcp.db-wal")), 0o600);
     }
+}
+
+/// Issue 21, step 5: secrets, previous secrets, required inbound header values and outbound
+/// credential headers are sealed at rest under `<data-dir>/secrets.key` (0600): none of them is
+/// in the database's bytes. `secrets rotate-key` re-seals under a new key that the restarted
+/// server opens; `doctor` says where the key is; PostgreSQL refuses to start without one.
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_with(Era::Legacy, Some(&dir), &["--allow-private-targets"]).await;
+    let (secret, api_key, bearer) = (
+        "inbound-secret-R4t5Y6u7",
+        "required-value-P0o9I8u7",
+        "outbound-bearer-L1k2J3h4",
+    );
+    let created = s
+        .call(
+            "create_webhook",
+            json!({ "direction": "inbound", "secret": secret,
+                    "require_headers": { "X-Api-Key": api_key } }),
+        )
+        .await;
+    let (id, url) = (
+        created["webhook"]["id"].as_str().unwrap().to_string(),
+        created["webhook"]["url"].as_str().unwrap().to_string(),
+    );
+    s.call(
+        "create_webhook",
+        json!({ "direction": "outbound", "url": "http://127.0.0.1:9/x",
+                "headers": { "Authorization": format!("Bearer {bearer}") } }),
+    )
+    .await;
+    // The old secret becomes the previous one (kept, sealed, for the grace period).
+    let rotated = s
+        .call("rotate_secret", json!({ "id": id, "grace_seconds": 3600 }))
+        .await;
+    let new_secret = rotated["webhook"]["secret"].as_str().unwrap().to_string();
+    s.stop().await;
+
+    let raw = || {
+        let mut bytes = vec![];
+        for name in ["webhook-mcp.db", "webhook-mcp.db-wal"] {
+            bytes.extend(std::fs::read(dir.join(name)).unwrap_or_default());
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let stored = raw();
+    for plain in [secret, new_secret.as_str(), api_key, bearer] {
+        assert!(
+            !stored.contains(plain),
+            "{plain} is in the database's bytes"
+        );
+    }
+    assert!(stored.contains("sealed:v1:"));
+    let key_file = dir.join("secrets.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let keys = |path: &std::path::Path| -> Vec<SecretsKey> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| SecretsKey::parse(l).unwrap())
+            .collect()
+    };
+    let first = keys(&key_file);
+    assert_eq!(first.len(), 1);
+    assert!(stored.contains(&format!("sealed:v1:{}:", first[0].id())));
+
+    let out = common::succeed(
+        std::process::Command::new(BIN)
+            .args(["secrets", "rotate-key", "--data-dir"])
+            .arg(&dir),
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    let now = keys(&key_file);
+    assert_eq!(now.len(), 2, "the new key first, the previous one kept");
+    assert_eq!(now[1].id(), first[0].id());
+    assert!(said.contains(&now[0].id()), "{said}");
+    // Every live row is sealed under the new key (old bytes may linger in free pages).
+    let c = rusqlite::Connection::open(dir.join("webhook-mcp.db")).unwrap();
+    let columns: Vec<Option<String>> = c
+        .prepare("SELECT secret, previous_secret, headers FROM webhooks")
+        .unwrap()
+        .query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))
+        .unwrap()
+        .flat_map(|r| r.unwrap())
+        .collect();
+    let sealed_new = format!("sealed:v1:{}:", now[0].id());
+    assert_eq!(columns.iter().flatten().count(), 5, "{columns:?}");
+    assert!(
+        columns.iter().flatten().all(|v| v.starts_with(&sealed_new)),
+        "{columns:?}"
+    );
+    drop(c);
+
+    // The restarted server opens the re-sealed secrets: the request verifies with the new
+    // secret, the old one (within its grace) and the required header.
+    let s = Server::start_with(Era::Legacy, Some(&dir), &["--allow-private-targets"]).await;
+    for key in [new_secret.as_str(), secret] {
+        let body = voyager_body(&format!("sealed-{key}"), "x");
+        let (status, ans) = s
+            .post(
+                &url,
+                &body,
+                &[
+                    ("x-webhook-signature", &hex_hmac(key, body.as_bytes())),
+                    ("x-api-key", api_key),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{ans}");
+    }
+    assert!(!s.logged(&[&now[0].to_text()]) && !s.logged(&[&first[0].to_text()]));
+    s.stop().await;
+
+    let doctor = std::process::Command::new(BIN)
+        .args(["doctor", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report.contains("secrets.key") && report.contains(&now[0].id()),
+        "{report}"
+    );
+    assert!(!report.contains(&now[0].to_text()), "{report}");
+
+    let pg = std::process::Command::new(BIN)
+        .args([
+            "webhooks",
+            "ls",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/none",
+        ])
+        .env_remove("WEBHOOK_MCP_SECRETS_KEY")
+        .output()
+        .unwrap();
+    assert!(!pg.status.success());
+    let why = String::from_utf8_lossy(&pg.stderr);
+    assert!(why.contains("--secrets-key"), "{why}");
 }

@@ -78,7 +78,7 @@ async fn sqlite_store(_test: &str) -> Option<(SharedStore, Box<dyn std::any::Any
 /// A fresh PostgreSQL store in a schema of its own (dropped with the guard).
 async fn postgres_store(test: &str) -> Option<(SharedStore, Box<dyn std::any::Any>)> {
     let schema = pg::TestSchema::create(&format!("store_conformance::postgres::{test}")).await?;
-    let store = webhook_mcp::store::postgres::PgStore::connect(&schema.url)
+    let store = webhook_mcp::store::postgres::PgStore::connect(&schema.url, pg::keyring())
         .await
         .unwrap();
     Some((Arc::new(store), Box::new(schema)))

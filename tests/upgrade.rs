@@ -18,6 +18,16 @@ const OUTBOUND: &str = "22222222-2222-4222-8222-222222222222";
 const EVENT: &str = "0190aaaa-0000-7000-8000-000000000001";
 const RAISED: &str = "0190aaaa-0000-7000-8000-000000000002";
 
+/// Every webhook's secret and headers column is sealed and holds no plain secret.
+fn assert_sealed(raw: &[(String, String)]) {
+    assert_eq!(raw.len(), 2);
+    for (secret, headers) in raw {
+        assert!(secret.starts_with("sealed:v1:"), "{secret}");
+        assert!(headers.starts_with("sealed:v1:"), "{headers}");
+        assert!(!secret.contains("whsec_"));
+    }
+}
+
 /// What the old release wrote: two webhooks, a received event and an operational one, the
 /// received event's receipt (pointing at it, no body), a duplicate's receipt, a refusal, and a
 /// queued message with its pending attempt. One text for both databases (literals only).
@@ -190,6 +200,17 @@ async fn a_sqlite_store_of_the_previous_release_opens_intact() {
     }
     let store = webhook_mcp::store::sqlite::SqliteStore::open(&path).unwrap();
     assert_eq!(check(Arc::new(store)).await, 4);
+    // The plain secrets of the old release are sealed on upgrade (issue 21, step 5).
+    let raw: Vec<(String, String)> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .prepare("SELECT secret, headers FROM webhooks")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_sealed(&raw);
+    assert!(dir.path().join("secrets.key").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,8 +236,31 @@ async fn a_postgres_store_of_the_previous_release_opens_intact() {
             .unwrap();
         client.batch_execute(&old_rows()).await.unwrap();
     }
-    let store = webhook_mcp::store::postgres::PgStore::connect(&schema.url)
+    let store = webhook_mcp::store::postgres::PgStore::connect(&schema.url, common::pg::keyring())
         .await
         .unwrap();
     assert!(check(Arc::new(store)).await > 2);
+    let (client, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let raw: Vec<(String, String)> = client
+        .query("SELECT secret, headers FROM webhooks", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_sealed(&raw);
+    // Another key opens nothing: the store refuses to start rather than serve garbage.
+    let other = webhook_mcp::store::sealing::Keyring::from_text(
+        &webhook_mcp::store::sealing::SecretsKey::generate().to_text(),
+        webhook_mcp::store::sealing::KeySource::Given,
+    )
+    .unwrap();
+    let refused = webhook_mcp::store::postgres::PgStore::connect(&schema.url, other)
+        .await
+        .err()
+        .expect("a store sealed under another key");
+    assert!(refused.to_string().contains("does not hold"), "{refused}");
 }

@@ -13,6 +13,7 @@ use super::admin::{status_cell, table, AdminArgs};
 use super::StartError;
 use crate::model::now_millis;
 use crate::service::Service;
+use crate::store::sealing::KeySource;
 
 /// Check a setup and say what to fix.
 #[derive(Debug, Args)]
@@ -72,6 +73,7 @@ pub async fn run(a: DoctorArgs) -> Result<(), StartError> {
     if !postgres {
         checks.push(data_dir(&a.admin));
     }
+    checks.push(secrets_key(&a.admin));
     let svc = match a.admin.service().await {
         Ok(svc) => Some(svc),
         Err(e) => {
@@ -127,6 +129,51 @@ fn data_dir(admin: &AdminArgs) -> Check {
         )
         .fix("make it writable or free space, or pick another with --data-dir"),
     }
+}
+
+/// Where the key that seals stored secrets is, and whether only its owner can read it.
+fn secrets_key(admin: &AdminArgs) -> Check {
+    let keys = match admin.store.keyring() {
+        Ok(k) => k,
+        Err(e) => {
+            return check("secrets key", Level::Fail, e.0)
+                .fix("give --secrets-key (WEBHOOK_MCP_SECRETS_KEY), the same on every instance")
+        }
+    };
+    let ids = keys.key_ids();
+    let held = if ids.len() > 1 {
+        format!(
+            "sealing key {} (and {} older, to open what it sealed)",
+            ids[0],
+            ids.len() - 1
+        )
+    } else {
+        format!("sealing key {}", ids[0])
+    };
+    let detail = format!("{held}, from {}", keys.source());
+    let KeySource::File(path) = keys.source() else {
+        return check("secrets key", Level::Ok, detail);
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777);
+        if let Some(mode) = mode.filter(|m| m & 0o077 != 0) {
+            return check(
+                "secrets key",
+                Level::Warn,
+                format!("{detail}: mode {mode:o}, readable by others"),
+            )
+            .fix(format!("chmod 600 {}", path.display()));
+        }
+    }
+    check(
+        "secrets key",
+        Level::Ok,
+        format!("{detail} (mode 600; back it up with the database: without it no stored secret can be read)"),
+    )
 }
 
 async fn store(svc: &Service, postgres: bool) -> Vec<Check> {

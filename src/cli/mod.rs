@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod events;
 pub mod logging;
 pub mod prune;
+pub mod secrets;
 pub mod serve;
 pub mod webhooks;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::store::postgres::PgStore;
+use crate::store::sealing::{KeySource, Keyring};
 use crate::store::sqlite::SqliteStore;
 use crate::store::SharedStore;
 
@@ -62,6 +64,9 @@ pub enum Command {
     Send(deliveries::SendArgs),
     /// Check the data directory, store, receiver, public URL and clock; say what to fix.
     Doctor(doctor::DoctorArgs),
+    /// The key that seals stored secrets.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCmd),
 }
 
 /// Where the store is: a PostgreSQL URL, or the SQLite file in a data directory.
@@ -76,6 +81,24 @@ pub struct StoreArgs {
     /// (add ?sslmode=require for TLS).
     #[arg(long, env = "WEBHOOK_MCP_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// The key(s) that seal webhook secrets and credential headers at rest: 32 random bytes in
+    /// base64 (`openssl rand -base64 32`), comma-separated during a rotation (the first seals,
+    /// each opens). Required with --database-url, the same on every instance; for SQLite it
+    /// replaces the key file <data-dir>/secrets.key.
+    #[arg(long, env = "WEBHOOK_MCP_SECRETS_KEY", hide_env_values = true,
+          value_parser = |s: &str| Ok::<_, String>(crate::model::Secret::new(s)))]
+    pub secrets_key: Option<crate::model::Secret>,
+}
+
+// `StoreArgs` derives Debug: the key is a `Secret`, so it prints as `***`.
+impl StoreArgs {
+    fn given_keys(&self) -> Option<&str> {
+        self.secrets_key
+            .as_ref()
+            .map(|k| k.expose())
+            .filter(|k| !k.trim().is_empty())
+    }
 }
 
 /// How long history is kept.
@@ -248,6 +271,28 @@ impl Default for ServeArgs {
     }
 }
 
+/// A store opened as its concrete backend (for commands that need more than `Store`).
+pub enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Backend {
+    pub fn keyring(&self) -> &Keyring {
+        match self {
+            Backend::Sqlite(s) => s.keyring(),
+            Backend::Postgres(s) => s.keyring(),
+        }
+    }
+
+    pub async fn reseal(&self) -> crate::error::Result<usize> {
+        match self {
+            Backend::Sqlite(s) => s.reseal().await,
+            Backend::Postgres(s) => s.reseal().await,
+        }
+    }
+}
+
 /// Something that stops a command from starting, worded for the person running it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -256,28 +301,60 @@ pub struct StartError(pub String);
 impl StoreArgs {
     /// Opens the store these flags point at, creating the data directory if needed.
     pub async fn open(&self) -> Result<SharedStore, StartError> {
+        Ok(match self.open_backend().await? {
+            Backend::Postgres(s) => Arc::new(s),
+            Backend::Sqlite(s) => Arc::new(s),
+        })
+    }
+
+    /// The keyring these flags name: `--secrets-key`, else the SQLite store's key file.
+    pub fn keyring(&self) -> Result<Keyring, StartError> {
+        if let Some(keys) = self.given_keys() {
+            return Keyring::from_text(keys, KeySource::Given)
+                .map_err(|e| StartError(format!("--secrets-key: {e}")));
+        }
+        if self.database_url.is_some() {
+            return Err(StartError(
+                "--database-url needs --secrets-key (or WEBHOOK_MCP_SECRETS_KEY): the key that \
+                 seals webhook secrets at rest, the same on every instance; make one with \
+                 `openssl rand -base64 32`"
+                    .into(),
+            ));
+        }
+        let data_dir = self.data_dir();
+        self.private_data_dir(&data_dir)?;
+        Keyring::for_data_dir(&data_dir).map_err(|e| StartError(e.to_string()))
+    }
+
+    fn private_data_dir(&self, data_dir: &std::path::Path) -> Result<(), StartError> {
+        private_dir(data_dir).map_err(|e| {
+            StartError(format!(
+                "cannot create the data directory {} (mode 0700): {e}; pick another with --data-dir",
+                data_dir.display()
+            ))
+        })
+    }
+
+    /// Opens the store these flags point at as its concrete backend.
+    pub async fn open_backend(&self) -> Result<Backend, StartError> {
+        let keys = self.keyring()?;
         if let Some(url) = &self.database_url {
-            let store = PgStore::connect(url).await.map_err(|e| {
+            let store = PgStore::connect(url, keys).await.map_err(|e| {
                 StartError(format!(
                     "cannot open the PostgreSQL store ({}): {e}",
                     redact_url(url)
                 ))
             })?;
             tracing::info!(database = %redact_url(url), "store open (PostgreSQL)");
-            return Ok(Arc::new(store));
+            return Ok(Backend::Postgres(store));
         }
         let data_dir = self.data_dir();
-        private_dir(&data_dir).map_err(|e| {
-            StartError(format!(
-                "cannot create the data directory {} (mode 0700): {e}; pick another with --data-dir",
-                data_dir.display()
-            ))
-        })?;
+        self.private_data_dir(&data_dir)?;
         let db = data_dir.join("webhook-mcp.db");
-        let store = SqliteStore::open(&db)
+        let store = SqliteStore::open_with(&db, keys)
             .map_err(|e| StartError(format!("cannot open the store {}: {e}", db.display())))?;
         tracing::info!(path = %db.display(), "store open");
-        Ok(Arc::new(store))
+        Ok(Backend::Sqlite(store))
     }
 
     pub fn data_dir(&self) -> PathBuf {

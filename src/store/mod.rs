@@ -11,6 +11,7 @@ pub mod cache;
 pub mod log;
 pub mod postgres;
 mod rows;
+pub mod sealing;
 mod sql;
 pub mod sqlite;
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 
+use super::sealing::Keyring;
 use crate::error::{Error, Result};
 use crate::model::{
     enum_from_text, Attempt, Delivery, Direction, Event, EventId, EventSubscription,
@@ -61,10 +62,55 @@ pub(crate) fn subscription(c: &impl Columns) -> Result<EventSubscription> {
     })
 }
 
-pub(crate) fn webhook(c: &impl Columns) -> Result<Webhook> {
+/// A webhook's sealed columns, as both backends write them.
+pub(crate) struct Sealed {
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub headers: String,
+}
+
+impl Sealed {
+    pub fn of(w: &Webhook, keys: &Keyring) -> Sealed {
+        let id = w.id.as_str();
+        Sealed {
+            secret: keys.seal(id, w.secret.expose()),
+            previous_secret: w
+                .previous_secret
+                .as_ref()
+                .map(|p| keys.seal(id, p.secret.expose())),
+            headers: keys.seal(
+                id,
+                &headers_json(w.direction, &w.extra_headers, &w.required_headers),
+            ),
+        }
+    }
+}
+
+/// The headers column's plain JSON: one column holds either kind of header map, by direction.
+pub(crate) fn headers_json(
+    direction: Direction,
+    extra: &BTreeMap<String, String>,
+    required: &BTreeMap<String, Secret>,
+) -> String {
+    match direction {
+        Direction::Outbound => super::json_text(extra),
+        Direction::Inbound => super::json_text(
+            &required
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.expose()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+    }
+}
+
+/// A webhook row, its sealed columns opened with `keys` (see `sealing`).
+pub(crate) fn webhook(c: &impl Columns, keys: &Keyring) -> Result<Webhook> {
+    let id = text(c, "id")?;
     let direction: Direction = enumerated(c, "direction")?;
     // One column holds either kind of header map, by direction.
-    let headers: BTreeMap<String, String> = json(c, "headers")?;
+    let headers: BTreeMap<String, String> =
+        serde_json::from_str(&keys.open(&id, &text(c, "headers")?)?)
+            .map_err(|e| Error::Store(format!("column `headers`: {e}")))?;
     let (extra_headers, required_headers) = match direction {
         Direction::Outbound => (headers, BTreeMap::new()),
         Direction::Inbound => (
@@ -80,20 +126,20 @@ pub(crate) fn webhook(c: &impl Columns) -> Result<Webhook> {
         c.int("previous_secret_expires_at")?,
     ) {
         (Some(secret), Some(expires_at)) => Some(PreviousSecret {
-            secret: Secret::new(secret),
+            secret: Secret::new(keys.open(&id, &secret)?),
             expires_at,
         }),
         _ => None,
     };
     Ok(Webhook {
-        id: text(c, "id")?.into(),
+        secret: Secret::new(keys.open(&id, &text(c, "secret")?)?),
+        id: id.into(),
         direction,
         target_url: text(c, "target_url")?,
         provider: enumerated(c, "provider")?,
         events: json(c, "events")?,
         description: text(c, "description")?,
         enabled: c.flag("enabled")?,
-        secret: Secret::new(text(c, "secret")?),
         previous_secret,
         extra_headers,
         required_headers,

@@ -4,6 +4,18 @@
 #![allow(dead_code)]
 
 pub const ENV: &str = "WEBHOOK_MCP_TEST_DATABASE_URL";
+/// The secrets key every test instance on PostgreSQL is given (`--secrets-key`).
+pub const SECRETS_KEY: &str = "d2ViaG9vay1tY3AgdGVzdCBzZWNyZXRzIGtleSAzMmI=";
+
+/// The keyring of [`SECRETS_KEY`], for stores opened in the test process.
+#[allow(dead_code)]
+pub fn keyring() -> webhook_mcp::store::sealing::Keyring {
+    webhook_mcp::store::sealing::Keyring::from_text(
+        SECRETS_KEY,
+        webhook_mcp::store::sealing::KeySource::Given,
+    )
+    .unwrap()
+}
 
 pub struct TestSchema {
     base: String,

@@ -10,6 +10,7 @@ webhook://events it got and the newest event's id. Exits non-zero if none came w
 """
 
 import json
+import os
 import sys
 import warnings
 
@@ -34,6 +35,7 @@ async def main(binary: str, database_url: str, mode: str, data_dir: str) -> None
     params = StdioServerParameters(
         command=binary,
         args=["serve", "--database-url", database_url, "--data-dir", data_dir,
+              "--secrets-key", os.environ["WEBHOOK_MCP_SECRETS_KEY"],
               "--receiver-addr", "127.0.0.1:0"],
         env={"WEBHOOK_MCP_LOG": "warn"},
     )

@@ -36,6 +36,7 @@ use tokio_postgres::{AsyncMessage, NoTls, Row};
 use super::cache::WebhookCache;
 use super::log::{self, LogPage};
 use super::rows;
+use super::sealing::Keyring;
 use super::sql::{Arg, Statement};
 use super::{
     json_text, ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventNotice, EventQuery,
@@ -68,6 +69,8 @@ pub struct PgStore {
     /// Where the ingest writer announces the events it committed.
     commits: super::Commits,
     store_id: Arc<str>,
+    /// Opens and seals the webhooks' secret columns (`--secrets-key`).
+    keys: Arc<Keyring>,
 }
 
 struct IngestJob {
@@ -93,7 +96,9 @@ impl From<deadpool_postgres::PoolError> for Error {
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db?...`), brings the schema up to date and
     /// starts the ingest writer and the change listener.
-    pub async fn connect(url: &str) -> Result<Self> {
+    /// Connects, brings the schema up to date and seals any secret not yet sealed under
+    /// `keys`' sealing key (every instance must be given the same keys).
+    pub async fn connect(url: &str, keys: Keyring) -> Result<Self> {
         let config = tokio_postgres::Config::from_str(url)
             .map_err(|e| Error::invalid(format!("--database-url is not a PostgreSQL URL: {e}")))?;
         let tls = Tls::for_mode(config.get_ssl_mode())?;
@@ -106,7 +111,17 @@ impl PgStore {
             .build()
             .map_err(|e| Error::Internal(format!("cannot build the connection pool: {e}")))?;
         migrate(&pool).await?;
-        let client = pool.get().await?;
+        let mut client = pool.get().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let resealed = reseal(&mut client, &keys).await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        if resealed? > 0 {
+            tracing::info!("sealed stored secrets under the current key");
+        }
         let store_id: String = client
             .query_one("SELECT value FROM meta WHERE key = 'store_id'", &[])
             .await?
@@ -143,7 +158,19 @@ impl PgStore {
             channel,
             commits,
             store_id: store_id.into(),
+            keys: Arc::new(keys),
         })
+    }
+
+    /// Re-seals every stored secret under the keyring's sealing key (`secrets rotate-key`);
+    /// returns how many webhooks changed.
+    pub async fn reseal(&self) -> Result<usize> {
+        let mut client = self.client().await?;
+        reseal(&mut client, &self.keys).await
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keys
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -633,14 +660,56 @@ fn subscription_row(r: &Row) -> Result<EventSubscription> {
     rows::subscription(r)
 }
 
-async fn get_webhook(c: &impl GenericClient, id: &WebhookId) -> Result<Option<Webhook>> {
+async fn get_webhook(
+    c: &impl GenericClient,
+    id: &WebhookId,
+    keys: &Keyring,
+) -> Result<Option<Webhook>> {
     c.query_opt(
         &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"),
         &[&id.as_str()],
     )
     .await?
-    .map(|r| rows::webhook(&r))
+    .map(|r| rows::webhook(&r, keys))
     .transpose()
+}
+
+/// Seals every secret column not yet sealed under the keyring's sealing key (rows from before
+/// sealing, or under an older key), in one transaction; returns how many webhooks changed.
+async fn reseal(c: &mut deadpool_postgres::Client, keys: &Keyring) -> Result<usize> {
+    let tx = c.transaction().await?;
+    let rows = tx
+        .query(
+            "SELECT id, secret, previous_secret, headers FROM webhooks FOR UPDATE",
+            &[],
+        )
+        .await?;
+    let mut changed = 0;
+    for r in &rows {
+        let (id, secret, previous, headers): (String, String, Option<String>, String) = (
+            col(r, "id")?,
+            col(r, "secret")?,
+            col(r, "previous_secret")?,
+            col(r, "headers")?,
+        );
+        let stale = keys.needs_sealing(&secret)
+            || keys.needs_sealing(&headers)
+            || previous.as_deref().is_some_and(|p| keys.needs_sealing(p));
+        if !stale {
+            continue;
+        }
+        let reseal = |v: &str| -> Result<String> { Ok(keys.seal(&id, &keys.open(&id, v)?)) };
+        let (secret, headers) = (reseal(&secret)?, reseal(&headers)?);
+        let previous = previous.as_deref().map(reseal).transpose()?;
+        tx.execute(
+            "UPDATE webhooks SET secret = $2, previous_secret = $3, headers = $4 WHERE id = $1",
+            &[&id, &secret, &previous, &headers],
+        )
+        .await?;
+        changed += 1;
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 /// Binds a shared statement's arguments.
@@ -664,16 +733,8 @@ async fn query_opt(c: &impl GenericClient, s: &Statement) -> Result<Option<Row>>
 }
 
 /// Inserts a webhook row (the caller records the change).
-async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook) -> Result<()> {
-    let headers = match w.direction {
-        Direction::Outbound => json_text(&w.extra_headers),
-        Direction::Inbound => json_text(
-            &w.required_headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.expose()))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-    };
+async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook, keys: &Keyring) -> Result<()> {
+    let sealed = rows::Sealed::of(w, keys);
     let prev = w.previous_secret.as_ref();
     c.execute(
         &format!(
@@ -688,10 +749,10 @@ async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook) -> Result<()> {
             &json_text(&w.events),
             &w.description,
             &w.enabled,
-            &w.secret.expose(),
-            &prev.map(|p| p.secret.expose()),
+            &sealed.secret,
+            &sealed.previous_secret,
             &prev.map(|p| p.expires_at),
-            &headers,
+            &sealed.headers,
             &w.created_at,
             &w.updated_at,
             &w.failure_count,
@@ -711,7 +772,7 @@ impl Store for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         lock_changes(&tx).await?;
-        insert_webhook_row(&tx, w).await?;
+        insert_webhook_row(&tx, w, &self.keys).await?;
         record_change(&tx, &self.channel, &w.id, w.updated_at).await?;
         tx.commit().await?;
         Ok(())
@@ -722,7 +783,7 @@ impl Store for PgStore {
             return Ok(Some(w));
         }
         let generation = self.cache.generation();
-        let found = get_webhook(&self.client().await?, id).await?;
+        let found = get_webhook(&self.client().await?, id, &self.keys).await?;
         if let Some(w) = &found {
             self.cache.put(generation, w);
         }
@@ -751,7 +812,7 @@ impl Store for PgStore {
                 &params,
             )
             .await?;
-        rows.iter().map(rows::webhook).collect()
+        rows.iter().map(|r| rows::webhook(r, &self.keys)).collect()
     }
 
     async fn update_webhook(&self, id: &WebhookId, ch: WebhookChange) -> Result<Option<Webhook>> {
@@ -759,20 +820,21 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             lock_changes(&tx).await?;
-            let Some(current) = get_webhook(&tx, id).await? else {
+            let Some(current) = get_webhook(&tx, id, &self.keys).await? else {
                 return Ok(None);
             };
             let events = ch.events.as_ref().map(json_text);
             let headers = match current.direction {
-                Direction::Outbound => ch.extra_headers.as_ref().map(json_text),
-                Direction::Inbound => ch.required_headers.as_ref().map(|h| {
-                    json_text(
-                        &h.iter()
-                            .map(|(k, v)| (k.as_str(), v.expose()))
-                            .collect::<BTreeMap<_, _>>(),
-                    )
-                }),
-            };
+                Direction::Outbound => ch
+                    .extra_headers
+                    .as_ref()
+                    .map(|h| rows::headers_json(Direction::Outbound, h, &BTreeMap::new())),
+                Direction::Inbound => ch
+                    .required_headers
+                    .as_ref()
+                    .map(|h| rows::headers_json(Direction::Inbound, &BTreeMap::new(), h)),
+            }
+            .map(|h| self.keys.seal(id.as_str(), &h));
             let forward = ch.forward_to.as_ref().map(json_text);
             // Only the fields given are written (NULL parameters keep the column).
             tx.execute(
@@ -800,7 +862,7 @@ impl Store for PgStore {
             )
             .await?;
             record_change(&tx, &self.channel, id, ch.updated_at).await?;
-            let updated = get_webhook(&tx, id).await?;
+            let updated = get_webhook(&tx, id, &self.keys).await?;
             tx.commit().await?;
             Ok(updated)
         }
@@ -827,14 +889,19 @@ impl Store for PgStore {
                        previous_secret = CASE WHEN $3::int8 IS NULL THEN NULL ELSE secret END, \
                        previous_secret_expires_at = $3, secret = $2, updated_at = $4 \
                      WHERE id = $1",
-                    &[&id.as_str(), &secret.expose(), &grace_until, &now],
+                    &[
+                        &id.as_str(),
+                        &self.keys.seal(id.as_str(), secret.expose()),
+                        &grace_until,
+                        &now,
+                    ],
                 )
                 .await?;
             if n == 0 {
                 return Ok(None);
             }
             record_change(&tx, &self.channel, id, now).await?;
-            let rotated = get_webhook(&tx, id).await?;
+            let rotated = get_webhook(&tx, id, &self.keys).await?;
             tx.commit().await?;
             Ok(rotated)
         }
@@ -931,7 +998,7 @@ impl Store for PgStore {
             }
             tx.execute("DELETE FROM webhooks WHERE id = $1", &[&w.id.as_str()])
                 .await?;
-            insert_webhook_row(&tx, w).await?;
+            insert_webhook_row(&tx, w, &self.keys).await?;
             record_change(&tx, &self.channel, &w.id, w.updated_at).await?;
             tx.commit().await?;
             Ok(true)
@@ -1328,7 +1395,7 @@ impl Store for PgStore {
                 .map(|r| col(&r, "body"))
                 .transpose()?
                 .unwrap_or_default();
-            let webhook = get_webhook(&tx, &attempt.webhook_id).await?;
+            let webhook = get_webhook(&tx, &attempt.webhook_id, &self.keys).await?;
             out.push(Claimed {
                 attempt,
                 body,

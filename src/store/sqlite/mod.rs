@@ -24,6 +24,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
 use super::log::LogPage;
+use super::sealing::Keyring;
 use super::{
     ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventQuery, Ingest, InsertOutcome,
     InstanceId, MessageState, Outgoing, PruneCutoffs, Pruned, Store, WebhookChange, WebhookFilter,
@@ -45,6 +46,8 @@ pub struct SqliteStore {
     /// Where the writer thread announces the events it committed.
     commits: crate::store::Commits,
     store_id: Arc<str>,
+    /// Opens and seals the webhooks' secret columns.
+    keys: Arc<Keyring>,
 }
 
 /// How often `wait_for_change` looks for another process's commits: with the query that
@@ -56,6 +59,13 @@ impl SqliteStore {
     /// file and its `-wal`/`-shm` companions are readable by their owner only (0600), whatever
     /// the umask: they hold webhook secrets and every payload.
     pub fn open(path: &Path) -> Result<Self> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::open_with(path, Keyring::for_data_dir(dir)?)
+    }
+
+    /// Opens the database at `path` with the secrets keyring `keys` (see `store::sealing`);
+    /// any secret not yet sealed under its sealing key is sealed now.
+    pub fn open_with(path: &Path, keys: Keyring) -> Result<Self> {
         private_file(path)?;
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
@@ -69,6 +79,16 @@ impl SqliteStore {
             }
         }
         migrations::apply(&mut conn)?;
+        // Read first: a store with nothing to seal is not written to at open.
+        if !webhooks::unsealed(&conn, &keys)?.is_empty() {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let resealed = webhooks::reseal(&tx, &keys)?;
+            tx.commit()?;
+            tracing::info!(
+                webhooks = resealed,
+                "sealed stored secrets under the current key"
+            );
+        }
         let store_id: String =
             conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
                 r.get(0)
@@ -92,7 +112,19 @@ impl SqliteStore {
             receipts,
             commits,
             store_id: store_id.into(),
+            keys: Arc::new(keys),
         })
+    }
+
+    /// Re-seals every stored secret under the keyring's sealing key (`secrets rotate-key`);
+    /// returns how many webhooks changed.
+    pub async fn reseal(&self) -> Result<usize> {
+        let keys = self.keys.clone();
+        self.write(move |tx| webhooks::reseal(tx, &keys)).await
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keys
     }
 
     /// Runs `f` with the write connection on the blocking pool.
@@ -156,8 +188,8 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()> {
-        let w = webhook.clone();
-        self.write(move |tx| webhooks::insert(tx, &w)).await
+        let (w, keys) = (webhook.clone(), self.keys.clone());
+        self.write(move |tx| webhooks::insert(tx, &w, &keys)).await
     }
 
     async fn get_webhook(&self, id: &WebhookId) -> Result<Option<Webhook>> {
@@ -165,8 +197,8 @@ impl Store for SqliteStore {
             return Ok(Some(w));
         }
         let generation = self.webhooks.generation();
-        let owned = id.clone();
-        let found = self.read(move |c| webhooks::get(c, &owned)).await?;
+        let (owned, keys) = (id.clone(), self.keys.clone());
+        let found = self.read(move |c| webhooks::get(c, &owned, &keys)).await?;
         if let Some(w) = &found {
             self.webhooks.put(generation, w);
         }
@@ -174,7 +206,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_webhooks(&self, filter: WebhookFilter) -> Result<Vec<Webhook>> {
-        self.read(move |c| webhooks::list(c, &filter)).await
+        let keys = self.keys.clone();
+        self.read(move |c| webhooks::list(c, &filter, &keys)).await
     }
 
     async fn update_webhook(
@@ -182,9 +215,9 @@ impl Store for SqliteStore {
         id: &WebhookId,
         change: WebhookChange,
     ) -> Result<Option<Webhook>> {
-        let owned = id.clone();
+        let (owned, keys) = (id.clone(), self.keys.clone());
         let updated = self
-            .write(move |tx| webhooks::update(tx, &owned, &change))
+            .write(move |tx| webhooks::update(tx, &owned, &change, &keys))
             .await;
         // Even after an error: whether it committed is unknown, so re-read next time.
         self.forget(std::slice::from_ref(id));
@@ -212,9 +245,9 @@ impl Store for SqliteStore {
         grace_until: Option<Millis>,
         now: Millis,
     ) -> Result<Option<Webhook>> {
-        let owned = id.clone();
+        let (owned, keys) = (id.clone(), self.keys.clone());
         let rotated = self
-            .write(move |tx| webhooks::rotate(tx, &owned, &secret, grace_until, now))
+            .write(move |tx| webhooks::rotate(tx, &owned, &secret, grace_until, now, &keys))
             .await;
         self.forget(std::slice::from_ref(id));
         rotated
@@ -232,9 +265,9 @@ impl Store for SqliteStore {
         sub: &EventSubscription,
         webhook: &Webhook,
     ) -> Result<bool> {
-        let (s, w) = (sub.clone(), webhook.clone());
+        let (s, w, keys) = (sub.clone(), webhook.clone(), self.keys.clone());
         let inserted = self
-            .write(move |tx| subscriptions::insert(tx, &s, &w))
+            .write(move |tx| subscriptions::insert(tx, &s, &w, &keys))
             .await;
         self.forget(std::slice::from_ref(&webhook.id));
         inserted
@@ -390,8 +423,8 @@ impl Store for SqliteStore {
         limit: usize,
         lease_until: Millis,
     ) -> Result<Vec<Claimed>> {
-        let owner = owner.clone();
-        self.write(move |tx| queue::claim_due(tx, &owner, now, limit, lease_until))
+        let (owner, keys) = (owner.clone(), self.keys.clone());
+        self.write(move |tx| queue::claim_due(tx, &owner, now, limit, lease_until, &keys))
             .await
     }
 
@@ -741,10 +774,6 @@ fn wrap<T>(decoded: Result<T>) -> rusqlite::Result<T> {
     decoded.map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, Box::new(e))
     })
-}
-
-fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
-    wrap(crate::store::rows::webhook(r))
 }
 
 fn event_row(r: &Row) -> rusqlite::Result<Event> {

@@ -42,6 +42,7 @@ pub(super) fn claim_due(
     now: Millis,
     limit: usize,
     lease_until: Millis,
+    keys: &crate::store::sealing::Keyring,
 ) -> Result<Vec<Claimed>> {
     // One statement in a write transaction: SQLite's write lock makes it atomic across
     // processes, so no two claimers get the same attempt.
@@ -65,7 +66,7 @@ pub(super) fn claim_due(
             .query_row([&attempt.message_id], |r| col(r, "body"))
             .optional()?
             .unwrap_or_default();
-        let webhook = super::webhooks::get(c, &attempt.webhook_id)?;
+        let webhook = super::webhooks::get(c, &attempt.webhook_id, keys)?;
         out.push(Claimed {
             attempt,
             body,

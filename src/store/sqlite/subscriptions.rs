@@ -14,7 +14,12 @@ fn row(r: &Row) -> rusqlite::Result<EventSubscription> {
     super::wrap(crate::store::rows::subscription(r))
 }
 
-pub(super) fn insert(c: &Connection, s: &EventSubscription, w: &Webhook) -> Result<bool> {
+pub(super) fn insert(
+    c: &Connection,
+    s: &EventSubscription,
+    w: &Webhook,
+    keys: &crate::store::sealing::Keyring,
+) -> Result<bool> {
     let inserted = c.execute(
         &format!(
             "INSERT INTO event_subscriptions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -37,7 +42,7 @@ pub(super) fn insert(c: &Connection, s: &EventSubscription, w: &Webhook) -> Resu
     }
     // A webhook row left by a subscription deleted half-way (an older binary) is replaced.
     c.execute("DELETE FROM webhooks WHERE id = ?1", [&w.id])?;
-    webhooks::insert(c, w)?;
+    webhooks::insert(c, w, keys)?;
     Ok(true)
 }
 

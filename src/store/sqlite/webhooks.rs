@@ -9,13 +9,16 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use super::col;
 use crate::error::Result;
 use crate::model::{Direction, Millis, Secret, Webhook, WebhookId};
+use crate::store::rows::{self, headers_json, Sealed};
+use crate::store::sealing::Keyring;
 use crate::store::{json_text, WebhookChange, WebhookFilter};
 
 const COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, secret, \
     previous_secret, previous_secret_expires_at, headers, created_at, updated_at, failure_count, \
     first_failure_at, disabled_reason, forward_to, accept_compact_signatures";
 
-pub(super) fn insert(c: &Connection, w: &Webhook) -> Result<()> {
+pub(super) fn insert(c: &Connection, w: &Webhook, keys: &Keyring) -> Result<()> {
+    let sealed = Sealed::of(w, keys);
     c.execute(
         &format!(
             "INSERT INTO webhooks ({COLUMNS}) VALUES \
@@ -29,10 +32,10 @@ pub(super) fn insert(c: &Connection, w: &Webhook) -> Result<()> {
             json_text(&w.events),
             w.description,
             w.enabled,
-            w.secret,
-            w.previous_secret.as_ref().map(|p| &p.secret),
+            sealed.secret,
+            sealed.previous_secret,
             w.previous_secret.as_ref().map(|p| p.expires_at),
-            headers_text(w),
+            sealed.headers,
             w.created_at,
             w.updated_at,
             w.failure_count,
@@ -45,15 +48,15 @@ pub(super) fn insert(c: &Connection, w: &Webhook) -> Result<()> {
     record_change(c, &w.id, w.updated_at)
 }
 
-pub(super) fn get(c: &Connection, id: &WebhookId) -> Result<Option<Webhook>> {
-    Ok(
-        c.prepare_cached(&format!("SELECT {COLUMNS} FROM webhooks WHERE id = ?1"))?
-            .query_row([id], super::webhook_row)
-            .optional()?,
-    )
+pub(super) fn get(c: &Connection, id: &WebhookId, keys: &Keyring) -> Result<Option<Webhook>> {
+    let row = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM webhooks WHERE id = ?1"))?
+        .query_row([id], |r| Ok(rows::webhook(r, keys)))
+        .optional()?;
+    row.transpose()
 }
 
-pub(super) fn list(c: &Connection, f: &WebhookFilter) -> Result<Vec<Webhook>> {
+pub(super) fn list(c: &Connection, f: &WebhookFilter, keys: &Keyring) -> Result<Vec<Webhook>> {
     // A subscription's row is the outbound engine's, not a webhook anyone made.
     let mut clauses = vec!["id NOT IN (SELECT id FROM event_subscriptions)"];
     let mut args = vec![];
@@ -69,8 +72,11 @@ pub(super) fn list(c: &Connection, f: &WebhookFilter) -> Result<Vec<Webhook>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM webhooks {filter} ORDER BY created_at, id"
     ))?;
-    let rows = stmt.query_map(params_from_iter(args), super::webhook_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let found = stmt.query_map(params_from_iter(args), |r| Ok(rows::webhook(r, keys)))?;
+    found
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .collect()
 }
 
 /// Sets only the fields `ch` carries, so that a concurrent change to the others (an auto-disable
@@ -79,8 +85,9 @@ pub(super) fn update(
     c: &Connection,
     id: &WebhookId,
     ch: &WebhookChange,
+    keys: &Keyring,
 ) -> Result<Option<Webhook>> {
-    let Some(current) = get(c, id)? else {
+    let Some(current) = get(c, id, keys)? else {
         return Ok(None);
     };
     let mut sets: Vec<&str> = vec!["updated_at = ?"];
@@ -107,12 +114,17 @@ pub(super) fn update(
         set("disabled_reason = ?", SqlValue::Null);
     }
     // One column holds either kind of header map, by direction.
-    match (current.direction, &ch.extra_headers, &ch.required_headers) {
-        (Direction::Outbound, Some(h), _) => set("headers = ?", SqlValue::Text(json_text(h))),
-        (Direction::Inbound, _, Some(h)) => {
-            set("headers = ?", SqlValue::Text(json_text(&exposed(h))))
+    let headers = match (current.direction, &ch.extra_headers, &ch.required_headers) {
+        (Direction::Outbound, Some(h), _) => {
+            Some(headers_json(Direction::Outbound, h, &BTreeMap::new()))
         }
-        _ => {}
+        (Direction::Inbound, _, Some(h)) => {
+            Some(headers_json(Direction::Inbound, &BTreeMap::new(), h))
+        }
+        _ => None,
+    };
+    if let Some(h) = headers {
+        set("headers = ?", SqlValue::Text(keys.seal(id.as_str(), &h)));
     }
     if let Some(f) = &ch.forward_to {
         set("forward_to = ?", SqlValue::Text(json_text(f)));
@@ -126,7 +138,7 @@ pub(super) fn update(
         params_from_iter(args),
     )?;
     record_change(c, id, ch.updated_at)?;
-    get(c, id)
+    get(c, id, keys)
 }
 
 /// In one statement, so the secret moved to `previous_secret` is the one current at that
@@ -137,19 +149,22 @@ pub(super) fn rotate(
     secret: &Secret,
     grace_until: Option<Millis>,
     now: Millis,
+    keys: &Keyring,
 ) -> Result<Option<Webhook>> {
+    // The sealed current secret moves to `previous_secret` as it is: both are bound to the row.
+    let sealed = keys.seal(id.as_str(), secret.expose());
     let n = c.execute(
         "UPDATE webhooks SET \
            previous_secret = CASE WHEN ?3 IS NULL THEN NULL ELSE secret END, \
            previous_secret_expires_at = ?3, secret = ?2, updated_at = ?4 \
          WHERE id = ?1",
-        params![id, secret, grace_until, now],
+        params![id, sealed, grace_until, now],
     )?;
     if n == 0 {
         return Ok(None);
     }
     record_change(c, id, now)?;
-    get(c, id)
+    get(c, id, keys)
 }
 
 pub(super) fn expired_previous_secrets(
@@ -224,13 +239,40 @@ pub(super) fn changed_since(
     Ok((ids, last))
 }
 
-fn headers_text(w: &Webhook) -> String {
-    match w.direction {
-        Direction::Outbound => json_text(&w.extra_headers),
-        Direction::Inbound => json_text(&exposed(&w.required_headers)),
+/// Seals every secret column not yet sealed under the keyring's sealing key: rows written
+/// before sealing existed (on upgrade), or under an older key (`secrets rotate-key`). Returns
+/// how many webhooks it re-sealed.
+pub(super) fn reseal(c: &Connection, keys: &Keyring) -> Result<usize> {
+    let stale = unsealed(c, keys)?;
+    for (id, secret, previous, headers) in &stale {
+        let reseal = |v: &str| -> Result<String> { Ok(keys.seal(id, &keys.open(id, v)?)) };
+        c.execute(
+            "UPDATE webhooks SET secret = ?2, previous_secret = ?3, headers = ?4 WHERE id = ?1",
+            params![
+                id,
+                reseal(secret)?,
+                previous.as_deref().map(reseal).transpose()?,
+                reseal(headers)?
+            ],
+        )?;
     }
+    Ok(stale.len())
 }
 
-fn exposed(h: &BTreeMap<String, Secret>) -> BTreeMap<&str, &str> {
-    h.iter().map(|(k, v)| (k.as_str(), v.expose())).collect()
+type SecretColumns = (String, String, Option<String>, String);
+
+/// The secret columns of every webhook not sealed under the keyring's sealing key.
+pub(super) fn unsealed(c: &Connection, keys: &Keyring) -> Result<Vec<SecretColumns>> {
+    let mut stmt = c.prepare("SELECT id, secret, previous_secret, headers FROM webhooks")?;
+    let stale: Vec<SecretColumns> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<Vec<SecretColumns>>>()?
+        .into_iter()
+        .filter(|(_, s, p, h)| {
+            keys.needs_sealing(s)
+                || keys.needs_sealing(h)
+                || p.as_deref().is_some_and(|p| keys.needs_sealing(p))
+        })
+        .collect();
+    Ok(stale)
 }
