@@ -166,6 +166,7 @@ fn every_subcommand_has_an_example_in_its_help() {
         &["send"],
         &["prune"],
         &["doctor"],
+        &["secrets", "rotate-key"],
         &["connect"],
     ] {
         let out = Command::new(BIN).args(cmd).arg("--help").output().unwrap();
@@ -421,4 +422,45 @@ async fn the_commands_work_on_postgresql() {
         "{report}"
     );
     assert!(!names.contains(&"data dir"));
+}
+
+/// Issue 21, step 7: a listing piped into a reader that has gone (`| head -1`) ends quietly:
+/// no panic, no "Broken pipe" on stderr, success.
+#[test]
+fn a_closed_pipe_ends_a_listing_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    for _ in 0..3 {
+        cli_json(
+            tmp.path(),
+            &["webhooks", "create", "--direction", "inbound"],
+        );
+    }
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "\"$0\" webhooks ls --data-dir \"$1\" --json | head -c 1 >/dev/null",
+        ])
+        .arg(BIN)
+        .arg(tmp.path())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.to_lowercase().contains("broken pipe"),
+        "{err}"
+    );
+    // The listing itself, with its exit status, when its reader stops at once.
+    let mut child = Command::new(BIN)
+        .args(["webhooks", "ls", "--json", "--data-dir"])
+        .arg(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
 }

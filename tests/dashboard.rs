@@ -69,6 +69,16 @@ async fn the_dashboard_keeps_the_mcp_access_rules() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    // It expires, and is Secure only where the page is reached over https.
+    assert!(cookie.contains("Max-Age=43200"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let behind_tls = get(&format!("/ui?token={TOKEN}"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let tls_cookie = behind_tls.headers()["set-cookie"].to_str().unwrap();
+    assert!(tls_cookie.contains("; Secure"), "{tls_cookie}");
     assert!(
         !cookie.contains(TOKEN),
         "the cookie must not carry the token itself"

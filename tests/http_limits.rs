@@ -272,3 +272,28 @@ async fn a_slow_header_sender_is_cut_off() {
     assert!(closed.is_ok(), "the connection was still open after 20 s");
     assert!(took >= Duration::from_secs(9), "closed too early: {took:?}");
 }
+
+/// Issue 21, step 7: a POST to /mcp whose body stalls gets 408 after the request timeout
+/// (`--receiver-timeout`, here 1 s) instead of holding its connection and buffer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_mcp_body_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = HttpServer::start(&["--receiver-timeout", "1"]);
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    conn.write_all(
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+          Accept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{\"jsonrpc\":",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut answer = vec![];
+    let read = tokio::time::timeout(Duration::from_secs(15), conn.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "no answer within 15 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 1 s"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -642,3 +642,52 @@ async fn large_payloads_are_linked_in_lists_and_whole_on_request() {
     assert!(in_feed["untrusted_payload"].get("payload").is_none());
     s.stop().await;
 }
+
+/// Issue 21, step 7: one session's subscriptions and open waits are bounded: the 65th URI and
+/// the 9th concurrent `wait_for_events` are refused with an error that says what to do, and
+/// the session keeps working.
+#[tokio::test]
+async fn a_session_holds_a_bounded_number_of_subscriptions_and_waits() {
+    let s = Server::start().await;
+    for n in 0..64 {
+        s.client
+            .subscribe(SubscribeRequestParams::new(format!(
+                "webhook://webhooks/wh-{n}/events"
+            )))
+            .await
+            .unwrap();
+    }
+    // Again the same one: still fine.
+    s.client
+        .subscribe(SubscribeRequestParams::new(
+            "webhook://webhooks/wh-0/events",
+        ))
+        .await
+        .unwrap();
+    let refused = s
+        .client
+        .subscribe(SubscribeRequestParams::new(
+            "webhook://webhooks/wh-64/events",
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("unsubscribe from one first"), "{refused}");
+
+    let waits = (0..8).map(|_| s.call("wait_for_events", json!({ "timeout_ms": 3000 })));
+    let ninth = async {
+        // Started after the others are waiting.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        s.call_err("wait_for_events", json!({ "timeout_ms": 3000 }))
+            .await
+    };
+    let (answers, ninth) = tokio::join!(futures::future::join_all(waits), ninth);
+    assert!(ninth.contains("let one finish"), "{ninth}");
+    for a in answers {
+        assert_eq!(a["timed_out"], true, "{a}");
+    }
+    // The slots are given back.
+    let again = s.call("wait_for_events", json!({ "timeout_ms": 10 })).await;
+    assert_eq!(again["timed_out"], true, "{again}");
+    s.stop().await;
+}

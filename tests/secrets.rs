@@ -183,7 +183,12 @@ fn the_data_dir_and_the_store_files_are_private_whatever_the_umask() {
     };
     set(&dir, 0o755);
     set(&db, 0o644);
-    std::fs::write(dir.join("webhook-mcp.db-wal"), b"").unwrap();
+    // A -wal left by the last process may hold committed pages: keep its bytes, loosen its mode.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("webhook-mcp.db-wal"))
+        .unwrap();
     set(&dir.join("webhook-mcp.db-wal"), 0o644);
     open_with_umask_022(&dir);
     assert_eq!(mode(&dir), 0o700);

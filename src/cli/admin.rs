@@ -52,7 +52,7 @@ impl AdminArgs {
     /// Prints `value` as JSON, or what `human` makes of it.
     pub fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
-            println!("{}", pretty(value));
+            say(pretty(value));
         } else {
             // Tables pad their last column: no trailing blanks for a terminal to wrap or a
             // diff to show.
@@ -62,7 +62,7 @@ impl AdminArgs {
                 .lines()
                 .map(str::trim_end)
                 .collect();
-            println!("{}", lines.join("\n"));
+            say(lines.join("\n"));
         }
     }
 }
@@ -201,5 +201,21 @@ pub fn status_cell(status: &str) -> Cell {
         "failed" | "rejected" | "no" | "fail" => cell.fg(Color::Red),
         "pending" | "warn" => cell.fg(Color::Yellow),
         _ => cell,
+    }
+}
+
+/// Prints a line on stdout. When the reader has gone (`webhook-mcp events ls | head -1`), the
+/// command ends quietly with success: there is nobody left to tell, and a panic about a broken
+/// pipe would only confuse.
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("webhook-mcp: cannot write to stdout: {e}");
+            std::process::exit(1)
+        }
     }
 }

@@ -129,16 +129,16 @@ async fn tail(a: TailArgs) -> Result<(), StartError> {
         for e in &page.events {
             if a.admin.json {
                 // One event per line (NDJSON), for jq and scripts.
-                println!("{}", render::event(e));
+                super::admin::say(render::event(e));
             } else {
-                println!(
+                super::admin::say(format_args!(
                     "{}  {:>6}  {}  {}  {}",
                     crate::model::rfc3339(e.received_at),
                     e.seq,
                     e.webhook_id,
                     e.event,
                     e.id
-                );
+                ));
             }
         }
         cursor = page.next_cursor;

@@ -223,7 +223,8 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOK_MCP_RECEIVER_CONCURRENCY", default_value_t = 512)]
     pub receiver_concurrency: usize,
 
-    /// Seconds a request to the receiver may take, body upload included (408 after).
+    /// Seconds a request to the receiver may take, body upload included (408 after); also how
+    /// long a POST to /mcp may take to send its body.
     #[arg(long, env = "WEBHOOK_MCP_RECEIVER_TIMEOUT", default_value_t = 30)]
     pub receiver_timeout: u64,
 

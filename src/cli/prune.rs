@@ -28,12 +28,9 @@ pub async fn run(args: PruneArgs) -> Result<(), StartError> {
         .map_err(|e| StartError(format!("prune failed: {e}")))?;
     bar.finish_and_clear();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).unwrap_or_else(|_| "{}".into())
-        );
+        super::admin::say(serde_json::to_string(&report).unwrap_or_else(|_| "{}".into()));
     } else {
-        println!("{}", summary(&report));
+        super::admin::say(summary(&report));
     }
     Ok(())
 }

@@ -17,6 +17,8 @@ pub enum SecretsCmd {
     ///
     /// With --secrets-key NEW,OLD (PostgreSQL, or SQLite given a key): re-seals under NEW.
     /// Restart every instance with NEW,OLD first, run this, then restart them with NEW alone.
+    ///
+    /// Example: webhook-mcp secrets rotate-key --data-dir ~/.local/share/webhook-mcp
     RotateKey(RotateKeyArgs),
 }
 
@@ -47,17 +49,16 @@ pub async fn run(cmd: SecretsCmd) -> Result<(), StartError> {
     let keys = backend.keyring();
     let ids = keys.key_ids();
     if args.json {
-        println!(
-            "{}",
-            json!({ "sealing_key": ids[0], "keys": ids, "source": keys.source().to_string(), "resealed_now": resealed })
+        super::admin::say(
+            json!({ "sealing_key": ids[0], "keys": ids, "source": keys.source().to_string(), "resealed_now": resealed }),
         );
     } else {
-        println!(
+        super::admin::say(format_args!(
             "every stored secret is sealed under key {} ({}); keys held: {}",
             ids[0],
             keys.source(),
             ids.join(", ")
-        );
+        ));
     }
     Ok(())
 }

@@ -183,6 +183,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
                     allowed_origins: origins,
                     session_idle_timeout: Duration::from_secs(args.session_idle_timeout.max(1)),
                     max_sessions: args.max_sessions,
+                    // The receiver's request timeout bounds uploads to /mcp too.
+                    body_timeout: Duration::from_secs(args.receiver_timeout.max(1)),
                     cancel: cancel.clone(),
                 },
             );

@@ -36,6 +36,8 @@ const APP_JS: &str = include_str!("app.js");
 const APP_CSS: &str = include_str!("app.css");
 
 const COOKIE: &str = "webhook_mcp_ui";
+/// How long the dashboard cookie lasts, in seconds (12 h): then the tokenised link again.
+const COOKIE_MAX_AGE: u64 = 12 * 3600;
 /// Scripts, styles and API calls from this origin only; no frames, no plugins, no inline code.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -239,7 +241,16 @@ async fn index(
         if !crate::signing::constant_time_eq(session_mac(token).as_bytes(), expected.as_bytes()) {
             return Err(UiError::Unauthorized);
         }
-        let cookie = format!("{COOKIE}={expected}; HttpOnly; SameSite=Strict; Path=/ui");
+        // It expires (a shared browser does not keep the dashboard open for ever), and is
+        // Secure when the page is reached over https (the public URL, or a TLS proxy saying so).
+        let https = ui.svc.settings().public_url.starts_with("https://")
+            || headers
+                .get("x-forwarded-proto")
+                .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+        let secure = if https { "; Secure" } else { "" };
+        let cookie = format!(
+            "{COOKIE}={expected}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={COOKIE_MAX_AGE}{secure}"
+        );
         return Ok((
             StatusCode::SEE_OTHER,
             [

@@ -7,14 +7,40 @@ pub fn is_slack(url: &str) -> bool {
     reqwest::Url::parse(url).is_ok_and(|u| u.host_str() == Some("hooks.slack.com"))
 }
 
-/// A URL as shown to clients and in logs: a Slack incoming-webhook URL's path is its credential
-/// (anyone who has it can post to the channel), so it is masked.
+/// A URL as shown to clients and in logs. A chat platform's incoming-webhook URL is its own
+/// credential (anyone who has it can post to the channel): Slack's, Discord's, Microsoft
+/// Teams' (Office connectors and Power Automate workflows) and Google Chat's show as their
+/// host and `/***`; a password in a URL shows as `***`.
 pub fn shown_url(url: &str) -> String {
     if is_slack(url) {
-        "https://hooks.slack.com/services/***".into()
-    } else {
-        url.to_string()
+        return "https://hooks.slack.com/services/***".into();
     }
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return url.to_string();
+    };
+    if parsed.host_str().is_some_and(is_chat_credential_host) {
+        return format!(
+            "{}://{}/***",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or("")
+        );
+    }
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+        return parsed.to_string();
+    }
+    url.to_string()
+}
+
+/// Hosts whose webhook URLs carry their credential in the path or query.
+fn is_chat_credential_host(host: &str) -> bool {
+    let under = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+    under("discord.com")
+        || under("discordapp.com")
+        || under("webhook.office.com")
+        || under("logic.azure.com")
+        || host == "outlook.office.com"
+        || host == "chat.googleapis.com"
 }
 
 /// At most this many top-level fields of `data` are shown.
@@ -54,4 +80,25 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod shown_url_tests {
+    use super::shown_url;
+
+    #[test]
+    fn chat_webhook_urls_show_no_credential() {
+        for (url, shown) in [
+            ("https://hooks.slack.com/services/T0/B0/XXXX", "https://hooks.slack.com/services/***"),
+            ("https://discord.com/api/webhooks/123/tok-abc", "https://discord.com/***"),
+            ("https://ptb.discord.com/api/webhooks/1/t", "https://ptb.discord.com/***"),
+            ("https://acme.webhook.office.com/webhookb2/a@b/IncomingWebhook/c/d", "https://acme.webhook.office.com/***"),
+            ("https://prod-1.westus.logic.azure.com:443/workflows/x/triggers/manual/paths/invoke?sig=s", "https://prod-1.westus.logic.azure.com/***"),
+            ("https://chat.googleapis.com/v1/spaces/AAA/messages?key=k&token=t", "https://chat.googleapis.com/***"),
+            ("https://user:pw@example.com/hook", "https://user:***@example.com/hook"),
+            ("https://example.com/hook?x=1", "https://example.com/hook?x=1"),
+        ] {
+            assert_eq!(shown_url(url), shown, "{url}");
+        }
+    }
 }

@@ -21,6 +21,7 @@
 //!   without `--auth-token` offers poll and push only) and the local user on stdio (the process
 //!   runs as the user who started it); deliveries go through the outbound engine.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
@@ -182,10 +183,12 @@ fn complete(mut v: Value) -> CustomResult {
     CustomResult(v)
 }
 
+/// `waiting`: the session's open waits and streams (an `events/stream` holds one while open).
 pub async fn handle(
     svc: &Service,
     request: CustomRequest,
     context: RequestContext<RoleServer>,
+    waiting: &Arc<tokio::sync::Semaphore>,
 ) -> Result<CustomResult, McpError> {
     if !offered(&context) {
         return Err(McpError::new(
@@ -206,6 +209,13 @@ pub async fn handle(
         },
         "events/stream" => {
             let listen = parse(params)?;
+            let Ok(_slot) = waiting.clone().try_acquire_owned() else {
+                return Err(EventsError::ResourceExhausted {
+                    max: super::MAX_WAITS_PER_SESSION,
+                    message: super::too_many_waits(),
+                }
+                .into());
+            };
             return Ok(complete(stream(svc, listen, context).await?));
         }
         "events/subscribe" | "events/unsubscribe" if svc.settings().read_only => {

@@ -30,6 +30,9 @@ pub struct HttpOptions {
     pub session_idle_timeout: Duration,
     /// Most sessions (protocol <= 2025-11-25) open at once; an `initialize` beyond it gets 503.
     pub max_sessions: usize,
+    /// How long a client may take to send a POST's body (408 after): a stalled upload does not
+    /// hold its connection and buffer for ever.
+    pub body_timeout: Duration,
     pub cancel: CancellationToken,
 }
 
@@ -64,6 +67,7 @@ pub fn router(svc: Arc<Service>, opts: HttpOptions) -> Router {
     let guard = Arc::new(Guard {
         sessions,
         max_sessions: opts.max_sessions.max(1),
+        body_timeout: opts.body_timeout,
     });
     let mcp = Router::new()
         .nest_service("/mcp", service)
@@ -81,6 +85,7 @@ pub fn router(svc: Arc<Service>, opts: HttpOptions) -> Router {
 struct Guard {
     sessions: Arc<LocalSessionManager>,
     max_sessions: usize,
+    body_timeout: Duration,
 }
 
 /// Runs `framing::classify` on each POSTed message: one rmcp would drop or answer wrongly
@@ -93,9 +98,30 @@ async fn guard_messages(State(guard): State<Arc<Guard>>, req: Request, next: Nex
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(b) => b,
+    let read = tokio::time::timeout(
+        guard.body_timeout,
+        axum::body::to_bytes(body, MAX_REQUEST_BYTES),
+    )
+    .await;
+    let bytes = match read {
+        Ok(Ok(b)) => b,
         Err(_) => {
+            tracing::warn!("an MCP request body took too long to arrive; answered 408");
+            let error = json!({
+                "jsonrpc": "2.0",
+                "error": { "code": -32600, "message": format!(
+                    "the request body did not arrive within {} s; send it again",
+                    guard.body_timeout.as_secs()
+                ) }
+            });
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                Json(error),
+            )
+                .into_response();
+        }
+        Ok(Err(_)) => {
             let error = json!({
                 "jsonrpc": "2.0",
                 "error": { "code": -32600, "message": format!("request body larger than {MAX_REQUEST_BYTES} bytes") }

@@ -55,6 +55,19 @@ pub struct McpServer {
     /// The `logging/setLevel` of a legacy session: at `warning` or below, failed tool calls are
     /// also sent as `notifications/message` (the 2025 logging utility; 2026-07-28 removed it).
     log_warnings: Arc<std::sync::atomic::AtomicBool>,
+    /// Open `wait_for_events` calls and `events/stream` requests of this session: each holds a
+    /// task and a bus receiver while it waits, so a session gets a few at once.
+    waiting: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many waits and push streams one session may hold open at once.
+pub const MAX_WAITS_PER_SESSION: usize = 8;
+
+/// The refusal when a session has [`MAX_WAITS_PER_SESSION`] waits or streams open.
+fn too_many_waits() -> String {
+    format!(
+        "this session already has {MAX_WAITS_PER_SESSION} wait_for_events calls or events/stream requests open, the most one session may; let one finish or cancel it first"
+    )
 }
 
 impl McpServer {
@@ -70,6 +83,7 @@ impl McpServer {
             subs: SessionSubscriptions::default(),
             tool_router: Self::router(),
             log_warnings: Arc::default(),
+            waiting: Arc::new(tokio::sync::Semaphore::new(MAX_WAITS_PER_SESSION)),
         }
     }
 }
@@ -314,7 +328,15 @@ impl ServerHandler for McpServer {
                 None,
             ));
         }
-        self.subs.add(&self.svc, request.uri, context.peer);
+        if !self.subs.add(&self.svc, request.uri, context.peer) {
+            return Err(McpError::invalid_params(
+                format!(
+                    "this session already holds {} subscriptions, the most one session may; unsubscribe from one first (webhook://events covers every inbox)",
+                    subscriptions::MAX_PER_SESSION
+                ),
+                None,
+            ));
+        }
         Ok(())
     }
 
@@ -363,7 +385,7 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CustomResult, McpError> {
         if events_ext::handles(&request.method) {
-            return events_ext::handle(&self.svc, request, context).await;
+            return events_ext::handle(&self.svc, request, context, &self.waiting).await;
         }
         Err(McpError::new(
             ErrorCode::METHOD_NOT_FOUND,

@@ -44,10 +44,23 @@ pub struct SessionSubscriptions {
     pumping: Arc<AtomicBool>,
 }
 
+/// How many URIs one legacy session may subscribe to: a session cannot grow the server's
+/// memory without bound.
+pub const MAX_PER_SESSION: usize = 64;
+
 impl SessionSubscriptions {
-    pub fn add(&self, svc: &Arc<Service>, uri: String, peer: Peer<RoleServer>) {
-        self.lock().insert(uri);
+    /// Subscribes the session to `uri`; `false` when it already holds [`MAX_PER_SESSION`]
+    /// others.
+    pub fn add(&self, svc: &Arc<Service>, uri: String, peer: Peer<RoleServer>) -> bool {
+        {
+            let mut uris = self.lock();
+            if uris.len() >= MAX_PER_SESSION && !uris.contains(&uri) {
+                return false;
+            }
+            uris.insert(uri);
+        }
         self.start(svc, peer);
+        true
     }
 
     pub fn remove(&self, uri: &str) {

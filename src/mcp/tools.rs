@@ -242,6 +242,11 @@ impl McpServer {
         Parameters(mut req): Parameters<WaitForEvents>,
     ) -> Result<CallToolResult, McpError> {
         use std::sync::atomic::Ordering;
+        let Ok(_slot) = self.waiting.clone().try_acquire_owned() else {
+            return Ok(CallToolResult::error(vec![
+                rmcp::model::ContentBlock::text(super::too_many_waits()),
+            ]));
+        };
         if req.after.is_none() {
             req.after = Some(self.wait_cursor.load(Ordering::Relaxed));
         }
