@@ -644,7 +644,7 @@ async fn cold_start(runs: usize) -> (Vec<Duration>, Vec<Duration>) {
 }
 
 /// Unique pre-signed bodies per wrk run; more than any receiver here stores in a cell.
-const WRK_BODIES: usize = 400_000;
+const WRK_BODIES: usize = 800_000;
 
 /// wrk with a Lua script that hands out pre-signed bodies, one file per wrk thread.
 #[derive(Clone)]
