@@ -86,6 +86,53 @@ impl Sealed {
     }
 }
 
+/// A webhook's secret columns as stored, for re-sealing them (upgrade, key rotation): one
+/// rule for both backends.
+pub(crate) struct StoredSecrets {
+    pub id: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub headers: String,
+}
+
+/// The columns [`StoredSecrets::read`] reads.
+pub(crate) const STORED_SECRETS: &str = "id, secret, previous_secret, headers";
+
+impl StoredSecrets {
+    pub fn read(c: &impl Columns) -> Result<Self> {
+        Ok(StoredSecrets {
+            id: text(c, "id")?,
+            secret: text(c, "secret")?,
+            previous_secret: c.text("previous_secret")?,
+            headers: text(c, "headers")?,
+        })
+    }
+
+    /// Whether a column is not sealed under the keyring's sealing key.
+    pub fn is_stale(&self, keys: &Keyring) -> bool {
+        [
+            Some(&self.secret),
+            self.previous_secret.as_ref(),
+            Some(&self.headers),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|v| keys.needs_sealing(v))
+    }
+
+    /// The same values, sealed under the sealing key.
+    pub fn resealed(&self, keys: &Keyring) -> Result<StoredSecrets> {
+        let reseal =
+            |v: &str| -> Result<String> { Ok(keys.seal(&self.id, &keys.open(&self.id, v)?)) };
+        Ok(StoredSecrets {
+            id: self.id.clone(),
+            secret: reseal(&self.secret)?,
+            previous_secret: self.previous_secret.as_deref().map(reseal).transpose()?,
+            headers: reseal(&self.headers)?,
+        })
+    }
+}
+
 /// The headers column's plain JSON: one column holds either kind of header map, by direction.
 pub(crate) fn headers_json(
     direction: Direction,

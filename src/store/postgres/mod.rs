@@ -677,55 +677,34 @@ async fn get_webhook(
 /// Seals every secret column not yet sealed under the keyring's sealing key (rows from before
 /// sealing, or under an older key), in one transaction; returns how many webhooks changed.
 async fn reseal(c: &mut deadpool_postgres::Client, keys: &Keyring) -> Result<usize> {
+    let stale = |rows: &[Row]| -> Result<Vec<rows::StoredSecrets>> {
+        let mut out = vec![];
+        for r in rows {
+            let s = rows::StoredSecrets::read(r)?;
+            if s.is_stale(keys) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    };
+    let select = format!("SELECT {} FROM webhooks", rows::STORED_SECRETS);
     // A look without locks first: at most starts nothing needs sealing, and then no row is
     // locked.
-    let stale = c
-        .query("SELECT secret, previous_secret, headers FROM webhooks", &[])
-        .await?
-        .iter()
-        .any(|r| {
-            let text = |n: &str| col::<Option<String>>(r, n).ok().flatten();
-            [text("secret"), text("previous_secret"), text("headers")]
-                .iter()
-                .flatten()
-                .any(|v| keys.needs_sealing(v))
-        });
-    if !stale {
+    if stale(&c.query(&select, &[]).await?)?.is_empty() {
         return Ok(0);
     }
     let tx = c.transaction().await?;
-    let rows = tx
-        .query(
-            "SELECT id, secret, previous_secret, headers FROM webhooks FOR UPDATE",
-            &[],
-        )
-        .await?;
-    let mut changed = 0;
-    for r in &rows {
-        let (id, secret, previous, headers): (String, String, Option<String>, String) = (
-            col(r, "id")?,
-            col(r, "secret")?,
-            col(r, "previous_secret")?,
-            col(r, "headers")?,
-        );
-        let stale = keys.needs_sealing(&secret)
-            || keys.needs_sealing(&headers)
-            || previous.as_deref().is_some_and(|p| keys.needs_sealing(p));
-        if !stale {
-            continue;
-        }
-        let reseal = |v: &str| -> Result<String> { Ok(keys.seal(&id, &keys.open(&id, v)?)) };
-        let (secret, headers) = (reseal(&secret)?, reseal(&headers)?);
-        let previous = previous.as_deref().map(reseal).transpose()?;
+    let locked = stale(&tx.query(&format!("{select} FOR UPDATE"), &[]).await?)?;
+    for old in &locked {
+        let new = old.resealed(keys)?;
         tx.execute(
             "UPDATE webhooks SET secret = $2, previous_secret = $3, headers = $4 WHERE id = $1",
-            &[&id, &secret, &previous, &headers],
+            &[&new.id, &new.secret, &new.previous_secret, &new.headers],
         )
         .await?;
-        changed += 1;
     }
     tx.commit().await?;
-    Ok(changed)
+    Ok(locked.len())
 }
 
 /// Binds a shared statement's arguments.

@@ -9,7 +9,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use super::col;
 use crate::error::Result;
 use crate::model::{Direction, Millis, Secret, Webhook, WebhookId};
-use crate::store::rows::{self, headers_json, Sealed};
+use crate::store::rows::{self, headers_json, Sealed, StoredSecrets, STORED_SECRETS};
 use crate::store::sealing::Keyring;
 use crate::store::{json_text, WebhookChange, WebhookFilter};
 
@@ -244,35 +244,28 @@ pub(super) fn changed_since(
 /// how many webhooks it re-sealed.
 pub(super) fn reseal(c: &Connection, keys: &Keyring) -> Result<usize> {
     let stale = unsealed(c, keys)?;
-    for (id, secret, previous, headers) in &stale {
-        let reseal = |v: &str| -> Result<String> { Ok(keys.seal(id, &keys.open(id, v)?)) };
+    for old in &stale {
+        let new = old.resealed(keys)?;
         c.execute(
             "UPDATE webhooks SET secret = ?2, previous_secret = ?3, headers = ?4 WHERE id = ?1",
-            params![
-                id,
-                reseal(secret)?,
-                previous.as_deref().map(reseal).transpose()?,
-                reseal(headers)?
-            ],
+            params![new.id, new.secret, new.previous_secret, new.headers],
         )?;
     }
     Ok(stale.len())
 }
 
-type SecretColumns = (String, String, Option<String>, String);
-
 /// The secret columns of every webhook not sealed under the keyring's sealing key.
-pub(super) fn unsealed(c: &Connection, keys: &Keyring) -> Result<Vec<SecretColumns>> {
-    let mut stmt = c.prepare("SELECT id, secret, previous_secret, headers FROM webhooks")?;
-    let stale: Vec<SecretColumns> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<rusqlite::Result<Vec<SecretColumns>>>()?
-        .into_iter()
-        .filter(|(_, s, p, h)| {
-            keys.needs_sealing(s)
-                || keys.needs_sealing(h)
-                || p.as_deref().is_some_and(|p| keys.needs_sealing(p))
-        })
-        .collect();
+pub(super) fn unsealed(c: &Connection, keys: &Keyring) -> Result<Vec<StoredSecrets>> {
+    let mut stmt = c.prepare(&format!("SELECT {STORED_SECRETS} FROM webhooks"))?;
+    let all = stmt
+        .query_map([], |r| Ok(StoredSecrets::read(r)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stale = vec![];
+    for s in all {
+        let s = s?;
+        if s.is_stale(keys) {
+            stale.push(s);
+        }
+    }
     Ok(stale)
 }
