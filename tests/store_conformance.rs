@@ -46,6 +46,7 @@ macro_rules! conformance {
                 the_change_cursor_starts_at_now,
                 concurrent_edits_lose_nothing,
                 prune_deletes_old_history_and_keeps_the_rest,
+                prune_takes_events_in_arrival_order,
                 an_idempotency_key_queues_once_even_concurrently,
                 subscriptions_advance_once_hide_from_lists_and_expire,
             );
@@ -127,6 +128,15 @@ fn event(webhook: &str, provider_id: &str) -> Event {
         headers: BTreeMap::from([("x-github-event".into(), "order.paid".into())]),
         payload: json!({ "id": provider_id, "amount": 42 }),
     }
+}
+
+/// Which of `ids` are still stored.
+async fn stored(s: &SharedStore, ids: &[EventId]) -> Vec<bool> {
+    let mut kept = vec![];
+    for id in ids {
+        kept.push(s.get_event(id).await.unwrap().is_some());
+    }
+    kept
 }
 
 fn ingest(e: Event) -> Ingest {
@@ -1135,6 +1145,35 @@ mod checks {
             );
             assert_eq!(w.failure_count, 1, "round {round}");
         }
+    }
+
+    /// Events are pruned as a prefix of `seq`: the oldest run past the cutoff, up to the first
+    /// younger event (an old event behind it waits until it is old too).
+    pub async fn prune_takes_events_in_arrival_order(s: SharedStore) {
+        let now = now_millis();
+        let cutoff = now - 30_000;
+        let mut ids = vec![];
+        for (n, at) in [now - 60_000, now - 59_000, now, now - 58_000]
+            .iter()
+            .enumerate()
+        {
+            let mut e = event("w", &format!("p{n}"));
+            e.received_at = *at;
+            ids.push(e.id.clone());
+            s.insert_event(ingest(e)).await.unwrap();
+        }
+        let cut = PruneCutoffs {
+            events_before: Some(cutoff),
+            deliveries_before: None,
+            changes_before: None,
+            keys_before: None,
+        };
+        // A batch of one takes the oldest alone; then the second; the young third stops it.
+        assert_eq!(s.prune(cut, 1).await.unwrap().events, 1);
+        assert_eq!(s.prune(cut, 10).await.unwrap().events, 1);
+        assert_eq!(s.prune(cut, 10).await.unwrap().events, 0);
+        let kept: Vec<bool> = stored(&s, &ids).await;
+        assert_eq!(kept, [false, false, true, true]);
     }
 
     pub async fn prune_deletes_old_history_and_keeps_the_rest(s: SharedStore) {

@@ -17,6 +17,9 @@ const INBOUND: &str = "11111111-1111-4111-8111-111111111111";
 const OUTBOUND: &str = "22222222-2222-4222-8222-222222222222";
 const EVENT: &str = "0190aaaa-0000-7000-8000-000000000001";
 const RAISED: &str = "0190aaaa-0000-7000-8000-000000000002";
+/// A webhook deleted before the upgrade; its event stays.
+const GONE: &str = "33333333-3333-4333-8333-333333333333";
+const ORPHAN: &str = "0190aaaa-0000-7000-8000-000000000009";
 
 /// Every webhook's secret and headers column is sealed and holds no plain secret.
 fn assert_sealed(raw: &[(String, String)]) {
@@ -44,7 +47,8 @@ fn old_rows() -> String {
       VALUES
       ('{EVENT}', '{INBOUND}', 'gh-1', 'push', 2000, '{{"x-github-event":"push"}}', '{{"n":1}}'),
       ('{RAISED}', '{OUTBOUND}', 'op-1', 'webhook_mcp.delivery.failed', 2500, '{{}}',
-        '{{"n":2}}');
+        '{{"n":2}}'),
+      ('{ORPHAN}', '{GONE}', 'gone-1', 'push', 2550, '{{}}', '{{"n":3}}');
     INSERT INTO deliveries (id, webhook_id, event_id, event, direction, trigger, attempt, url,
         status, status_code, error, request_headers, request_body, created_at) VALUES
       ('0190bbbb-0000-7000-8000-000000000001', '{INBOUND}', '{EVENT}', 'push', 'inbound',
@@ -82,8 +86,22 @@ async fn check(s: SharedStore) -> i64 {
         })
         .await
         .unwrap();
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 3);
     assert_eq!(events[0].payload["n"], 1);
+    // An event of a webhook deleted before the upgrade keeps naming it, and is found by it.
+    let orphans = s
+        .list_events(EventQuery {
+            webhook_id: Some(GONE.into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(
+        (orphans[0].id.as_str(), orphans[0].webhook_id.as_str()),
+        (ORPHAN, GONE)
+    );
 
     let log = s
         .query_deliveries(DeliveryQuery {
@@ -190,16 +208,16 @@ async fn a_sqlite_store_of_the_previous_release_opens_intact() {
         }
         conn.pragma_update(None, "user_version", 8).unwrap();
         conn.execute_batch(&old_rows()).unwrap();
-        // An event stored and deleted (seq 3): its seq is never handed out again.
+        // An event stored and deleted (seq 4): its seq is never handed out again.
         conn.execute_batch(&format!(
             "INSERT INTO events (id, webhook_id, event, received_at, headers, payload) \
              VALUES ('0190aaaa-0000-7000-8000-000000000003', '{INBOUND}', 'push', 2600, '{{}}', '{{}}'); \
-             DELETE FROM events WHERE seq = 3;"
+             DELETE FROM events WHERE seq = 4;"
         ))
         .unwrap();
     }
     let store = webhook_mcp::store::sqlite::SqliteStore::open(&path).unwrap();
-    assert_eq!(check(Arc::new(store)).await, 4);
+    assert_eq!(check(Arc::new(store)).await, 5);
     // The plain secrets of the old release are sealed on upgrade (issue 21, step 5).
     let raw: Vec<(String, String)> = rusqlite::Connection::open(&path)
         .unwrap()

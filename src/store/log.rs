@@ -102,7 +102,7 @@ impl From<StoredReceipt> for Receipt {
 /// The receipt of a stored event by its id (the event's).
 pub(crate) fn stored_receipt_by_id(id: &str) -> Statement {
     Statement {
-        sql: format!("SELECT {STORED_RECEIPT_COLUMNS} FROM events WHERE id = ? AND request"),
+        sql: format!("SELECT {STORED_RECEIPT_COLUMNS} FROM event_rows WHERE id = ? AND request"),
         args: vec![Arg::Text(id.to_string())],
     }
 }
@@ -153,7 +153,7 @@ pub(crate) fn stored_query(q: &DeliveryQuery) -> Option<Statement> {
         .add("received_at >= ?", q.since.map(Arg::Int))
         .add("received_at <= ?", q.until.map(Arg::Int));
     Some(f.statement(
-        &format!("SELECT {STORED_RECEIPT_COLUMNS} FROM events"),
+        &format!("SELECT {STORED_RECEIPT_COLUMNS} FROM event_rows"),
         "ORDER BY seq DESC LIMIT ?",
         vec![Arg::Int(q.limit as i64)],
     ))

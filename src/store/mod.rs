@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod log;
 pub mod postgres;
+mod retention;
 mod rows;
 pub mod sealing;
 mod sql;

@@ -332,6 +332,9 @@ struct Announce {
 }
 
 async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, announce: Announce) {
+    // The integer keys events name their webhook by, as committed: a key is never reused nor
+    // deleted, so what is known here stays true.
+    let mut keys: HashMap<WebhookId, i64> = HashMap::new();
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -341,8 +344,9 @@ async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, announce
             }
         }
         let started = std::time::Instant::now();
-        match write_batch(&pool, &mut batch, &announce).await {
-            Ok(outcomes) => {
+        match write_batch(&pool, &mut batch, &announce, &keys).await {
+            Ok((outcomes, made)) => {
+                keys.extend(made);
                 tracing::debug!(
                     receipts = batch.len(),
                     commit_us = started.elapsed().as_micros() as u64,
@@ -365,26 +369,44 @@ async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, announce
     }
 }
 
+/// Writes one batch; returns each job's outcome and the webhook keys the batch made (known only
+/// once it commits).
 async fn write_batch(
     pool: &Pool,
     batch: &mut [IngestJob],
     announce: &Announce,
-) -> Result<Vec<InsertOutcome>> {
+    known_keys: &HashMap<WebhookId, i64>,
+) -> Result<(Vec<InsertOutcome>, HashMap<WebhookId, i64>)> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    let made = webhook_keys(
+        &tx,
+        batch
+            .iter()
+            .map(|j| &j.ingest.event.webhook_id)
+            .filter(|w| !known_keys.contains_key(*w)),
+    )
+    .await?;
+    let key_of = |w: &WebhookId| -> Result<i64> {
+        known_keys
+            .get(w)
+            .or_else(|| made.get(w))
+            .copied()
+            .ok_or_else(|| Error::Store(format!("webhook {w} has no key")))
+    };
     // Events commit in seq order across instances (see the module's doc).
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_SEQ_LOCK])
         .await?;
     // Which provider ids are stored already: one query for the batch.
-    let mut known = known_provider_ids(&tx, batch.iter().map(|j| &j.ingest.event)).await?;
+    let mut known = known_provider_ids(&tx, batch.iter().map(|j| &j.ingest.event), &key_of).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut new_events: Vec<usize> = vec![];
     for (i, job) in batch.iter_mut().enumerate() {
         let Ingest { event, receipt, .. } = &mut job.ingest;
-        let key = event
-            .provider_event_id
-            .as_ref()
-            .map(|p| (event.webhook_id.to_string(), p.clone()));
+        let key = match &event.provider_event_id {
+            Some(p) => Some((key_of(&event.webhook_id)?, p.clone())),
+            None => None,
+        };
         match key.as_ref().and_then(|k| known.get(k)) {
             Some(id) => {
                 mark_duplicate(receipt, id);
@@ -402,29 +424,30 @@ async fn write_batch(
         }
     }
     if !new_events.is_empty() {
-        let mut cols: [Vec<Option<String>>; 6] = Default::default();
+        let mut cols: [Vec<Option<String>>; 5] = Default::default();
+        let mut webhooks: Vec<i64> = vec![];
         let mut received: Vec<i64> = vec![];
         let mut request: Vec<bool> = vec![];
         for &i in &new_events {
             let j = &batch[i].ingest;
             let e = &j.event;
             cols[0].push(Some(e.id.to_string()));
-            cols[1].push(Some(e.webhook_id.to_string()));
-            cols[2].push(e.provider_event_id.clone());
-            cols[3].push(Some(e.event.clone()));
-            cols[4].push(Some(json_text(&e.headers)));
-            cols[5].push(Some(j.body.clone()));
+            webhooks.push(key_of(&e.webhook_id)?);
+            cols[1].push(e.provider_event_id.clone());
+            cols[2].push(Some(e.event.clone()));
+            cols[3].push(Some(json_text(&e.headers)));
+            cols[4].push(Some(j.body.clone()));
             received.push(e.received_at);
             request.push(j.receipt.is_some());
         }
         let rows = tx
             .query(
                 // A provider id another insert stored meanwhile is skipped, reported below.
-                "INSERT INTO events (id, webhook_id, provider_event_id, event, headers, payload, received_at, request) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
-                 ON CONFLICT (webhook_id, provider_event_id) DO NOTHING \
+                "INSERT INTO events (id, webhook, provider_event_id, event, headers, payload, received_at, request) \
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
+                 ON CONFLICT (webhook, provider_event_id) DO NOTHING \
                  RETURNING id, seq",
-                &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &received, &request],
+                &[&cols[0], &webhooks, &cols[1], &cols[2], &cols[3], &cols[4], &received, &request],
             )
             .await?;
         let mut seqs: HashMap<String, i64> = HashMap::new();
@@ -447,11 +470,12 @@ async fn write_batch(
         if !raced.is_empty() {
             // Another instance committed the same provider ids first: duplicates of its events.
             let theirs =
-                known_provider_ids(&tx, raced.iter().map(|&i| &batch[i].ingest.event)).await?;
+                known_provider_ids(&tx, raced.iter().map(|&i| &batch[i].ingest.event), &key_of)
+                    .await?;
             for i in raced {
                 let Ingest { event, receipt, .. } = &mut batch[i].ingest;
                 let key = (
-                    event.webhook_id.to_string(),
+                    key_of(&event.webhook_id)?,
                     event.provider_event_id.clone().unwrap_or_default(),
                 );
                 let id = theirs.get(&key).cloned().ok_or_else(|| {
@@ -478,33 +502,65 @@ async fn write_batch(
         .await?;
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok((outcomes, made))
 }
 
-/// The stored events that have the (webhook id, provider id) of one of `events`, by that pair:
-/// one query for any number of events.
+/// The keys of `ids` (made for those that have none yet), in the caller's transaction.
+async fn webhook_keys<'a>(
+    c: &impl GenericClient,
+    ids: impl Iterator<Item = &'a WebhookId>,
+) -> Result<HashMap<WebhookId, i64>> {
+    let mut ids: Vec<&str> = ids.map(|w| w.as_str()).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    c.execute(
+        "INSERT INTO webhook_keys (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING",
+        &[&ids],
+    )
+    .await?;
+    c.query(
+        "SELECT key, id FROM webhook_keys WHERE id = ANY($1)",
+        &[&ids],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((WebhookId::from(col::<String>(r, "id")?), col(r, "key")?)))
+    .collect()
+}
+
+/// The stored events that have the (webhook, provider id) of one of `events`, by that pair
+/// (the webhook by its key): one query for any number of events.
 async fn known_provider_ids<'a>(
     c: &impl GenericClient,
     events: impl Iterator<Item = &'a Event>,
-) -> Result<HashMap<(String, String), EventId>> {
-    let (hooks, pids): (Vec<String>, Vec<String>) = events
-        .filter_map(|e| Some((e.webhook_id.to_string(), e.provider_event_id.clone()?)))
-        .unzip();
+    key_of: &impl Fn(&WebhookId) -> Result<i64>,
+) -> Result<HashMap<(i64, String), EventId>> {
+    let mut hooks: Vec<i64> = vec![];
+    let mut pids: Vec<&str> = vec![];
+    for e in events {
+        if let Some(p) = &e.provider_event_id {
+            hooks.push(key_of(&e.webhook_id)?);
+            pids.push(p);
+        }
+    }
     let mut known = HashMap::new();
     if hooks.is_empty() {
         return Ok(known);
     }
     let rows = c
         .query(
-            "SELECT e.id, e.webhook_id, e.provider_event_id FROM events e \
-             JOIN unnest($1::text[], $2::text[]) AS k(w, p) \
-             ON e.webhook_id = k.w AND e.provider_event_id = k.p",
+            "SELECT e.id, e.webhook, e.provider_event_id FROM events e \
+             JOIN unnest($1::int8[], $2::text[]) AS k(w, p) \
+             ON e.webhook = k.w AND e.provider_event_id = k.p",
             &[&hooks, &pids],
         )
         .await?;
     for row in rows {
         known.insert(
-            (col(&row, "webhook_id")?, col(&row, "provider_event_id")?),
+            (col(&row, "webhook")?, col(&row, "provider_event_id")?),
             EventId::from(col::<String>(&row, "id")?),
         );
     }
@@ -721,6 +777,10 @@ fn bind(s: &Statement) -> Params<'_> {
 /// Runs a shared statement (`store::sql`) rendered for PostgreSQL.
 async fn query(c: &impl GenericClient, s: &Statement) -> Result<Vec<Row>> {
     Ok(c.query(&s.numbered(), &bind(s)).await?)
+}
+
+async fn execute(c: &impl GenericClient, s: &Statement) -> Result<u64> {
+    Ok(c.execute(&s.numbered(), &bind(s)).await?)
 }
 
 async fn query_opt(c: &impl GenericClient, s: &Statement) -> Result<Option<Row>> {
@@ -1151,7 +1211,7 @@ impl Store for PgStore {
         self.client()
             .await?
             .query_opt(
-                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"),
+                &format!("SELECT {EVENT_COLUMNS} FROM event_rows WHERE id = $1"),
                 &[&id.as_str()],
             )
             .await?
@@ -1179,7 +1239,7 @@ impl Store for PgStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY seq {order} LIMIT ${}",
+                    "SELECT {EVENT_COLUMNS} FROM event_rows WHERE {} ORDER BY seq {order} LIMIT ${}",
                     clauses.join(" AND "),
                     params.len()
                 ),
@@ -1211,7 +1271,7 @@ impl Store for PgStore {
         let limit = limit as i64;
         let events = client
             .query(
-                "SELECT seq, id, webhook_id, event FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, id, webhook_id, event FROM event_rows WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[&since.event_seq, &limit],
             )
             .await?
@@ -1676,59 +1736,24 @@ impl Store for PgStore {
     }
 
     async fn prune(&self, cut: PruneCutoffs, limit: usize) -> Result<Pruned> {
-        let limit = limit as i64;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut pruned = Pruned::default();
         if let Some(before) = cut.events_before {
-            // An event goes with the receipts that refer to it (their view reads its body).
-            pruned.events = tx
-                .execute(
-                    "WITH doomed AS (SELECT id FROM events WHERE received_at < $1 \
-                         ORDER BY received_at LIMIT $2), \
-                     receipts AS (DELETE FROM deliveries WHERE direction = 'inbound' \
-                         AND event_id IN (SELECT id FROM doomed)) \
-                     DELETE FROM events WHERE id IN (SELECT id FROM doomed)",
-                    &[&before, &limit],
-                )
-                .await?;
+            let head = super::retention::events_through(before, limit);
+            let through: Option<i64> = tx
+                .query_one(&head.numbered(), &bind(&head))
+                .await?
+                .try_get(0)?;
+            if let Some(through) = through {
+                let [receipts, events] = super::retention::events(through);
+                execute(&tx, &receipts).await?;
+                pruned.events = execute(&tx, &events).await?;
+            }
         }
-        if let Some(before) = cut.deliveries_before {
-            // A pending attempt is queue state, not history: it stays whatever its age.
-            pruned.deliveries = tx
-                .execute(
-                    "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries \
-                     WHERE created_at < $1 AND status <> 'pending' ORDER BY created_at LIMIT $2)",
-                    &[&before, &limit],
-                )
-                .await?;
-            pruned.messages = tx
-                .execute(
-                    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m \
-                     WHERE m.created_at < $1 \
-                     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) \
-                     ORDER BY m.created_at LIMIT $2)",
-                    &[&before, &limit],
-                )
-                .await?;
-        }
-        if let Some(before) = cut.changes_before {
-            pruned.changes = tx
-                .execute(
-                    "DELETE FROM webhook_changes WHERE rev IN (SELECT rev FROM webhook_changes \
-                     WHERE changed_at < $1 ORDER BY rev LIMIT $2)",
-                    &[&before, &limit],
-                )
-                .await?;
-        }
-        if let Some(before) = cut.keys_before {
-            pruned.keys = tx
-                .execute(
-                    "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys \
-                     WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
-                    &[&before, &limit],
-                )
-                .await?;
+        for (part, s) in super::retention::history(cut, limit) {
+            let n = execute(&tx, &s).await?;
+            pruned.count(part, n);
         }
         tx.commit().await?;
         Ok(pruned)

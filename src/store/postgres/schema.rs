@@ -139,4 +139,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE webhooks ADD COLUMN accept_compact_signatures BOOLEAN NOT NULL DEFAULT TRUE;
     "#,
+    // 7: compact event rows (SQLite's 11): an event names its webhook by an integer key
+    // (`webhook_keys`, never reused nor deleted) instead of its text id; readers see
+    // `event_rows`, the row with its webhook's id; retention walks `seq` (no `received_at`
+    // index). Dropping the column drops its unique
+    // constraint and index, made again on the key.
+    r#"
+    CREATE TABLE webhook_keys (key BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE);
+    INSERT INTO webhook_keys (id) SELECT id FROM webhooks UNION SELECT webhook_id FROM events;
+    ALTER TABLE events ADD COLUMN webhook BIGINT;
+    UPDATE events e SET webhook = k.key FROM webhook_keys k WHERE k.id = e.webhook_id;
+    ALTER TABLE events ALTER COLUMN webhook SET NOT NULL;
+    ALTER TABLE events DROP COLUMN webhook_id;
+    ALTER TABLE events ADD CONSTRAINT events_webhook_provider_event_id_key
+        UNIQUE (webhook, provider_event_id);
+    CREATE INDEX events_by_webhook ON events (webhook, seq);
+    DROP INDEX events_by_received;
+    CREATE VIEW event_rows AS
+        SELECT e.seq, e.id, k.id AS webhook_id, e.provider_event_id, e.event, e.received_at,
+            e.headers, e.payload, e.request
+        FROM events e JOIN webhook_keys k ON k.key = e.webhook;
+    "#,
 ];

@@ -5,6 +5,7 @@
 //! and its headers, and it is that request's receipt (`request = 1`; see `store::log`): an
 //! accepted request writes one row.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::types::Value;
@@ -13,7 +14,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use super::deliveries::insert_receipt;
 use super::{col, queue};
 use crate::error::{Error, Result};
-use crate::model::{Event, EventId, Receipt};
+use crate::model::{Event, EventId, Receipt, WebhookId};
 use crate::store::{
     json_text, ChangeCursor, Changes, Commits, EventNotice, EventQuery, Ingest, InsertOutcome,
 };
@@ -80,6 +81,7 @@ pub(super) fn receipt_writer(
     jobs: std::sync::mpsc::Receiver<ReceiptJob>,
     commits: Commits,
 ) {
+    let mut keys = WebhookKeys::default();
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -92,7 +94,7 @@ pub(super) fn receipt_writer(
         let result = {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
             let locked = started.elapsed();
-            let result = write_batch(&mut guard, &mut batch);
+            let result = write_batch(&mut guard, &mut batch, &mut keys);
             tracing::debug!(
                 receipts = batch.len(),
                 lock_wait_us = locked.as_micros() as u64,
@@ -125,7 +127,60 @@ pub(super) fn receipt_writer(
     }
 }
 
-fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Option<InsertOutcome>>> {
+/// The integer keys events name their webhook by (`webhook_keys`), as the writer has seen them
+/// committed. A key is never reused nor deleted, so what is known stays true; a key made in a
+/// batch that rolls back is forgotten with it.
+#[derive(Default)]
+struct WebhookKeys {
+    committed: HashMap<WebhookId, i64>,
+    made: Vec<(WebhookId, i64)>,
+}
+
+impl WebhookKeys {
+    /// `id`'s key, made in this transaction if it has none yet.
+    fn key(&mut self, tx: &Connection, id: &WebhookId) -> Result<i64> {
+        if let Some(&k) = self.committed.get(id) {
+            return Ok(k);
+        }
+        if let Some((_, k)) = self.made.iter().find(|(w, _)| w == id) {
+            return Ok(*k);
+        }
+        tx.prepare_cached("INSERT OR IGNORE INTO webhook_keys (id) VALUES (?1)")?
+            .execute([id])?;
+        let k: i64 = tx
+            .prepare_cached("SELECT key FROM webhook_keys WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))?;
+        self.made.push((id.clone(), k));
+        Ok(k)
+    }
+
+    fn commit(&mut self) {
+        self.committed.extend(self.made.drain(..));
+    }
+
+    fn roll_back(&mut self) {
+        self.made.clear();
+    }
+}
+
+fn write_batch(
+    c: &mut Connection,
+    batch: &mut [ReceiptJob],
+    keys: &mut WebhookKeys,
+) -> Result<Vec<Option<InsertOutcome>>> {
+    let written = write_batch_once(c, batch, keys);
+    match written {
+        Ok(_) => keys.commit(),
+        Err(_) => keys.roll_back(),
+    }
+    written
+}
+
+fn write_batch_once(
+    c: &mut Connection,
+    batch: &mut [ReceiptJob],
+    keys: &mut WebhookKeys,
+) -> Result<Vec<Option<InsertOutcome>>> {
     // IMMEDIATE: the write lock is taken (waiting out another process's writer) at BEGIN. A
     // deferred transaction that reads first (the duplicate check) and then writes fails at
     // once with "database is locked" when another process wrote in between.
@@ -146,13 +201,14 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Optio
             receipt,
             relays,
         } = &mut **ingest;
+        let webhook = keys.key(&tx, &event.webhook_id)?;
         // Sees earlier jobs of the same batch too: duplicates within a batch are caught.
         let existing: Option<EventId> = match &event.provider_event_id {
             Some(pid) => tx
                 .prepare_cached(
-                    "SELECT id FROM events WHERE webhook_id = ?1 AND provider_event_id = ?2",
+                    "SELECT id FROM events WHERE webhook = ?1 AND provider_event_id = ?2",
                 )?
-                .query_row(params![event.webhook_id, pid], |r| col(r, "id"))
+                .query_row(params![webhook, pid], |r| col(r, "id"))
                 .optional()?,
             None => None,
         };
@@ -168,12 +224,12 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Optio
             }
             None => {
                 tx.prepare_cached(
-                    "INSERT INTO events (id, webhook_id, provider_event_id, event, received_at, headers, payload, request) \
+                    "INSERT INTO events (id, webhook, provider_event_id, event, received_at, headers, payload, request) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?
                 .execute(params![
                     event.id,
-                    event.webhook_id,
+                    webhook,
                     event.provider_event_id,
                     event.event,
                     event.received_at,
@@ -199,7 +255,7 @@ fn write_batch(c: &mut Connection, batch: &mut [ReceiptJob]) -> Result<Vec<Optio
 
 pub(super) fn get(c: &Connection, id: &EventId) -> Result<Option<Event>> {
     Ok(
-        c.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE id = ?1"))?
+        c.prepare_cached(&format!("SELECT {COLUMNS} FROM event_rows WHERE id = ?1"))?
             .query_row([id], super::event_row)
             .optional()?,
     )
@@ -221,7 +277,7 @@ pub(super) fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {
     args.push(Value::Integer(q.limit as i64));
     let order = if q.newest_first { "DESC" } else { "ASC" };
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM events WHERE {} ORDER BY seq {order} LIMIT ?",
+        "SELECT {COLUMNS} FROM event_rows WHERE {} ORDER BY seq {order} LIMIT ?",
         clauses.join(" AND ")
     ))?;
     let rows = stmt.query_map(params_from_iter(args), super::event_row)?;
@@ -234,7 +290,7 @@ pub(super) fn max_seq(c: &Connection) -> Result<i64> {
 
 pub(super) fn changes_since(c: &Connection, since: ChangeCursor, limit: usize) -> Result<Changes> {
     let mut stmt = c.prepare_cached(
-        "SELECT seq, id, webhook_id, event FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        "SELECT seq, id, webhook_id, event FROM event_rows WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let events = stmt
         .query_map(params![since.event_seq, limit as i64], |r| {

@@ -160,6 +160,47 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE webhooks ADD COLUMN accept_compact_signatures INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 11: compact event rows. An event names its webhook by an integer key (`webhook_keys`:
+    // never reused nor deleted, since events outlive their webhook) instead of a 36-character
+    // text id repeated in the row and two of its indexes; retention walks `seq`, so the
+    // `received_at` index goes (`store::retention`). `event_rows` is what readers see: the
+    // row with its webhook's id. The table is rebuilt (a column in a UNIQUE constraint cannot
+    // be dropped) keeping every seq and the highest seq ever handed out.
+    r#"
+    CREATE TABLE webhook_keys (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);
+    INSERT INTO webhook_keys (id) SELECT id FROM webhooks UNION SELECT webhook_id FROM events;
+    CREATE TABLE events_compact (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        webhook INTEGER NOT NULL,
+        provider_event_id TEXT,
+        event TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        headers TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        request INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (webhook, provider_event_id)
+    );
+    INSERT INTO events_compact (seq, id, webhook, provider_event_id, event, received_at,
+            headers, payload, request)
+        SELECT e.seq, e.id, k.key, e.provider_event_id, e.event, e.received_at, e.headers,
+            e.payload, e.request
+        FROM events e JOIN webhook_keys k ON k.id = e.webhook_id ORDER BY e.seq;
+    CREATE TEMP TABLE events_seq AS SELECT seq FROM sqlite_sequence WHERE name = 'events';
+    DROP TABLE events;
+    ALTER TABLE events_compact RENAME TO events;
+    DELETE FROM sqlite_sequence WHERE name IN ('events', 'events_compact');
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'events', MAX(COALESCE((SELECT MAX(seq) FROM events), 0),
+                             COALESCE((SELECT seq FROM temp.events_seq), 0));
+    DROP TABLE temp.events_seq;
+    CREATE INDEX events_by_webhook ON events (webhook, seq);
+    CREATE INDEX events_by_type ON events (event, seq);
+    CREATE VIEW event_rows AS
+        SELECT e.seq, e.id, k.id AS webhook_id, e.provider_event_id, e.event, e.received_at,
+            e.headers, e.payload, e.request
+        FROM events e JOIN webhook_keys k ON k.key = e.webhook;
+    "#,
 ];
 
 /// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the

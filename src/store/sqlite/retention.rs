@@ -2,68 +2,40 @@
 //! system (incremental vacuum).
 //!
 //! Each batch is one short write transaction, so the receipt writer never waits long behind
-//! it. Rows are found through indexes on their timestamps (migration 6), so a batch costs the
-//! same whether the tables hold a thousand rows or ten million.
+//! it. What a batch deletes is written once for both backends (`store::retention`); a batch
+//! costs the same whether the tables hold a thousand rows or ten million.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
 use crate::error::Result;
+use crate::store::retention;
+use crate::store::sql::Statement;
 use crate::store::{PruneCutoffs, Pruned};
 
+/// One prune batch: the statements of `store::retention`, in one transaction.
 pub(super) fn prune(tx: &rusqlite::Transaction, cut: PruneCutoffs, limit: usize) -> Result<Pruned> {
-    let limit = limit as i64;
+    let run = |s: &Statement| -> Result<u64> {
+        Ok(tx
+            .prepare_cached(&s.sql)?
+            .execute(params_from_iter(&s.args))? as u64)
+    };
     let mut pruned = Pruned::default();
     if let Some(before) = cut.events_before {
-        // An event and the receipt that stored it go together: the receipt's view reads its
-        // headers and body from the event. Duplicate receipts of it go too.
-        tx.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS doomed_events (id TEXT PRIMARY KEY)",
-            [],
-        )?;
-        tx.execute("DELETE FROM temp.doomed_events", [])?;
-        tx.execute(
-            "INSERT INTO temp.doomed_events (id) SELECT id FROM events \
-             WHERE received_at < ?1 ORDER BY received_at LIMIT ?2",
-            params![before, limit],
-        )?;
-        tx.execute(
-            "DELETE FROM deliveries WHERE direction = 'inbound' \
-             AND event_id IN (SELECT id FROM temp.doomed_events)",
-            [],
-        )?;
-        pruned.events = tx.execute(
-            "DELETE FROM events WHERE id IN (SELECT id FROM temp.doomed_events)",
-            [],
-        )? as u64;
+        let head = retention::events_through(before, limit);
+        let through: Option<i64> = tx
+            .prepare_cached(&head.sql)?
+            .query_row(params_from_iter(&head.args), |r| r.get(0))
+            .optional()?
+            .flatten();
+        if let Some(through) = through {
+            let [receipts, events] = retention::events(through);
+            run(&receipts)?;
+            pruned.events = run(&events)?;
+        }
     }
-    if let Some(before) = cut.deliveries_before {
-        // A pending attempt is queue state, not history: it stays whatever its age.
-        pruned.deliveries = tx.execute(
-            "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries \
-             WHERE created_at < ?1 AND status != 'pending' ORDER BY created_at LIMIT ?2)",
-            params![before, limit],
-        )? as u64;
-        pruned.messages = tx.execute(
-            "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m \
-             WHERE m.created_at < ?1 \
-             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) \
-             ORDER BY m.created_at LIMIT ?2)",
-            params![before, limit],
-        )? as u64;
-    }
-    if let Some(before) = cut.changes_before {
-        pruned.changes = tx.execute(
-            "DELETE FROM webhook_changes WHERE rev IN (SELECT rev FROM webhook_changes \
-             WHERE changed_at < ?1 ORDER BY rev LIMIT ?2)",
-            params![before, limit],
-        )? as u64;
-    }
-    if let Some(before) = cut.keys_before {
-        pruned.keys = tx.execute(
-            "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys \
-             WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
-            params![before, limit],
-        )? as u64;
+    for (part, s) in retention::history(cut, limit) {
+        let n = run(&s)?;
+        pruned.count(part, n);
     }
     Ok(pruned)
 }
