@@ -229,6 +229,17 @@ async fn a_sqlite_store_of_the_previous_release_opens_intact() {
         .unwrap();
     assert_sealed(&raw);
     assert!(dir.path().join("secrets.key").exists());
+    // Event ids became their 16 bytes wherever they are stored (the lookups above found them).
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let text_ids: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM events WHERE typeof(id) <> 'blob') \
+                  + (SELECT count(*) FROM deliveries WHERE typeof(event_id) = 'text')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(text_ids, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,7 +103,7 @@ impl From<StoredReceipt> for Receipt {
 pub(crate) fn stored_receipt_by_id(id: &str) -> Statement {
     Statement {
         sql: format!("SELECT {STORED_RECEIPT_COLUMNS} FROM event_rows WHERE id = ? AND request"),
-        args: vec![Arg::Text(id.to_string())],
+        args: vec![Arg::EventId(id.to_string())],
     }
 }
 

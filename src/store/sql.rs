@@ -9,6 +9,8 @@
 pub(crate) enum Arg {
     Int(i64),
     Text(String),
+    /// An event id: text to PostgreSQL, its 16 bytes to SQLite when it is a UUID.
+    EventId(String),
 }
 
 /// SQL with `?` placeholders and its arguments.

@@ -769,7 +769,7 @@ fn bind(s: &Statement) -> Params<'_> {
         .iter()
         .map(|a| match a {
             Arg::Int(i) => i as &(dyn ToSql + Sync),
-            Arg::Text(t) => t as &(dyn ToSql + Sync),
+            Arg::Text(t) | Arg::EventId(t) => t as &(dyn ToSql + Sync),
         })
         .collect()
 }

@@ -8,6 +8,36 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
+/// SQL for column `$x` as its 16 bytes when it holds a UUID in canonical form (lowercase,
+/// hyphenated: what `canonical_uuid` in the SQLite backend stores as bytes), else unchanged.
+macro_rules! uuid_bytes {
+    ($x:literal) => {
+        concat!(
+            "CASE WHEN length(",
+            $x,
+            ") = 36 AND ",
+            $x,
+            " = lower(",
+            $x,
+            ") AND substr(",
+            $x,
+            ", 9, 1) = '-' AND substr(",
+            $x,
+            ", 14, 1) = '-' AND substr(",
+            $x,
+            ", 19, 1) = '-' AND substr(",
+            $x,
+            ", 24, 1) = '-' AND length(unhex(replace(",
+            $x,
+            ", '-', ''))) = 16 THEN unhex(replace(",
+            $x,
+            ", '-', '')) ELSE ",
+            $x,
+            " END"
+        )
+    };
+}
+
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: webhooks, events, delivery log.
     r#"
@@ -162,16 +192,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
     // 11: compact event rows. An event names its webhook by an integer key (`webhook_keys`:
     // never reused nor deleted, since events outlive their webhook) instead of a 36-character
-    // text id repeated in the row and two of its indexes; retention walks `seq`, so the
-    // `received_at` index goes (`store::retention`). `event_rows` is what readers see: the
-    // row with its webhook's id. The table is rebuilt (a column in a UNIQUE constraint cannot
-    // be dropped) keeping every seq and the highest seq ever handed out.
-    r#"
+    // text id repeated in the row and two of its indexes, and its id is its UUID's 16 bytes
+    // (in `deliveries.event_id` and `messages.event_id` too; an id that is not a UUID in
+    // canonical form stays text). Retention walks `seq`, so the `received_at` index goes
+    // (`store::retention`). `event_rows` is what readers see: the row with its webhook's id.
+    // The table is rebuilt (a column in a UNIQUE constraint cannot be dropped) keeping every
+    // seq and the highest seq ever handed out.
+    concat!(
+        r#"
     CREATE TABLE webhook_keys (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);
     INSERT INTO webhook_keys (id) SELECT id FROM webhooks UNION SELECT webhook_id FROM events;
     CREATE TABLE events_compact (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
+        id BLOB NOT NULL UNIQUE,
         webhook INTEGER NOT NULL,
         provider_event_id TEXT,
         event TEXT NOT NULL,
@@ -183,7 +216,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO events_compact (seq, id, webhook, provider_event_id, event, received_at,
             headers, payload, request)
-        SELECT e.seq, e.id, k.key, e.provider_event_id, e.event, e.received_at, e.headers,
+        SELECT e.seq, "#,
+        uuid_bytes!("e.id"),
+        r#", k.key, e.provider_event_id, e.event, e.received_at, e.headers,
             e.payload, e.request
         FROM events e JOIN webhook_keys k ON k.id = e.webhook_id ORDER BY e.seq;
     CREATE TEMP TABLE events_seq AS SELECT seq FROM sqlite_sequence WHERE name = 'events';
@@ -200,7 +235,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         SELECT e.seq, e.id, k.id AS webhook_id, e.provider_event_id, e.event, e.received_at,
             e.headers, e.payload, e.request
         FROM events e JOIN webhook_keys k ON k.key = e.webhook;
-    "#,
+    UPDATE deliveries SET event_id = "#,
+        uuid_bytes!("event_id"),
+        r#" WHERE event_id IS NOT NULL;
+    UPDATE messages SET event_id = "#,
+        uuid_bytes!("event_id"),
+        r#" WHERE event_id IS NOT NULL;
+    "#
+    ),
 ];
 
 /// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the
@@ -240,6 +282,41 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    /// Migration 11's SQL turns into bytes exactly the ids the backend stores as bytes.
+    #[test]
+    fn the_migration_and_the_backend_agree_on_which_ids_are_bytes() {
+        let c = Connection::open_in_memory().unwrap();
+        let made = crate::model::EventId::generate().as_str().to_string();
+        let mut no_hyphens = made.replace('-', "");
+        no_hyphens.push_str("abcd");
+        for text in [
+            made.clone(),
+            made.to_uppercase(),
+            "e1".into(),
+            no_hyphens,
+            format!("{}-", &made[..35]),
+            made.replacen('-', "g", 1),
+        ] {
+            let (ty, bytes): (String, Option<Vec<u8>>) = c
+                .query_row(
+                    concat!(
+                        "SELECT typeof(",
+                        uuid_bytes!("?1"),
+                        "), ",
+                        uuid_bytes!("?1")
+                    ),
+                    [&text],
+                    |r| Ok((r.get(0)?, r.get(1).ok())),
+                )
+                .unwrap();
+            let rust = super::super::canonical_uuid(&text);
+            assert_eq!(ty == "blob", rust.is_some(), "{text}");
+            if let Some(u) = rust {
+                assert_eq!(bytes.unwrap(), u.as_bytes().to_vec());
+            }
+        }
     }
 
     #[test]

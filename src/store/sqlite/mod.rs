@@ -697,7 +697,55 @@ macro_rules! text_newtype_sql {
         }
     )*};
 }
-text_newtype_sql!(WebhookId, EventId, DeliveryId, MessageId, SubscriptionId);
+text_newtype_sql!(WebhookId, DeliveryId, MessageId, SubscriptionId);
+
+// An event id is stored as its 16 bytes when it is a UUID in canonical form (every id the
+// server makes is), else as text: in `events.id`, `deliveries.event_id` and
+// `messages.event_id` (migration 11). At the edges it is always the UUID text.
+
+impl ToSql for EventId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match canonical_uuid(self.as_str()) {
+            Some(u) => ToSqlOutput::from(u.as_bytes().to_vec()),
+            None => ToSqlOutput::Borrowed(ValueRef::Text(self.as_str().as_bytes())),
+        })
+    }
+}
+
+impl FromSql for EventId {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        id_text(value).map(EventId::from)
+    }
+}
+
+/// `text` as a UUID when it is one written as the server writes them (lowercase, hyphenated),
+/// so that its bytes read back as the same text.
+fn canonical_uuid(text: &str) -> Option<uuid::Uuid> {
+    let u = uuid::Uuid::try_parse(text).ok()?;
+    (text.len() == 36 && u.hyphenated().to_string() == text).then_some(u)
+}
+
+/// A text column, or an id stored as 16 bytes (read as its UUID text).
+fn id_text(value: ValueRef<'_>) -> FromSqlResult<String> {
+    match value {
+        ValueRef::Blob(b) => uuid::Uuid::from_slice(b)
+            .map(|u| u.hyphenated().to_string())
+            .map_err(|e| FromSqlError::Other(Box::new(e))),
+        other => String::column_result(other),
+    }
+}
+
+/// An optional text column, ids stored as bytes read as text.
+struct IdText(Option<String>);
+
+impl FromSql for IdText {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value {
+            ValueRef::Null => Ok(IdText(None)),
+            v => id_text(v).map(|t| IdText(Some(t))),
+        }
+    }
+}
 
 impl ToSql for Secret {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -739,6 +787,10 @@ impl ToSql for crate::store::sql::Arg {
         Ok(match self {
             Arg::Int(i) => ToSqlOutput::from(*i),
             Arg::Text(t) => ToSqlOutput::from(t.as_str()),
+            Arg::EventId(id) => match canonical_uuid(id) {
+                Some(u) => ToSqlOutput::from(u.as_bytes().to_vec()),
+                None => ToSqlOutput::from(id.as_str()),
+            },
         })
     }
 }
@@ -759,7 +811,7 @@ impl From<rusqlite::Error> for Error {
 
 impl crate::store::rows::Columns for Row<'_> {
     fn text(&self, name: &str) -> Result<Option<String>> {
-        Ok(col(self, name)?)
+        Ok(col::<IdText>(self, name)?.0)
     }
     fn int(&self, name: &str) -> Result<Option<i64>> {
         Ok(col(self, name)?)
@@ -790,4 +842,31 @@ fn stored_receipt_row(r: &Row) -> rusqlite::Result<Receipt> {
 
 fn attempt_row(r: &Row) -> rusqlite::Result<Attempt> {
     wrap(crate::store::rows::attempt(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An id the server makes is stored as 16 bytes and reads back as the same text; any other
+    /// id is stored as text, so it reads back unchanged too.
+    #[test]
+    fn event_ids_are_stored_as_bytes_only_when_they_read_back_the_same() {
+        let c = Connection::open_in_memory().unwrap();
+        let made = EventId::generate();
+        let upper = EventId::from(made.as_str().to_uppercase());
+        for (id, kind) in [
+            (made.clone(), "blob"),
+            (upper, "text"),
+            (EventId::from("e1"), "text"),
+            (EventId::from(made.as_str().replace('-', "")), "text"),
+        ] {
+            let (back, ty): (EventId, String) = c
+                .query_row("SELECT ?1, typeof(?1)", [&id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap();
+            assert_eq!((back, ty.as_str()), (id, kind));
+        }
+    }
 }
