@@ -59,55 +59,50 @@ impl Pruned {
     }
 }
 
-/// The deletes of everything but events that `cut` asks for, in order.
+/// The deletes of everything but events that `cut` asks for, in order: each deletes at most
+/// `limit` rows older than its cutoff, oldest first.
 pub(crate) fn history(cut: PruneCutoffs, limit: usize) -> Vec<(Part, Statement)> {
-    let limit = Arg::Int(limit as i64);
-    let delete = |sql: &str, before: i64| Statement {
-        sql: sql.into(),
-        args: vec![Arg::Int(before), limit.clone()],
-    };
-    let mut out = vec![];
-    if let Some(before) = cut.deliveries_before {
+    let parts: [(Part, Option<i64>, &str); 4] = [
         // A pending attempt is queue state, not history: it stays whatever its age.
-        out.push((
+        (
             Part::Deliveries,
-            delete(
-                "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries \
-                 WHERE created_at < ? AND status <> 'pending' ORDER BY created_at LIMIT ?)",
-                before,
-            ),
-        ));
+            cut.deliveries_before,
+            "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries \
+             WHERE created_at < ? AND status <> 'pending' ORDER BY created_at LIMIT ?)",
+        ),
         // A message goes once no attempt of it is left.
-        out.push((
+        (
             Part::Messages,
-            delete(
-                "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m \
-                 WHERE m.created_at < ? \
-                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) \
-                 ORDER BY m.created_at LIMIT ?)",
-                before,
-            ),
-        ));
-    }
-    if let Some(before) = cut.changes_before {
-        out.push((
+            cut.deliveries_before,
+            "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m \
+             WHERE m.created_at < ? \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) \
+             ORDER BY m.created_at LIMIT ?)",
+        ),
+        (
             Part::Changes,
-            delete(
-                "DELETE FROM webhook_changes WHERE rev IN (SELECT rev FROM webhook_changes \
-                 WHERE changed_at < ? ORDER BY rev LIMIT ?)",
-                before,
-            ),
-        ));
-    }
-    if let Some(before) = cut.keys_before {
-        out.push((
+            cut.changes_before,
+            "DELETE FROM webhook_changes WHERE rev IN (SELECT rev FROM webhook_changes \
+             WHERE changed_at < ? ORDER BY rev LIMIT ?)",
+        ),
+        (
             Part::Keys,
-            delete(
-                "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys \
-                 WHERE created_at < ? ORDER BY created_at LIMIT ?)",
-                before,
-            ),
-        ));
-    }
-    out
+            cut.keys_before,
+            "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys \
+             WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+        ),
+    ];
+    parts
+        .into_iter()
+        .filter_map(|(part, before, sql)| {
+            let args = vec![Arg::Int(before?), Arg::Int(limit as i64)];
+            Some((
+                part,
+                Statement {
+                    sql: sql.into(),
+                    args,
+                },
+            ))
+        })
+        .collect()
 }
