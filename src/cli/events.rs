@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::admin::{self, failed, fields, table, text, AdminArgs};
 use super::StartError;
 use crate::mcp::render;
-use crate::model::{EventId, WebhookId};
+use crate::model::{EventId, Filter, WebhookId};
 use crate::service::{ListEvents, Service, WaitForEvents};
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +28,7 @@ pub enum EventsCmd {
     /// Examples:
     ///   webhook-mcp events tail
     ///   webhook-mcp events tail --event lead.replied --json | jq .untrusted_payload.payload
+    ///   webhook-mcp events tail --filter '{"data.participantName": {"$startsWith": "Jane"}}'
     Tail(TailArgs),
 }
 
@@ -40,6 +41,14 @@ pub struct EventFilter {
     /// Only events of this type.
     #[arg(long)]
     pub event: Option<String>,
+    /// Only events whose content matches this filter (JSON), e.g.
+    /// '{"data.participantName": {"$startsWith": "Jane"}}' (README: "Content filters").
+    #[arg(long, value_name = "JSON", value_parser = parse_filter)]
+    pub filter: Option<Filter>,
+}
+
+pub(super) fn parse_filter(text: &str) -> Result<Filter, String> {
+    Filter::parse_text(text).map_err(|e| e.to_string())
 }
 
 impl EventFilter {
@@ -91,6 +100,7 @@ pub async fn run(cmd: EventsCmd) -> Result<(), StartError> {
                     event: a.filter.event,
                     after: a.after,
                     limit: Some(a.limit),
+                    filter: a.filter.filter,
                 })
                 .await
                 .map_err(failed)?;
@@ -158,6 +168,7 @@ async fn wait(
         event: a.filter.event.clone(),
         after: Some(after),
         timeout_ms: Some(60_000),
+        filter: a.filter.filter.clone(),
     })
     .await
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::admin::{self, failed, fields, key_value, status_cell, table, text, AdminArgs};
 use super::StartError;
 use crate::mcp::render;
-use crate::model::{Direction, Provider, Secret, WebhookId};
+use crate::model::{Direction, Filter, Provider, Secret, WebhookId};
 use crate::service::{CreateWebhook, ListWebhooks, RotateSecret, TestWebhook, UpdateWebhook};
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +106,10 @@ pub struct CreateArgs {
     /// (for a sender that signs exactly the bytes it sends).
     #[arg(long)]
     pub raw_signatures_only: bool,
+    /// Outbound: deliver only events whose content matches this filter (JSON), e.g.
+    /// '{"data.amount": {"$gte": 100}}' (README: "Content filters").
+    #[arg(long, value_name = "JSON", value_parser = super::events::parse_filter)]
+    pub filter: Option<Filter>,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +141,9 @@ pub struct UpdateArgs {
     /// Inbound: replaces the required headers, NAME=VALUE (repeatable).
     #[arg(long = "require-header", value_parser = key_value)]
     pub require_headers: Option<Vec<(String, String)>>,
+    /// Outbound: replaces the content filter (JSON; '{}' removes it).
+    #[arg(long, value_name = "JSON", value_parser = super::events::parse_filter)]
+    pub filter: Option<Filter>,
     /// Inbound generic/kakiyo: whether a signature over the body's compact JSON
     /// re-serialisation verifies (true, the default) or only one over the raw body (false).
     #[arg(long, value_name = "BOOL")]
@@ -199,6 +206,7 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
                     require_headers: non_empty(secrets(a.require_headers)),
                     allow_unsigned: a.allow_unsigned.then_some(true),
                     accept_compact_signatures: a.raw_signatures_only.then_some(false),
+                    filter: a.filter,
                 })
                 .await
                 .map_err(failed)?;
@@ -242,6 +250,7 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
                     forward_to: a.forward_to.map(ids),
                     require_headers: a.require_headers.map(secrets),
                     accept_compact_signatures: a.accept_compact_signatures,
+                    filter: a.filter,
                 })
                 .await
                 .map_err(failed)?;
@@ -369,6 +378,9 @@ fn webhook_fields(w: &Value) -> String {
         if let Some(names) = w[key].as_object().filter(|m| !m.is_empty()) {
             rows.push((label, names.keys().cloned().collect::<Vec<_>>().join(",")));
         }
+    }
+    if w["filter"].is_object() {
+        rows.push(("content filter", w["filter"].to_string()));
     }
     if let Some(f) = w["forward_to"].as_array().filter(|f| !f.is_empty()) {
         rows.push(("forwards to", text(&Value::Array(f.clone()))));

@@ -264,6 +264,10 @@ fn types(delivery: &[&str]) -> Vec<Value> {
         if with_event {
             props["event"] = json!({ "type": "string", "description": "Only events of this type (the sender's event type, e.g. lead.created)." });
         }
+        props["filter"] = crate::model::Filter::schema(&format!(
+            "Only events whose content matches: dot paths into the payload (or headers.<name>) to a literal or an operator object, e.g. {}. Operators: $eq $ne $in $nin $gt $gte $lt $lte $exists $contains $startsWith $not; combine with $and, $or, $not.",
+            crate::model::filter::EXAMPLE
+        ));
         json!({ "type": "object", "properties": props, "additionalProperties": false })
     };
     let mut out = vec![json!({

@@ -52,6 +52,9 @@ pub struct WebhookOut {
     /// re-serialisation verifies (false: the raw body only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accept_compact_signatures: Option<bool>,
+    /// Outbound: the content filter events must match to be delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<crate::model::Filter>,
     /// Why it was disabled, when it was (e.g. the target answered 410).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
@@ -149,6 +152,10 @@ pub struct EventSummariesOut {
     pub events: Vec<EventSummaryOut>,
     /// Pass as `after` to continue.
     pub next_cursor: i64,
+    /// Present (true) when a content filter's scan stopped at its bound (5000 events) before the
+    /// newest event: more may match after `next_cursor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<bool>,
     pub hint: String,
 }
 
@@ -231,6 +238,9 @@ pub struct SentOut {
     pub event: String,
     pub queued: usize,
     pub deliveries: Vec<QueuedOut>,
+    /// Outbound webhooks whose content filter this event did not match (nothing queued).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filtered_out: Vec<WebhookId>,
     /// True when an earlier call with the same idempotency_key is being answered again.
     pub replayed: bool,
     pub hint: String,

@@ -76,6 +76,7 @@ fn webhook_out(view: &WebhookView, reveal_secret: bool) -> WebhookOut {
         accept_compact_signatures: (!outbound
             && matches!(w.provider, Provider::Generic | Provider::Kakiyo))
         .then_some(w.accept_compact_signatures),
+        filter: w.filter.clone(),
         disabled_reason: w.disabled_reason.clone(),
         previous_secret_valid_until: w
             .previous_secret
@@ -210,9 +211,13 @@ pub fn event_summaries(page: &EventPage) -> Value {
         count: page.events.len(),
         events: page.events.iter().map(event_summary_out).collect(),
         next_cursor: page.next_cursor,
-        hint:
+        partial: page.partial.then_some(true),
+        hint: if page.partial {
+            "The filter's scan stopped at its bound: pass next_cursor as `after` to scan on. Read one with get_event or the resource_uri."
+        } else {
             "Read one with get_event or the resource_uri; pass next_cursor as `after` to continue."
-                .into(),
+        }
+        .into(),
     })
 }
 
@@ -328,6 +333,8 @@ pub fn sent(s: &Sent) -> Value {
         .collect();
     let hint = if s.replayed {
         "Repeated idempotency_key: this is the first call's result; nothing new was sent."
+    } else if deliveries.is_empty() && !s.filtered.is_empty() {
+        "Every matching webhook's content filter kept this event out (filtered_out); nothing was sent. See their `filter` with get_webhook."
     } else if deliveries.is_empty() {
         "No enabled outbound webhook's events filter matches this event type; check list_webhooks {\"direction\": \"outbound\"}."
     } else {
@@ -337,6 +344,7 @@ pub fn sent(s: &Sent) -> Value {
         event: s.event.clone(),
         queued: deliveries.len(),
         deliveries,
+        filtered_out: s.filtered.clone(),
         replayed: s.replayed,
         hint: hint.into(),
     })

@@ -67,7 +67,7 @@ fn with_links(mut result: CallToolResult) -> CallToolResult {
 #[tool_router]
 impl McpServer {
     #[tool(
-        description = "Create a webhook. direction=inbound: returns a receive URL and a secret (shown only now) to paste into the sending platform; its verified events then arrive as resources and via wait_for_events. direction=outbound: requires url (public http(s); a hooks.slack.com URL gets Slack-formatted messages); this server will POST signed events there. Optional: provider (inbound signature scheme: {providers}; default generic), events filter (default [\"*\"]), secret, description, headers (outbound), forward_to (inbound: outbound webhook ids to relay each event to)."
+        description = "Create a webhook. direction=inbound: returns a receive URL and a secret (shown only now) to paste into the sending platform; its verified events then arrive as resources and via wait_for_events. direction=outbound: requires url (public http(s); a hooks.slack.com URL gets Slack-formatted messages); this server will POST signed events there. Optional: provider (inbound signature scheme: {providers}; default generic), events filter (default [\"*\"]), secret, description, headers (outbound), forward_to (inbound: outbound webhook ids to relay each event to), filter (outbound: deliver only events whose content matches, e.g. {\"data.amount\": {\"$gte\": 100}}). To be told when something specific arrives on an inbound webhook, call wait_for_events with a content filter next, e.g. {\"webhook_id\": \"<id>\", \"filter\": {\"data.participantName\": {\"$startsWith\": \"Jane\"}}}."
     )]
     async fn create_webhook(
         &self,
@@ -110,7 +110,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Change a webhook: url (outbound), events filter, description, enabled (false pauses it), headers (outbound). Fields left out stay as they are."
+        description = "Change a webhook: url (outbound), events filter, description, enabled (false pauses it), headers (outbound), filter (outbound content filter; {} removes it). Fields left out stay as they are."
     )]
     async fn update_webhook(
         &self,
@@ -210,7 +210,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "List received, verified events in arrival order (summaries without payloads). Filter by webhook_id or event type; page with after=<next_cursor>. Read a payload with get_event."
+        description = "List received, verified events in arrival order (summaries without payloads). Filter by webhook_id, event type, or content with `filter`, e.g. {\"data.participantName\": {\"$startsWith\": \"Jane\"}}; page with after=<next_cursor>. Read a payload with get_event."
     )]
     async fn list_events(
         &self,
@@ -235,7 +235,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Return events you have not seen yet, waiting for one if there are none (up to timeout_ms, default 30000, max 60000; then an empty list with timed_out). Without `after` it continues where your previous call ended, or from when you connected: an event from a test_webhook you just ran is returned. Pass after=<next_cursor> to resume elsewhere (after=0: from the oldest kept event). Filter by webhook_id or event. Returns full events and next_cursor. For clients that cannot subscribe to resources."
+        description = "Return events you have not seen yet, waiting for one if there are none (up to timeout_ms, default 30000, max 60000; then an empty list with timed_out). Without `after` it continues where your previous call ended, or from when you connected: an event from a test_webhook you just ran is returned. Pass after=<next_cursor> to resume elsewhere (after=0: from the oldest kept event). Filter by webhook_id, event, or content with `filter` (dot paths into the payload or headers.<name>; a literal or $eq $ne $in $nin $gt $gte $lt $lte $exists $contains $startsWith, combined with $and $or $not), e.g. \"tell me when Jane replies\": {\"event\": \"message_received\", \"filter\": {\"data.participantName\": {\"$startsWith\": \"Jane\"}}}: it waits until a matching event arrives, skipping the others. Returns full events and next_cursor. For clients that cannot subscribe to resources."
     )]
     async fn wait_for_events(
         &self,
@@ -252,7 +252,7 @@ impl McpServer {
         }
         // A filtered answer says nothing about events it filtered out: only an unfiltered one
         // moves the session's cursor.
-        let unfiltered = req.webhook_id.is_none() && req.event.is_none();
+        let unfiltered = req.webhook_id.is_none() && req.event.is_none() && req.filter.is_none();
         let page = self.svc.wait_for_events(req).await;
         if let (Ok(p), true) = (&page, unfiltered) {
             self.wait_cursor.fetch_max(p.next_cursor, Ordering::Relaxed);

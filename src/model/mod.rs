@@ -6,6 +6,7 @@
 //! these types its own way, each store backend persists them its own way.
 
 mod delivery;
+pub mod filter;
 mod ids;
 mod secret;
 mod subscription;
@@ -14,6 +15,7 @@ mod webhook;
 pub use delivery::{
     excerpt, log_excerpt, Attempt, Delivery, DeliveryStatus, Receipt, Trigger, LOG_BODY_LIMIT,
 };
+pub use filter::{Filter, FilterError, Subject};
 pub use ids::{DeliveryId, EventId, MessageId, SubscriptionId, WebhookId};
 pub use secret::Secret;
 pub use subscription::EventSubscription;
@@ -97,6 +99,16 @@ pub struct Event {
     pub headers: BTreeMap<String, String>,
     /// Untrusted third-party data.
     pub payload: Value,
+}
+
+impl Event {
+    /// What a content filter looks at: the payload and the kept headers.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            payload: &self.payload,
+            headers: Some(&self.headers),
+        }
+    }
 }
 
 #[cfg(test)]

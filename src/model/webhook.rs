@@ -6,7 +6,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Millis, Secret, WebhookId};
+use super::{Filter, Millis, Secret, Subject, WebhookId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -99,6 +99,9 @@ pub struct Webhook {
     /// re-serialisation of a JSON body verifies (what senders that sign `JSON.stringify` of the
     /// payload send); the signed bytes are then what is stored. Off: the raw body only.
     pub accept_compact_signatures: bool,
+    /// Outbound only: a content filter; only events whose content matches are delivered or
+    /// relayed (`send_event` matches its `{event, data}`, a relay the inbound event).
+    pub filter: Option<Filter>,
 }
 
 /// Prints no credential: secrets print as `***` (`Secret`), extra header values as `***`, and
@@ -130,6 +133,7 @@ impl std::fmt::Debug for Webhook {
             .field("disabled_reason", &self.disabled_reason)
             .field("forward_to", &self.forward_to)
             .field("accept_compact_signatures", &self.accept_compact_signatures)
+            .field("filter", &self.filter)
             .finish()
     }
 }
@@ -165,6 +169,11 @@ impl Webhook {
     /// Does this webhook's event filter accept `event`? (`*` accepts every type.)
     pub fn accepts_event(&self, event: &str) -> bool {
         self.events.iter().any(|e| e == "*" || e == event)
+    }
+
+    /// Does this webhook's content filter (if any) let an event through?
+    pub fn passes(&self, subject: Subject<'_>) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(subject))
     }
 
     /// The one rule for sending: an enabled outbound webhook may send; nothing else may.
@@ -218,6 +227,7 @@ impl Webhook {
             disabled_reason: None,
             forward_to: vec![],
             accept_compact_signatures: true,
+            filter: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{rejections, EventNotice, Service, Stats};
 use crate::error::{Error, Result};
 use crate::model::{
-    excerpt, log_excerpt, now_millis, DeliveryId, DeliveryStatus, Event, EventId, Provider,
+    excerpt, log_excerpt, now_millis, DeliveryId, DeliveryStatus, Event, EventId, Filter, Provider,
     Receipt, Webhook, WebhookId,
 };
 use crate::signing;
@@ -139,6 +139,10 @@ pub struct ListEvents {
     /// At most this many events (default 20, at most 200).
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Only events whose content matches, e.g. {"data.participantName": {"$startsWith": "Jane"}}.
+    /// A filtered page scans at most 5000 events; `next_cursor` is where the scan stopped.
+    #[serde(default)]
+    pub filter: Option<Filter>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -158,6 +162,10 @@ pub struct WaitForEvents {
     /// How long to wait, in milliseconds (default 30000, at most 60000).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Only events whose content matches, e.g. {"data.participantName": {"$startsWith": "Jane"}}:
+    /// waits until one arrives, skipping the others.
+    #[serde(default)]
+    pub filter: Option<Filter>,
 }
 
 /// Events in cursor order, and the cursor to continue from.
@@ -167,6 +175,9 @@ pub struct EventPage {
     pub next_cursor: i64,
     /// `wait_for_events` only: nothing arrived before the timeout.
     pub timed_out: bool,
+    /// A content filter's scan stopped at its bound before the newest event: more may match
+    /// after `next_cursor`.
+    pub partial: bool,
 }
 
 const MAX_WAIT_MS: u64 = 60_000;
@@ -178,6 +189,9 @@ const REFUSED_ERROR: usize = 300;
 const REFUSED_HEADER_BYTES: usize = 1024;
 const REFUSED_HEADER_VALUE: usize = 200;
 const MAX_LIST: usize = 200;
+/// A content-filtered read scans at most this many events, in pages of `SCAN_PAGE`.
+const MAX_SCAN: usize = 5_000;
+const SCAN_PAGE: usize = 500;
 
 /// Headers a sender sends that hold credentials or signatures: not kept with the event.
 const HIDDEN_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
@@ -482,26 +496,62 @@ impl Service {
             payload,
         };
         receipt.event_id = Some(event.id.clone());
-        let relays = self
-            .relays(webhook, &event.event, &event.payload, &event.id)
-            .await;
+        let relays = self.relays(webhook, &event).await;
         Ok(Step::Store(Box::new(event), verified.reserialised, relays))
     }
 
     pub async fn list_events(&self, req: ListEvents) -> Result<EventPage> {
         let limit = req.limit.unwrap_or(20).clamp(1, MAX_LIST);
         let after = req.after.unwrap_or(0);
-        let events = self
-            .store
-            .list_events(EventQuery {
-                webhook_id: req.webhook_id,
-                event: req.event,
-                after: Some(after),
-                limit,
-                newest_first: false,
-            })
-            .await?;
-        Ok(page(events, after, false))
+        let query = EventQuery {
+            webhook_id: req.webhook_id,
+            event: req.event,
+            after: Some(after),
+            limit,
+            newest_first: false,
+        };
+        match &req.filter {
+            None => Ok(page(self.store.list_events(query).await?, after, false)),
+            Some(filter) => self.scan_events(query, filter).await,
+        }
+    }
+
+    /// The first `query.limit` events after the cursor that match `filter`, read by cursor in
+    /// pages and matched in process; `next_cursor` is the last event looked at, so a caller
+    /// that continues from it never reads an event twice.
+    async fn scan_events(&self, mut query: EventQuery, filter: &Filter) -> Result<EventPage> {
+        let limit = query.limit;
+        query.limit = SCAN_PAGE;
+        let mut cursor = query.after.unwrap_or(0);
+        let (mut events, mut scanned) = (vec![], 0);
+        loop {
+            query.after = Some(cursor);
+            let batch = self.store.list_events(query.clone()).await?;
+            let ended = batch.len() < SCAN_PAGE;
+            for e in batch {
+                cursor = e.seq;
+                scanned += 1;
+                if filter.matches(e.subject()) {
+                    events.push(e);
+                    if events.len() == limit {
+                        return Ok(EventPage {
+                            events,
+                            next_cursor: cursor,
+                            timed_out: false,
+                            partial: false,
+                        });
+                    }
+                }
+            }
+            if ended || scanned >= MAX_SCAN {
+                return Ok(EventPage {
+                    events,
+                    next_cursor: cursor,
+                    timed_out: false,
+                    partial: !ended,
+                });
+            }
+        }
     }
 
     /// "Now" as an event cursor, and the oldest cursor that has lost nothing to retention:
@@ -551,21 +601,29 @@ impl Service {
             Some(a) => a,
             None => self.store.max_event_seq().await?,
         };
-        let query = EventQuery {
-            webhook_id: req.webhook_id.clone(),
-            event: req.event.clone(),
-            after: Some(after),
-            limit: 50,
-            newest_first: false,
-        };
+        let mut after = after;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let events = self.store.list_events(query.clone()).await?;
-            if !events.is_empty() {
-                return Ok(page(events, after, false));
+            let found = self
+                .list_events(ListEvents {
+                    webhook_id: req.webhook_id.clone(),
+                    event: req.event.clone(),
+                    after: Some(after),
+                    limit: Some(50),
+                    filter: req.filter.clone(),
+                })
+                .await?;
+            if !found.events.is_empty() {
+                return Ok(found);
+            }
+            // Events the content filter skipped are not read again.
+            after = found.next_cursor;
+            if found.partial {
+                continue;
             }
             // Sleep until a notice that matches the filter (or a lag, after which the store is
-            // re-read), or until the deadline.
+            // re-read), or until the deadline. A notice carries no payload: a content filter is
+            // applied when the store is read.
             loop {
                 match tokio::time::timeout_at(deadline, bus.recv()).await {
                     Err(_) => return Ok(page(vec![], after, true)),
@@ -586,6 +644,7 @@ fn page(events: Vec<Event>, after: i64, timed_out: bool) -> EventPage {
         next_cursor: events.last().map_or(after, |e| e.seq),
         events,
         timed_out,
+        partial: false,
     }
 }
 

@@ -18,6 +18,11 @@ pub struct Reason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Path {
+    pub path: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Outcome {
     pub outcome: &'static str,
 }
@@ -27,6 +32,7 @@ pub struct Metrics {
     pub events_received: Counter,
     pub events_duplicate: Counter,
     pub events_rejected: Family<Reason, Counter>,
+    pub events_filtered: Family<Path, Counter>,
     pub deliveries: Family<Outcome, Counter>,
     pub attempt_seconds: Histogram,
     pub store_write_seconds: Histogram,
@@ -42,6 +48,7 @@ impl Default for Metrics {
             events_received: Counter::default(),
             events_duplicate: Counter::default(),
             events_rejected: Family::default(),
+            events_filtered: Family::default(),
             deliveries: Family::default(),
             attempt_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             store_write_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
@@ -64,6 +71,11 @@ impl Default for Metrics {
             "events_rejected",
             "Inbound requests refused, by reason",
             m.events_rejected.clone(),
+        );
+        registry.register(
+            "events_filtered",
+            "Events an outbound webhook's content filter kept from it, by path (send, relay)",
+            m.events_filtered.clone(),
         );
         registry.register(
             "deliveries",

@@ -62,6 +62,9 @@ pub struct Queued {
 pub struct Sent {
     pub event: String,
     pub queued: Vec<Queued>,
+    /// Webhooks whose content filter this event did not match: nothing was queued for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filtered: Vec<WebhookId>,
     /// This is the first call's result, returned again for its idempotency key: nothing new
     /// was sent.
     #[serde(skip)]
@@ -153,9 +156,26 @@ impl Service {
             }
         };
         let now = now_millis();
+        // What an outbound webhook's content filter sees: the event as its body carries it.
+        let content = targets
+            .iter()
+            .any(|w| w.filter.is_some())
+            .then(|| serde_json::json!({ "event": req.event, "data": req.data }));
+        let subject = content.as_ref().map(|payload| crate::model::Subject {
+            payload,
+            headers: None,
+        });
+        let mut filtered = vec![];
         let items: Vec<Outgoing> = targets
             .iter()
             .filter(|w| w.may_send().is_ok() && w.accepts_event(&req.event))
+            .filter(|w| match subject {
+                Some(s) if !w.passes(s) => {
+                    filtered.push(w.id.clone());
+                    false
+                }
+                _ => true,
+            })
             .map(|w| {
                 let msg_id = MessageId::generate();
                 let body = dispatcher::message_body(w, &msg_id, &req.event, &req.data, now);
@@ -170,9 +190,11 @@ impl Service {
                 delivery_id: o.first.id.clone(),
             })
             .collect();
+        self.count_filtered("send", filtered.len());
         let sent = Sent {
             event: req.event,
             queued,
+            filtered,
             replayed: false,
         };
         if let Some(key) = &req.idempotency_key {
@@ -202,17 +224,19 @@ impl Service {
 
     /// The relayed copies of an inbound event for its `forward_to` targets: the verified payload
     /// re-serialised, re-signed per target at send time.
-    pub(super) async fn relays(
-        &self,
-        inbound: &Webhook,
-        event: &str,
-        payload: &Value,
-        event_id: &EventId,
-    ) -> Vec<Outgoing> {
+    /// The relayed copies of a verified event for its webhook's `forward_to` targets that are
+    /// enabled and whose filters (event types, content) it passes.
+    pub(super) async fn relays(&self, inbound: &Webhook, e: &crate::model::Event) -> Vec<Outgoing> {
+        let (event, payload, event_id) = (&e.event, &e.payload, &e.id);
         let mut out = vec![];
+        let mut filtered = 0;
         for id in &inbound.forward_to {
             match self.store.get_webhook(id).await {
                 Ok(Some(w)) if w.may_send().is_ok() && w.accepts_event(event) => {
+                    if !w.passes(e.subject()) {
+                        filtered += 1;
+                        continue;
+                    }
                     let msg_id = MessageId::generate();
                     let body = if dispatcher::is_slack(&w.target_url) {
                         let data = payload.get("data").unwrap_or(payload);
@@ -228,7 +252,19 @@ impl Service {
                 Err(e) => tracing::error!(error = %e, "could not load a forward target"),
             }
         }
+        self.count_filtered("relay", filtered);
         out
+    }
+
+    /// Counts events an outbound webhook's content filter kept from it (`send` or `relay`):
+    /// they leave no delivery-log row, so this is where they show.
+    fn count_filtered(&self, path: &'static str, n: usize) {
+        if n > 0 {
+            self.metrics
+                .events_filtered
+                .get_or_create(&super::metrics::Path { path })
+                .inc_by(n as u64);
+        }
     }
 
     pub async fn redeliver(&self, req: Redeliver) -> Result<Redelivered> {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::Service;
 use crate::error::{quote, Error, Result};
-use crate::model::{now_millis, Direction, Provider, Secret, Webhook, WebhookId};
+use crate::model::{now_millis, Direction, Filter, Provider, Secret, Webhook, WebhookId};
 use crate::store::{WebhookChange, WebhookFilter};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -52,6 +52,12 @@ pub struct CreateWebhook {
     /// for a sender that signs exactly what it sends.
     #[serde(default)]
     pub accept_compact_signatures: Option<bool>,
+    /// Outbound only: a content filter; only events whose content matches are delivered
+    /// (send_event matches its {"event", "data"}; a relay, the inbound event's payload and
+    /// headers.<name>), e.g. {"data.amount": {"$gte": 100}}. Events filtered out are not sent
+    /// and leave no delivery-log row.
+    #[serde(default)]
+    pub filter: Option<Filter>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -96,6 +102,12 @@ pub struct UpdateWebhook {
     /// for a sender that signs exactly what it sends.
     #[serde(default)]
     pub accept_compact_signatures: Option<bool>,
+    /// Outbound only: a content filter; only events whose content matches are delivered
+    /// (send_event matches its {"event", "data"}; a relay, the inbound event's payload and
+    /// headers.<name>), e.g. {"data.amount": {"$gte": 100}}. Events filtered out are not sent
+    /// and leave no delivery-log row. {} removes the filter.
+    #[serde(default)]
+    pub filter: Option<Filter>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -212,6 +224,7 @@ impl Service {
         webhook.required_headers = required_headers;
         webhook.forward_to = forward_to;
         webhook.accept_compact_signatures = req.accept_compact_signatures.unwrap_or(true);
+        webhook.filter = checked_filter(req.direction, req.filter)?.flatten();
         self.store.insert_webhook(&webhook).await?;
         tracing::info!(webhook_id = %webhook.id, direction = ?webhook.direction, "webhook created");
         let setup =
@@ -326,6 +339,7 @@ impl Service {
             validate_headers(&h)?;
             change.extra_headers = Some(h);
         }
+        change.filter = checked_filter(w.direction, req.filter)?;
         if let Some(accept) = req.accept_compact_signatures {
             check_compact_signatures(w.direction, w.provider, accept)?;
             change.accept_compact_signatures = Some(accept);
@@ -400,6 +414,19 @@ fn validate_description(d: Option<String>) -> Result<Option<String>> {
             d.chars().count()
         ))),
         other => Ok(other),
+    }
+}
+
+/// A content filter, for an outbound webhook only: `Some(None)` when the filter given is `{}`
+/// (which matches everything: no filter), `None` when none was given.
+fn checked_filter(direction: Direction, filter: Option<Filter>) -> Result<Option<Option<Filter>>> {
+    match filter {
+        None => Ok(None),
+        Some(_) if direction == Direction::Inbound => Err(Error::invalid(
+            "`filter` applies to outbound webhooks (what they deliver); an inbound webhook stores every verified event: pass `filter` to wait_for_events or list_events instead",
+        )),
+        Some(f) if f.as_json().as_object().is_some_and(|m| m.is_empty()) => Ok(Some(None)),
+        Some(f) => Ok(Some(Some(f))),
     }
 }
 

@@ -333,6 +333,8 @@ pub struct WebhookChange {
     pub required_headers: Option<BTreeMap<String, Secret>>,
     pub forward_to: Option<Vec<WebhookId>>,
     pub accept_compact_signatures: Option<bool>,
+    /// `Some(None)` removes the content filter.
+    pub filter: Option<Option<crate::model::Filter>>,
     pub updated_at: Millis,
 }
 

@@ -197,6 +197,11 @@ pub(crate) fn webhook(c: &impl Columns, keys: &Keyring) -> Result<Webhook> {
         disabled_reason: c.text("disabled_reason")?,
         forward_to: json(c, "forward_to")?,
         accept_compact_signatures: c.flag("accept_compact_signatures")?,
+        filter: c
+            .text("filter")?
+            .map(|f| crate::model::Filter::parse_text(&f))
+            .transpose()
+            .map_err(|e| Error::Store(format!("column `filter`: {e}")))?,
     })
 }
 

@@ -703,7 +703,8 @@ fn col<T: for<'a> tokio_postgres::types::FromSql<'a>>(row: &Row, name: &str) -> 
 
 const WEBHOOK_COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, \
     secret, previous_secret, previous_secret_expires_at, headers, created_at, updated_at, \
-    failure_count, first_failure_at, disabled_reason, forward_to, accept_compact_signatures";
+    failure_count, first_failure_at, disabled_reason, forward_to, accept_compact_signatures, \
+    filter";
 
 const EVENT_COLUMNS: &str =
     "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
@@ -794,7 +795,7 @@ async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook, keys: &Keyring)
     c.execute(
         &format!(
             "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         ),
         &[
             &w.id.as_str(),
@@ -815,6 +816,7 @@ async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook, keys: &Keyring)
             &w.disabled_reason,
             &json_text(&w.forward_to),
             &w.accept_compact_signatures,
+            &w.filter.as_ref().map(|f| f.to_text()),
         ],
     )
     .await?;
@@ -891,6 +893,8 @@ impl Store for PgStore {
             }
             .map(|h| self.keys.seal(id.as_str(), &h));
             let forward = ch.forward_to.as_ref().map(json_text);
+            // `filter`: $11 says whether to write it, $12 is the new value (NULL clears it).
+            let filter = ch.filter.as_ref().map(|f| f.as_ref().map(|f| f.to_text()));
             // Only the fields given are written (NULL parameters keep the column).
             tx.execute(
                 "UPDATE webhooks SET updated_at = $2, \
@@ -900,7 +904,8 @@ impl Store for PgStore {
                    failure_count = CASE WHEN $9 THEN 0 ELSE failure_count END, \
                    first_failure_at = CASE WHEN $9 THEN NULL ELSE first_failure_at END, \
                    disabled_reason = CASE WHEN $9 THEN NULL ELSE disabled_reason END, \
-                   accept_compact_signatures = COALESCE($10, accept_compact_signatures) \
+                   accept_compact_signatures = COALESCE($10, accept_compact_signatures), \
+                   filter = CASE WHEN $11 THEN $12 ELSE filter END \
                  WHERE id = $1",
                 &[
                     &id.as_str(),
@@ -913,6 +918,8 @@ impl Store for PgStore {
                     &forward,
                     &ch.reset_health,
                     &ch.accept_compact_signatures,
+                    &filter.is_some(),
+                    &filter.flatten(),
                 ],
             )
             .await?;

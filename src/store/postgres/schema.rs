@@ -160,4 +160,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
             e.headers, e.payload, e.request
         FROM events e JOIN webhook_keys k ON k.key = e.webhook;
     "#,
+    // 8: an outbound webhook's content filter (SQLite's 12).
+    r#"
+    ALTER TABLE webhooks ADD COLUMN filter TEXT;
+    "#,
 ];

@@ -243,6 +243,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         r#" WHERE event_id IS NOT NULL;
     "#
     ),
+    // 12: an outbound webhook's content filter (`model::Filter` as JSON; NULL: none).
+    r#"
+    ALTER TABLE webhooks ADD COLUMN filter TEXT;
+    "#,
 ];
 
 /// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the

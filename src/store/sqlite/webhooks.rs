@@ -15,14 +15,14 @@ use crate::store::{json_text, WebhookChange, WebhookFilter};
 
 const COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, secret, \
     previous_secret, previous_secret_expires_at, headers, created_at, updated_at, failure_count, \
-    first_failure_at, disabled_reason, forward_to, accept_compact_signatures";
+    first_failure_at, disabled_reason, forward_to, accept_compact_signatures, filter";
 
 pub(super) fn insert(c: &Connection, w: &Webhook, keys: &Keyring) -> Result<()> {
     let sealed = Sealed::of(w, keys);
     c.execute(
         &format!(
             "INSERT INTO webhooks ({COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
         ),
         params![
             w.id,
@@ -43,6 +43,7 @@ pub(super) fn insert(c: &Connection, w: &Webhook, keys: &Keyring) -> Result<()> 
             w.disabled_reason,
             json_text(&w.forward_to),
             w.accept_compact_signatures,
+            w.filter.as_ref().map(|f| f.to_text()),
         ],
     )?;
     record_change(c, &w.id, w.updated_at)
@@ -131,6 +132,10 @@ pub(super) fn update(
     }
     if let Some(a) = ch.accept_compact_signatures {
         set("accept_compact_signatures = ?", SqlValue::Integer(a as i64));
+    }
+    if let Some(f) = &ch.filter {
+        let text = f.as_ref().map(|f| f.to_text());
+        set("filter = ?", text.map_or(SqlValue::Null, SqlValue::Text));
     }
     args.push(SqlValue::Text(id.as_str().to_string()));
     c.execute(
