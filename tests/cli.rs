@@ -114,6 +114,19 @@ fn webhooks_lifecycle_from_the_shell() {
     let events = cli_json(dir, &["events", "ls"]);
     assert_eq!(events["count"], 1);
     assert_eq!(events["events"][0]["id"], event_id.as_str());
+    let by_content = |filter: &str| cli_json(dir, &["events", "ls", "--filter", filter]);
+    assert_eq!(
+        by_content(r#"{"no.such.path": {"$exists": true}}"#)["count"],
+        0
+    );
+    assert_eq!(
+        by_content(r#"{"$not": {"no.such.path": {"$exists": true}}}"#)["count"],
+        1
+    );
+    let bad = cli(dir, &["events", "ls", "--filter", r#"{"a": {"$gtt": 1}}"#]);
+    assert!(!bad.status.success());
+    let why = String::from_utf8_lossy(&bad.stderr);
+    assert!(why.contains("`$gtt` is not an operator"), "{why}");
     let shown = stdout(&cli(dir, &["events", "show", &event_id]));
     assert!(
         shown.contains("lead.replied") && shown.contains("untrusted"),
@@ -271,6 +284,10 @@ async fn events_tail_follows_what_another_process_receives() {
     let mut tail = tokio::process::Command::new(BIN)
         .args(["events", "tail", "--json", "--data-dir"])
         .arg(&server.data_dir)
+        .args([
+            "--filter",
+            r#"{"data.lastMessage": {"$contains": "provider"}}"#,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -285,6 +302,11 @@ async fn events_tail_follows_what_another_process_receives() {
         .unwrap();
     assert!(ready.contains("following events"), "{ready}");
 
+    // Filtered out: tail prints nothing for it.
+    let (status, _) = server
+        .post_signed(&url, &secret, &voyager_body("e-tail-0", "unrelated"))
+        .await;
+    assert_eq!(status, 200);
     let (status, answer) = server
         .post_signed(
             &url,

@@ -1245,3 +1245,88 @@ async fn a_subscription_whose_principal_is_gone_is_terminated_at_restart() {
         "a terminated subscription was delivered to"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_filters_are_a_subscription_argument_of_every_mode() {
+    // `filter` is in every type's inputSchema; poll returns only matching events and moves the
+    // cursor past the others; a webhook subscription (whose arguments the pump reads back from
+    // the store) delivers only matching events; a bad filter is InvalidParams.
+    let cb = Callback::start().await;
+    let mut s = Raw::start_with(&CALLBACK_FLAGS, tempfile::tempdir().unwrap()).await;
+    let listed = s.request(1, "events/list", json!({})).await;
+    for t in listed["result"]["events"].as_array().unwrap() {
+        let filter = &t["inputSchema"]["properties"]["filter"];
+        assert_eq!(filter["type"], "object", "{}: {filter}", t["name"]);
+    }
+    let (id, url) = s.unsigned_inbound(2).await;
+    let filter = json!({"data.n": {"$in": ["evt_2", "evt_4"]}});
+    let args = json!({"webhook_id": id, "filter": filter});
+    let secret = client_secret(7);
+    let made = s
+        .request(
+            3,
+            "events/subscribe",
+            json!({"name": "webhook.received", "arguments": args,
+                "delivery": {"mode": "webhook", "url": cb.url("jane"), "secret": secret}, "cursor": null}),
+        )
+        .await;
+    assert!(made["result"]["id"].is_string(), "{made}");
+    let start = s
+        .request(
+            4,
+            "events/poll",
+            json!({"name": "webhook.received", "arguments": args, "cursor": null}),
+        )
+        .await;
+    let c0 = start["result"]["cursor"].clone();
+    for n in 1..=5 {
+        s.post(&url, &format!("evt_{n}"), "lead.created").await;
+    }
+    let page = s
+        .request(
+            5,
+            "events/poll",
+            json!({"name": "webhook.received", "arguments": args, "cursor": c0}),
+        )
+        .await["result"]
+        .clone();
+    let ids: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["evt_2", "evt_4"], "{page}");
+    assert_eq!(page["hasMore"], false);
+    let again = s
+        .request(
+            6,
+            "events/poll",
+            json!({"name": "webhook.received", "arguments": args, "cursor": page["cursor"]}),
+        )
+        .await;
+    assert_eq!(
+        again["result"]["events"],
+        json!([]),
+        "evt_5 was skipped for good: {again}"
+    );
+
+    cb.events("jane", 2).await;
+    // A wrongly delivered evt_1, evt_3 or evt_5 would have come by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = cb.events("jane", 0).await;
+    let ids: Vec<&Value> = delivered.iter().map(|(_, v)| &v["eventId"]).collect();
+    assert_eq!(ids, [&json!("evt_2"), &json!("evt_4")]);
+    assert!(delivered.iter().all(|(r, _)| standard_ok(&secret, r)));
+
+    let bad = s
+        .request(
+            7,
+            "events/poll",
+            json!({"name": "webhook.received", "arguments": {"filter": {"data.n": {"$gtt": 1}}}, "cursor": null}),
+        )
+        .await;
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    let message = bad["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`$gtt` is not an operator"), "{message}");
+}

@@ -204,7 +204,13 @@ mod checks {
         i.forward_to = vec!["o1".into()];
         i.events = vec!["a".into(), "b".into()];
         i.description = "from GitHub".into();
-        let o = outbound("o1");
+        let mut o = outbound("o1");
+        o.filter = Some(
+            webhook_mcp::model::Filter::parse(
+                &serde_json::json!({"data.amount": {"$gte": 100}, "$or": [{"a": 1}, {"b": "x"}]}),
+            )
+            .unwrap(),
+        );
         s.insert_webhook(&i).await.unwrap();
         s.insert_webhook(&o).await.unwrap();
         assert_eq!(s.get_webhook(&i.id).await.unwrap().as_ref(), Some(&i));
@@ -296,6 +302,29 @@ mod checks {
         );
         assert!(enabled.extra_headers.is_empty());
         assert_eq!(s.get_webhook(&o.id).await.unwrap().unwrap(), enabled);
+
+        // A content filter is set, kept by an unrelated edit, and removed.
+        let filter = webhook_mcp::model::Filter::parse(&serde_json::json!({"data.n": 1})).unwrap();
+        let change = |filter, at| WebhookChange {
+            filter,
+            updated_at: o.updated_at + at,
+            ..Default::default()
+        };
+        let set = s.update_webhook(&o.id, change(Some(Some(filter.clone())), 3));
+        assert_eq!(set.await.unwrap().unwrap().filter.as_ref(), Some(&filter));
+        let kept = s
+            .update_webhook(&o.id, change(None, 4))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.filter.as_ref(), Some(&filter));
+        let removed = s
+            .update_webhook(&o.id, change(Some(None), 5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(removed.filter, None);
+        assert_eq!(s.get_webhook(&o.id).await.unwrap().unwrap().filter, None);
 
         // Inbound required headers keep their own meaning.
         let i = inbound("i1");
