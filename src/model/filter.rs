@@ -177,7 +177,7 @@ impl Filter {
             },
             "examples": [
                 { "data.participantName": { "$startsWith": "Jane" } },
-                { "event": { "$in": ["call.completed", "call.ended"] }, "data.outcome": "interested" },
+                { "event": "ConversationComplete", "data.durationSeconds": { "$gt": 60 } },
                 { "$or": [{ "data.amount": { "$gte": 100 } }, { "headers.x-github-event": "push" }] }
             ]
         })
@@ -717,6 +717,38 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(on(&filter(f.clone()), &p), want, "{f}");
         }
+    }
+
+    #[test]
+    fn the_documented_examples_match_the_seed_platforms_payloads() {
+        use crate::catalog::find;
+        use crate::model::Provider;
+        let voyager = find("message_received", Provider::Generic)
+            .unwrap()
+            .example
+            .clone();
+        let jane =
+            json!({"event": "message_received", "data.participantName": {"$startsWith": "Jane"}});
+        assert!(on(&filter(jane), &voyager));
+        assert!(on(&Filter::parse_text(EXAMPLE).unwrap(), &voyager));
+        let kakiyo = find("linkedin.message.received", Provider::Kakiyo)
+            .unwrap()
+            .example
+            .clone();
+        let interested = json!({"event": "linkedin.message.received", "data.message": {"$contains": "interested"}});
+        assert!(on(&filter(interested), &kakiyo));
+        let call = find("ConversationComplete", Provider::Generic)
+            .unwrap()
+            .example
+            .clone();
+        let long = json!({"event": "ConversationComplete", "data.durationSeconds": {"$gt": 60}});
+        assert!(on(&filter(long.clone()), &call));
+        let mut not_hung_up = long;
+        not_hung_up["data.endReason"] = json!({"$ne": "caller_hangup"});
+        assert!(
+            !on(&filter(not_hung_up), &call),
+            "this one the caller ended"
+        );
     }
 
     #[test]
