@@ -215,6 +215,18 @@ async fn send_and_redeliver_are_delivered_by_the_serving_process() {
     let id = created["webhook"]["id"].as_str().unwrap().to_string();
     let secret = created["webhook"]["secret"].as_str().unwrap().to_string();
 
+    // A content filter set from the shell keeps other leads out.
+    let filtered = cli_json(
+        &dir,
+        &["webhooks", "update", &id, "--filter", r#"{"data.lead": "ada"}"#],
+    );
+    assert_eq!(filtered["webhook"]["filter"], json!({"data.lead": "ada"}));
+    let other = cli_json(
+        &dir,
+        &["send", "lead.replied", "--data", r#"{"lead": "bob"}"#],
+    );
+    assert_eq!(other["queued"], 0, "{other}");
+    assert_eq!(other["filtered_out"], json!([id]), "{other}");
     let sent = cli_json(
         &dir,
         &["send", "lead.replied", "--data", r#"{"lead": "ada"}"#],
