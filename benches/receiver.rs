@@ -110,9 +110,8 @@ async fn main() {
             }
         };
         // CPU time the receiving process spent per request (user + system), from /proc.
-        let cpu_per_req = |pid: u32, before: f64, s: &Stats| {
-            (cpu_secs(pid) - before) / s.requests as f64 * 1e6
-        };
+        let cpu_per_req =
+            |pid: u32, before: f64, s: &Stats| (cpu_secs(pid) - before) / s.requests as f64 * 1e6;
         // Each receiver is measured ROUNDS times, interleaved so that a noisy moment on the
         // shared machine does not hit one receiver only; the table shows each one's median run.
         let (mut tops, mut ourses, mut nodes) = (vec![], vec![], vec![]);
@@ -282,10 +281,7 @@ fn filter_cost(ingest_cpu_us: f64) {
         } else {
             "n/a".into()
         };
-        println!(
-            "| `{case}` | {} | {ns:.0} ns | {share} |",
-            hits == n
-        );
+        println!("| `{case}` | {} | {ns:.0} ns | {share} |", hits == n);
     }
 }
 

@@ -218,7 +218,13 @@ async fn send_and_redeliver_are_delivered_by_the_serving_process() {
     // A content filter set from the shell keeps other leads out.
     let filtered = cli_json(
         &dir,
-        &["webhooks", "update", &id, "--filter", r#"{"data.lead": "ada"}"#],
+        &[
+            "webhooks",
+            "update",
+            &id,
+            "--filter",
+            r#"{"data.lead": "ada"}"#,
+        ],
     );
     assert_eq!(filtered["webhook"]["filter"], json!({"data.lead": "ada"}));
     let other = cli_json(

@@ -239,8 +239,8 @@ pub struct SentOut {
     pub queued: usize,
     pub deliveries: Vec<QueuedOut>,
     /// Outbound webhooks whose content filter this event did not match (nothing queued).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub filtered_out: Vec<WebhookId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered_out: Option<Vec<WebhookId>>,
     /// True when an earlier call with the same idempotency_key is being answered again.
     pub replayed: bool,
     pub hint: String,

@@ -344,7 +344,7 @@ pub fn sent(s: &Sent) -> Value {
         event: s.event.clone(),
         queued: deliveries.len(),
         deliveries,
-        filtered_out: s.filtered.clone(),
+        filtered_out: (!s.filtered.is_empty()).then(|| s.filtered.clone()),
         replayed: s.replayed,
         hint: hint.into(),
     })
