@@ -15,6 +15,7 @@ mod rows;
 pub mod sealing;
 mod sql;
 pub mod sqlite;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -20,7 +20,7 @@
 mod schema;
 pub(crate) use schema::MIGRATIONS;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +38,7 @@ use super::log::{self, LogPage};
 use super::rows;
 use super::sealing::Keyring;
 use super::sql::{Arg, Statement};
+use super::webhooks as statements;
 use super::{
     json_text, ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventNotice, EventQuery,
     HealthChange, Ingest, InsertOutcome, InstanceId, MessageState, Outgoing, PruneCutoffs, Pruned,
@@ -45,8 +46,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::model::{
-    enum_text, Attempt, Delivery, DeliveryId, Direction, Event, EventId, EventSubscription,
-    MessageId, Millis, Receipt, Secret, SubscriptionId, Webhook, WebhookId,
+    enum_text, Attempt, Delivery, DeliveryId, Event, EventId, EventSubscription, MessageId, Millis,
+    Receipt, Secret, SubscriptionId, Webhook, WebhookId,
 };
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
@@ -672,11 +673,7 @@ async fn record_change(
     id: &WebhookId,
     at: Millis,
 ) -> Result<()> {
-    c.execute(
-        "INSERT INTO webhook_changes (webhook_id, changed_at) VALUES ($1, $2)",
-        &[&id.as_str(), &at],
-    )
-    .await?;
+    execute(c, &statements::record_change(id, at)).await?;
     c.execute("SELECT pg_notify($1, 'webhooks')", &[&channel])
         .await?;
     Ok(())
@@ -701,11 +698,6 @@ fn col<T: for<'a> tokio_postgres::types::FromSql<'a>>(row: &Row, name: &str) -> 
         .map_err(|e| Error::Store(format!("column `{name}`: {e}")))
 }
 
-const WEBHOOK_COLUMNS: &str = "id, direction, target_url, provider, events, description, enabled, \
-    secret, previous_secret, previous_secret_expires_at, headers, created_at, updated_at, \
-    failure_count, first_failure_at, disabled_reason, forward_to, accept_compact_signatures, \
-    filter";
-
 const EVENT_COLUMNS: &str =
     "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
 
@@ -722,13 +714,10 @@ async fn get_webhook(
     id: &WebhookId,
     keys: &Keyring,
 ) -> Result<Option<Webhook>> {
-    c.query_opt(
-        &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"),
-        &[&id.as_str()],
-    )
-    .await?
-    .map(|r| rows::webhook(&r, keys))
-    .transpose()
+    query_opt(c, &statements::by_id(id))
+        .await?
+        .map(|r| rows::webhook(&r, keys))
+        .transpose()
 }
 
 /// Seals every secret column not yet sealed under the keyring's sealing key (rows from before
@@ -771,6 +760,9 @@ fn bind(s: &Statement) -> Params<'_> {
         .map(|a| match a {
             Arg::Int(i) => i as &(dyn ToSql + Sync),
             Arg::Text(t) | Arg::EventId(t) => t as &(dyn ToSql + Sync),
+            Arg::Bool(b) => b as &(dyn ToSql + Sync),
+            Arg::OptInt(i) => i as &(dyn ToSql + Sync),
+            Arg::OptText(t) => t as &(dyn ToSql + Sync),
         })
         .collect()
 }
@@ -790,37 +782,7 @@ async fn query_opt(c: &impl GenericClient, s: &Statement) -> Result<Option<Row>>
 
 /// Inserts a webhook row (the caller records the change).
 async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook, keys: &Keyring) -> Result<()> {
-    let sealed = rows::Sealed::of(w, keys);
-    let prev = w.previous_secret.as_ref();
-    c.execute(
-        &format!(
-            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-        ),
-        &[
-            &w.id.as_str(),
-            &enum_text(&w.direction),
-            &w.target_url,
-            &enum_text(&w.provider),
-            &json_text(&w.events),
-            &w.description,
-            &w.enabled,
-            &sealed.secret,
-            &sealed.previous_secret,
-            &prev.map(|p| p.expires_at),
-            &sealed.headers,
-            &w.created_at,
-            &w.updated_at,
-            &w.failure_count,
-            &w.first_failure_at,
-            &w.disabled_reason,
-            &json_text(&w.forward_to),
-            &w.accept_compact_signatures,
-            &w.filter.as_ref().map(|f| f.to_text()),
-        ],
-    )
-    .await?;
-    Ok(())
+    execute(c, &statements::insert(w, keys)).await.map(drop)
 }
 
 #[async_trait]
@@ -848,27 +810,7 @@ impl Store for PgStore {
     }
 
     async fn list_webhooks(&self, f: WebhookFilter) -> Result<Vec<Webhook>> {
-        let direction = f.direction.map(|d| enum_text(&d));
-        // A subscription's row is the outbound engine's, not a webhook anyone made.
-        let mut clauses = vec!["id NOT IN (SELECT id FROM event_subscriptions)".to_string()];
-        let mut params: Params = vec![];
-        if let Some(d) = &direction {
-            params.push(d);
-            clauses.push(format!("direction = ${}", params.len()));
-        }
-        if let Some(e) = &f.enabled {
-            params.push(e);
-            clauses.push(format!("enabled = ${}", params.len()));
-        }
-        let filter = format!("WHERE {}", clauses.join(" AND "));
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks {filter} ORDER BY created_at, id"),
-                &params,
-            )
-            .await?;
+        let rows = query(&self.client().await?, &statements::list(&f)).await?;
         rows.iter().map(|r| rows::webhook(r, &self.keys)).collect()
     }
 
@@ -880,47 +822,9 @@ impl Store for PgStore {
             let Some(current) = get_webhook(&tx, id, &self.keys).await? else {
                 return Ok(None);
             };
-            let events = ch.events.as_ref().map(json_text);
-            let headers = match current.direction {
-                Direction::Outbound => ch
-                    .extra_headers
-                    .as_ref()
-                    .map(|h| rows::headers_json(Direction::Outbound, h, &BTreeMap::new())),
-                Direction::Inbound => ch
-                    .required_headers
-                    .as_ref()
-                    .map(|h| rows::headers_json(Direction::Inbound, &BTreeMap::new(), h)),
-            }
-            .map(|h| self.keys.seal(id.as_str(), &h));
-            let forward = ch.forward_to.as_ref().map(json_text);
-            // `filter`: $11 says whether to write it, $12 is the new value (NULL clears it).
-            let filter = ch.filter.as_ref().map(|f| f.as_ref().map(|f| f.to_text()));
-            // Only the fields given are written (NULL parameters keep the column).
-            tx.execute(
-                "UPDATE webhooks SET updated_at = $2, \
-                   target_url = COALESCE($3, target_url), events = COALESCE($4, events), \
-                   description = COALESCE($5, description), enabled = COALESCE($6, enabled), \
-                   headers = COALESCE($7, headers), forward_to = COALESCE($8, forward_to), \
-                   failure_count = CASE WHEN $9 THEN 0 ELSE failure_count END, \
-                   first_failure_at = CASE WHEN $9 THEN NULL ELSE first_failure_at END, \
-                   disabled_reason = CASE WHEN $9 THEN NULL ELSE disabled_reason END, \
-                   accept_compact_signatures = COALESCE($10, accept_compact_signatures), \
-                   filter = CASE WHEN $11 THEN $12 ELSE filter END \
-                 WHERE id = $1",
-                &[
-                    &id.as_str(),
-                    &ch.updated_at,
-                    &ch.target_url,
-                    &events,
-                    &ch.description,
-                    &ch.enabled,
-                    &headers,
-                    &forward,
-                    &ch.reset_health,
-                    &ch.accept_compact_signatures,
-                    &filter.is_some(),
-                    &filter.flatten(),
-                ],
+            execute(
+                &tx,
+                &statements::update(id, current.direction, &ch, &self.keys),
             )
             .await?;
             record_change(&tx, &self.channel, id, ch.updated_at).await?;
@@ -945,20 +849,8 @@ impl Store for PgStore {
             let tx = client.transaction().await?;
             lock_changes(&tx).await?;
             // In one statement: the secret moved to previous_secret is the one current now.
-            let n = tx
-                .execute(
-                    "UPDATE webhooks SET \
-                       previous_secret = CASE WHEN $3::int8 IS NULL THEN NULL ELSE secret END, \
-                       previous_secret_expires_at = $3, secret = $2, updated_at = $4 \
-                     WHERE id = $1",
-                    &[
-                        &id.as_str(),
-                        &self.keys.seal(id.as_str(), secret.expose()),
-                        &grace_until,
-                        &now,
-                    ],
-                )
-                .await?;
+            let rotate = statements::rotate(id, &secret, grace_until, now, &self.keys);
+            let n = execute(&tx, &rotate).await?;
             if n == 0 {
                 return Ok(None);
             }

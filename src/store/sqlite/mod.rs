@@ -787,6 +787,9 @@ impl ToSql for crate::store::sql::Arg {
         Ok(match self {
             Arg::Int(i) => ToSqlOutput::from(*i),
             Arg::Text(t) => ToSqlOutput::from(t.as_str()),
+            Arg::Bool(b) => ToSqlOutput::from(*b as i64),
+            Arg::OptInt(i) => i.to_sql()?,
+            Arg::OptText(t) => t.to_sql()?,
             Arg::EventId(id) => match canonical_uuid(id) {
                 Some(u) => ToSqlOutput::from(u.as_bytes().to_vec()),
                 None => ToSqlOutput::from(id.as_str()),
