@@ -162,3 +162,53 @@ pub(crate) fn record_change(id: &WebhookId, at: Millis) -> Statement {
         args: vec![text(id.as_str()), Arg::Int(at)],
     }
 }
+
+pub(crate) fn delete(id: &WebhookId) -> Statement {
+    Statement {
+        sql: "DELETE FROM webhooks WHERE id = ?".into(),
+        args: vec![text(id.as_str())],
+    }
+}
+
+/// `(id, previous_secret_expires_at)` of every webhook whose rotation grace ended by `now`.
+pub(crate) fn expired_previous_secrets(now: Millis) -> Statement {
+    Statement {
+        sql: "SELECT id, previous_secret_expires_at FROM webhooks \
+              WHERE previous_secret_expires_at IS NOT NULL AND previous_secret_expires_at <= ?"
+            .into(),
+        args: vec![Arg::Int(now)],
+    }
+}
+
+/// Forgets the previous secret whose grace ended at `expired_at`, unless a newer rotation
+/// replaced it meanwhile (then the row no longer matches).
+pub(crate) fn forget_previous_secret(id: &WebhookId, expired_at: Millis) -> Statement {
+    Statement {
+        sql: "UPDATE webhooks SET previous_secret = NULL, previous_secret_expires_at = NULL \
+              WHERE id = ? AND previous_secret_expires_at = ?"
+            .into(),
+        args: vec![text(id.as_str()), Arg::Int(expired_at)],
+    }
+}
+
+/// `(rev, webhook_id)` of the change log after revision `after`, oldest first.
+pub(crate) fn changes_after(after: i64, limit: usize) -> Statement {
+    Statement {
+        sql: "SELECT rev, webhook_id FROM webhook_changes WHERE rev > ? ORDER BY rev LIMIT ?"
+            .into(),
+        args: vec![Arg::Int(after), Arg::Int(limit as i64)],
+    }
+}
+
+/// Writes a row's re-sealed secret columns (`secrets rotate-key`, sealing at open).
+pub(crate) fn reseal(new: &super::rows::StoredSecrets) -> Statement {
+    Statement {
+        sql: "UPDATE webhooks SET secret = ?, previous_secret = ?, headers = ? WHERE id = ?".into(),
+        args: vec![
+            text(&new.secret),
+            Arg::OptText(new.previous_secret.clone()),
+            text(&new.headers),
+            text(&new.id),
+        ],
+    }
+}

@@ -743,11 +743,7 @@ async fn reseal(c: &mut deadpool_postgres::Client, keys: &Keyring) -> Result<usi
     let locked = stale(&tx.query(&format!("{select} FOR UPDATE"), &[]).await?)?;
     for old in &locked {
         let new = old.resealed(keys)?;
-        tx.execute(
-            "UPDATE webhooks SET secret = $2, previous_secret = $3, headers = $4 WHERE id = $1",
-            &[&new.id, &new.secret, &new.previous_secret, &new.headers],
-        )
-        .await?;
+        execute(&tx, &statements::reseal(&new)).await?;
     }
     tx.commit().await?;
     Ok(locked.len())
@@ -865,15 +861,11 @@ impl Store for PgStore {
     }
 
     async fn expired_previous_secrets(&self, now: Millis) -> Result<Vec<(WebhookId, Millis)>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT id, previous_secret_expires_at FROM webhooks \
-                 WHERE previous_secret_expires_at IS NOT NULL AND previous_secret_expires_at <= $1",
-                &[&now],
-            )
-            .await?;
+        let rows = query(
+            &self.client().await?,
+            &statements::expired_previous_secrets(now),
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|r| (WebhookId::from(r.get::<_, String>(0)), r.get::<_, i64>(1)))
@@ -885,13 +877,7 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             lock_changes(&tx).await?;
-            let n = tx
-                .execute(
-                    "UPDATE webhooks SET previous_secret = NULL, previous_secret_expires_at = NULL \
-                     WHERE id = $1 AND previous_secret_expires_at = $2",
-                    &[&id.as_str(), &expired_at],
-                )
-                .await?;
+            let n = execute(&tx, &statements::forget_previous_secret(id, expired_at)).await?;
             if n > 0 {
                 record_change(&tx, &self.channel, id, crate::model::now_millis()).await?;
             }
@@ -908,10 +894,7 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             lock_changes(&tx).await?;
-            let deleted = tx
-                .execute("DELETE FROM webhooks WHERE id = $1", &[&id.as_str()])
-                .await?
-                == 1;
+            let deleted = execute(&tx, &statements::delete(id)).await? == 1;
             if deleted {
                 record_change(&tx, &self.channel, id, crate::model::now_millis()).await?;
             }
@@ -950,8 +933,7 @@ impl Store for PgStore {
             if inserted == 0 {
                 return Ok(false);
             }
-            tx.execute("DELETE FROM webhooks WHERE id = $1", &[&w.id.as_str()])
-                .await?;
+            execute(&tx, &statements::delete(&w.id)).await?;
             insert_webhook_row(&tx, w, &self.keys).await?;
             record_change(&tx, &self.channel, &w.id, w.updated_at).await?;
             tx.commit().await?;
@@ -1057,11 +1039,7 @@ impl Store for PgStore {
                 )
                 .await?
                 == 1;
-            if tx
-                .execute("DELETE FROM webhooks WHERE id = $1", &[&id.as_str()])
-                .await?
-                == 1
-            {
+            if execute(&tx, &statements::delete(&id.delivery_row())).await? == 1 {
                 record_change(
                     &tx,
                     &self.channel,
@@ -1186,12 +1164,11 @@ impl Store for PgStore {
             .collect::<Result<Vec<_>>>()?;
         let mut webhooks: Vec<WebhookId> = vec![];
         let mut webhook_rev = since.webhook_rev;
-        for r in client
-            .query(
-                "SELECT rev, webhook_id FROM webhook_changes WHERE rev > $1 ORDER BY rev LIMIT $2",
-                &[&since.webhook_rev, &limit],
-            )
-            .await?
+        for r in query(
+            &client,
+            &statements::changes_after(since.webhook_rev, limit as usize),
+        )
+        .await?
         {
             webhook_rev = col(&r, "rev")?;
             let id = WebhookId::from(col::<String>(&r, "webhook_id")?);

@@ -41,7 +41,7 @@ pub(super) fn insert(
         return Ok(false);
     }
     // A webhook row left by a subscription deleted half-way (an older binary) is replaced.
-    c.execute("DELETE FROM webhooks WHERE id = ?1", [&w.id])?;
+    super::webhooks::run(c, &crate::store::webhooks::delete(&w.id))?;
     webhooks::insert(c, w, keys)?;
     Ok(true)
 }

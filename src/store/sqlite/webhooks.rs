@@ -1,7 +1,7 @@
 //! Webhook rows, their change log (`webhook_changes`, read by the change feed), and the cache
 //! that answers the receiver's per-request lookup.
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
 use super::col;
 use crate::error::Result;
@@ -67,7 +67,7 @@ pub(super) fn rotate(
     get(c, id, keys)
 }
 
-fn run(c: &Connection, s: &Statement) -> Result<usize> {
+pub(super) fn run(c: &Connection, s: &Statement) -> Result<usize> {
     Ok(c.prepare_cached(&s.sql)?
         .execute(params_from_iter(&s.args))?)
 }
@@ -76,11 +76,9 @@ pub(super) fn expired_previous_secrets(
     c: &Connection,
     now: Millis,
 ) -> Result<Vec<(WebhookId, Millis)>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT id, previous_secret_expires_at FROM webhooks \
-         WHERE previous_secret_expires_at IS NOT NULL AND previous_secret_expires_at <= ?1",
-    )?;
-    let rows = stmt.query_map([now], |r| {
+    let s = statements::expired_previous_secrets(now);
+    let mut stmt = c.prepare_cached(&s.sql)?;
+    let rows = stmt.query_map(params_from_iter(&s.args), |r| {
         Ok((
             col::<WebhookId>(r, "id")?,
             col::<Millis>(r, "previous_secret_expires_at")?,
@@ -94,19 +92,14 @@ pub(super) fn forget_previous_secret(
     id: &WebhookId,
     expired_at: Millis,
 ) -> Result<()> {
-    let n = c.execute(
-        "UPDATE webhooks SET previous_secret = NULL, previous_secret_expires_at = NULL \
-         WHERE id = ?1 AND previous_secret_expires_at = ?2",
-        params![id, expired_at],
-    )?;
-    if n > 0 {
+    if run(c, &statements::forget_previous_secret(id, expired_at))? > 0 {
         record_change(c, id, crate::model::now_millis())?;
     }
     Ok(())
 }
 
 pub(super) fn delete(c: &Connection, id: &WebhookId) -> Result<bool> {
-    let deleted = c.execute("DELETE FROM webhooks WHERE id = ?1", [id])? == 1;
+    let deleted = run(c, &statements::delete(id))? == 1;
     if deleted {
         record_change(c, id, crate::model::now_millis())?;
     }
@@ -125,10 +118,9 @@ pub(super) fn changed_since(
     after: i64,
     limit: usize,
 ) -> Result<(Vec<WebhookId>, i64)> {
-    let mut stmt = c.prepare_cached(
-        "SELECT rev, webhook_id FROM webhook_changes WHERE rev > ?1 ORDER BY rev LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![after, limit as i64], |r| {
+    let s = statements::changes_after(after, limit);
+    let mut stmt = c.prepare_cached(&s.sql)?;
+    let rows = stmt.query_map(params_from_iter(&s.args), |r| {
         Ok((col::<i64>(r, "rev")?, col::<WebhookId>(r, "webhook_id")?))
     })?;
     let mut ids: Vec<WebhookId> = vec![];
@@ -149,10 +141,7 @@ pub(super) fn reseal(c: &Connection, keys: &Keyring) -> Result<usize> {
     let stale = unsealed(c, keys)?;
     for old in &stale {
         let new = old.resealed(keys)?;
-        c.execute(
-            "UPDATE webhooks SET secret = ?2, previous_secret = ?3, headers = ?4 WHERE id = ?1",
-            params![new.id, new.secret, new.previous_secret, new.headers],
-        )?;
+        run(c, &statements::reseal(&new))?;
     }
     Ok(stale.len())
 }
