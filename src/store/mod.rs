@@ -8,6 +8,7 @@
 //! a hop to the blocking pool or a network round trip.
 
 pub mod cache;
+mod instances;
 pub mod log;
 pub mod postgres;
 mod retention;

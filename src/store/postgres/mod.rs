@@ -34,6 +34,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::cache::WebhookCache;
+use super::instances;
 use super::log::{self, LogPage};
 use super::rows;
 use super::sealing::Keyring;
@@ -1412,13 +1413,11 @@ impl Store for PgStore {
     }
 
     async fn live_instances(&self, since: Millis) -> Result<u64> {
+        let s = instances::live_count(since);
         let row = self
             .client()
             .await?
-            .query_one(
-                "SELECT count(*) FROM instances WHERE heartbeat_at >= $1",
-                &[&since],
-            )
+            .query_one(&s.numbered(), &bind(&s))
             .await?;
         Ok(row.get::<_, i64>(0) as u64)
     }
@@ -1462,17 +1461,10 @@ impl Store for PgStore {
     async fn retire_instance(&self, owner: &InstanceId) -> Result<usize> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let freed = tx
-            .execute(
-                "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
-                 WHERE status = 'pending' AND lease_owner = $1",
-                &[&owner.0],
-            )
-            .await?;
-        tx.execute("DELETE FROM instances WHERE id = $1", &[&owner.0])
-            .await?;
-        tx.execute("DELETE FROM job_locks WHERE owner = $1", &[&owner.0])
-            .await?;
+        let [leases, instance, locks] = instances::retire(owner);
+        let freed = execute(&tx, &leases).await?;
+        execute(&tx, &instance).await?;
+        execute(&tx, &locks).await?;
         tx.commit().await?;
         Ok(freed as usize)
     }
@@ -1521,33 +1513,17 @@ impl Store for PgStore {
     }
 
     async fn heartbeat(&self, instance: &InstanceId, now: Millis) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO instances (id, heartbeat_at) VALUES ($1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-                &[&instance.0, &now],
-            )
-            .await?;
-        Ok(())
+        execute(&self.client().await?, &instances::heartbeat(instance, now))
+            .await
+            .map(drop)
     }
 
     async fn reap_dead_instances(&self, stale_before: Millis) -> Result<usize> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "DELETE FROM instances WHERE heartbeat_at < $1",
-            &[&stale_before],
-        )
-        .await?;
-        let freed = tx
-            .execute(
-                "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
-                 WHERE status = 'pending' AND lease_until IS NOT NULL \
-                 AND (lease_owner IS NULL OR lease_owner NOT IN (SELECT id FROM instances))",
-                &[],
-            )
-            .await?;
+        let [dead, leases] = instances::reap(stale_before);
+        execute(&tx, &dead).await?;
+        let freed = execute(&tx, &leases).await?;
         tx.commit().await?;
         Ok(freed as usize)
     }
@@ -1559,17 +1535,8 @@ impl Store for PgStore {
         now: Millis,
         until: Millis,
     ) -> Result<bool> {
-        let n = self
-            .client()
-            .await?
-            .execute(
-                "INSERT INTO job_locks (name, owner, until) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until \
-                 WHERE job_locks.owner = excluded.owner OR job_locks.until < $4",
-                &[&name, &owner.0, &until, &now],
-            )
-            .await?;
-        Ok(n == 1)
+        let lock = instances::try_job_lock(name, owner, now, until);
+        Ok(execute(&self.client().await?, &lock).await? == 1)
     }
 
     async fn change_cursor(&self) -> Result<ChangeCursor> {

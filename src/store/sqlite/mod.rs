@@ -451,11 +451,12 @@ impl Store for SqliteStore {
 
     async fn live_instances(&self, since: Millis) -> Result<u64> {
         self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT count(*) FROM instances WHERE heartbeat_at >= ?1",
-                [since],
-                |r| r.get::<_, i64>(0),
-            )? as u64)
+            let s = crate::store::instances::live_count(since);
+            Ok(
+                c.query_row(&s.sql, rusqlite::params_from_iter(&s.args), |r| {
+                    r.get::<_, i64>(0)
+                })? as u64,
+            )
         })
         .await
     }

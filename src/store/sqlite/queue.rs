@@ -5,7 +5,7 @@
 //! with the next attempt (if any) inserted in the same transaction. Leases left by a crash are
 //! released at start-up, so every pending or in-flight attempt resumes (at least once).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::attempt_row;
 use super::col;
@@ -13,6 +13,8 @@ use super::deliveries::{insert_attempt, COLUMNS};
 use super::webhooks::record_change;
 use crate::error::Result;
 use crate::model::{Attempt, MessageId, Millis, WebhookId};
+use crate::store::instances;
+use crate::store::sql::Statement;
 use crate::store::{
     json_text, Claimed, Completion, HealthChange, InstanceId, MessageState, Outgoing,
 };
@@ -133,37 +135,27 @@ pub(super) fn next_due_at(c: &Connection) -> Result<Option<Millis>> {
     )?)
 }
 
+/// Runs the statements in order (in the caller's transaction); the counts of rows changed.
+fn run_all<const N: usize>(c: &Connection, all: [Statement; N]) -> Result<[usize; N]> {
+    let mut counts = [0; N];
+    for (n, s) in counts.iter_mut().zip(&all) {
+        *n = c
+            .prepare_cached(&s.sql)?
+            .execute(params_from_iter(&s.args))?;
+    }
+    Ok(counts)
+}
+
 pub(super) fn retire(c: &Connection, owner: &InstanceId) -> Result<usize> {
-    let freed = c.execute(
-        "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
-         WHERE status = 'pending' AND lease_owner = ?1",
-        [&owner.0],
-    )?;
-    c.execute("DELETE FROM instances WHERE id = ?1", [&owner.0])?;
-    c.execute("DELETE FROM job_locks WHERE owner = ?1", [&owner.0])?;
-    Ok(freed)
+    Ok(run_all(c, instances::retire(owner))?[0])
 }
 
 pub(super) fn heartbeat(c: &Connection, id: &InstanceId, now: Millis) -> Result<()> {
-    c.prepare_cached(
-        "INSERT INTO instances (id, heartbeat_at) VALUES (?1, ?2) \
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-    )?
-    .execute(params![id.0, now])?;
-    Ok(())
+    run_all(c, [instances::heartbeat(id, now)]).map(drop)
 }
 
 pub(super) fn reap_dead(c: &Connection, stale_before: Millis) -> Result<usize> {
-    c.execute(
-        "DELETE FROM instances WHERE heartbeat_at < ?1",
-        [stale_before],
-    )?;
-    Ok(c.execute(
-        "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
-         WHERE status = 'pending' AND lease_until IS NOT NULL \
-         AND (lease_owner IS NULL OR lease_owner NOT IN (SELECT id FROM instances))",
-        [],
-    )?)
+    Ok(run_all(c, instances::reap(stale_before))?[1])
 }
 
 pub(super) fn try_job_lock(
@@ -173,13 +165,7 @@ pub(super) fn try_job_lock(
     now: Millis,
     until: Millis,
 ) -> Result<bool> {
-    let n = c.execute(
-        "INSERT INTO job_locks (name, owner, until) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until \
-         WHERE job_locks.owner = excluded.owner OR job_locks.until < ?4",
-        params![name, owner.0, until, now],
-    )?;
-    Ok(n == 1)
+    Ok(run_all(c, [instances::try_job_lock(name, owner, now, until)])?[0] == 1)
 }
 
 pub(super) fn finally_failed(
