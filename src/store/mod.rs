@@ -16,6 +16,7 @@ mod rows;
 pub mod sealing;
 mod sql;
 pub mod sqlite;
+mod subscriptions;
 mod webhooks;
 
 use std::collections::BTreeMap;

@@ -39,6 +39,7 @@ use super::log::{self, LogPage};
 use super::rows;
 use super::sealing::Keyring;
 use super::sql::{Arg, Statement};
+use super::subscriptions;
 use super::webhooks as statements;
 use super::{
     json_text, ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventNotice, EventQuery,
@@ -704,8 +705,6 @@ const EVENT_COLUMNS: &str =
 
 use super::rows::DELIVERY_COLUMNS;
 
-use super::rows::SUBSCRIPTION_COLUMNS;
-
 fn subscription_row(r: &Row) -> Result<EventSubscription> {
     rows::subscription(r)
 }
@@ -912,25 +911,7 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             lock_changes(&tx).await?;
-            let inserted = tx
-                .execute(
-                    &format!(
-                        "INSERT INTO event_subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING"
-                    ),
-                    &[
-                        &sub.id.as_str(),
-                        &sub.principal,
-                        &sub.name,
-                        &sub.arguments,
-                        &sub.cursor,
-                        &sub.not_before,
-                        &sub.expires_at,
-                        &sub.created_at,
-                        &sub.refreshed_at,
-                    ],
-                )
-                .await?;
+            let inserted = execute(&tx, &subscriptions::insert(sub)).await?;
             if inserted == 0 {
                 return Ok(false);
             }
@@ -946,12 +927,7 @@ impl Store for PgStore {
     }
 
     async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<EventSubscription>> {
-        self.client()
-            .await?
-            .query_opt(
-                &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM event_subscriptions WHERE id = $1"),
-                &[&id.as_str()],
-            )
+        query_opt(&self.client().await?, &subscriptions::by_id(id))
             .await?
             .map(|r| subscription_row(&r))
             .transpose()
@@ -963,29 +939,12 @@ impl Store for PgStore {
         expires_at: Option<Millis>,
         now: Millis,
     ) -> Result<bool> {
-        Ok(self
-            .client()
-            .await?
-            .execute(
-                "UPDATE event_subscriptions SET expires_at = $2, refreshed_at = $3 WHERE id = $1",
-                &[&id.as_str(), &expires_at, &now],
-            )
-            .await?
-            == 1)
+        let refresh = subscriptions::refresh(id, expires_at, now);
+        Ok(execute(&self.client().await?, &refresh).await? == 1)
     }
 
     async fn list_subscriptions(&self, now: Millis) -> Result<Vec<EventSubscription>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM event_subscriptions \
-                     WHERE expires_at IS NULL OR expires_at > $1 ORDER BY created_at, id"
-                ),
-                &[&now],
-            )
-            .await?;
+        let rows = query(&self.client().await?, &subscriptions::live(now)).await?;
         rows.iter().map(subscription_row).collect()
     }
 
@@ -999,12 +958,7 @@ impl Store for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // A concurrent advance waits on the row lock and then finds the cursor moved.
-        let moved = tx
-            .execute(
-                "UPDATE event_subscriptions SET cursor = $3 WHERE id = $1 AND cursor = $2",
-                &[&id.as_str(), &from, &to],
-            )
-            .await?;
+        let moved = execute(&tx, &subscriptions::advance(id, from, to)).await?;
         if moved == 0 {
             return Ok(false);
         }
@@ -1016,14 +970,11 @@ impl Store for PgStore {
     }
 
     async fn subscription_backlog(&self, id: &SubscriptionId) -> Result<Option<i64>> {
+        let s = subscriptions::backlog(id);
         let row = self
             .client()
             .await?
-            .query_one(
-                "SELECT MIN(e.seq) FROM deliveries d JOIN events e ON e.id = d.event_id \
-                 WHERE d.webhook_id = $1 AND d.status = 'pending'",
-                &[&id.as_str()],
-            )
+            .query_one(&s.numbered(), &bind(&s))
             .await?;
         Ok(row.get(0))
     }
@@ -1033,13 +984,7 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             lock_changes(&tx).await?;
-            let deleted = tx
-                .execute(
-                    "DELETE FROM event_subscriptions WHERE id = $1",
-                    &[&id.as_str()],
-                )
-                .await?
-                == 1;
+            let deleted = execute(&tx, &subscriptions::delete(id)).await? == 1;
             if execute(&tx, &statements::delete(&id.delivery_row())).await? == 1 {
                 record_change(
                     &tx,
@@ -1058,15 +1003,7 @@ impl Store for PgStore {
     }
 
     async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<SubscriptionId>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT id FROM event_subscriptions \
-                 WHERE expires_at IS NOT NULL AND expires_at <= $1",
-                &[&now],
-            )
-            .await?;
+        let rows = query(&self.client().await?, &subscriptions::expired(now)).await?;
         Ok(rows
             .iter()
             .map(|r| SubscriptionId::from(r.get::<_, String>(0)))

@@ -1,14 +1,14 @@
 //! MCP Events webhook subscriptions: their own rows, and the outbound webhook row each one
 //! delivers through (written and deleted with it).
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 
+use super::webhooks::run;
 use super::{queue, webhooks};
 use crate::error::Result;
 use crate::model::{EventSubscription, Millis, SubscriptionId, Webhook};
+use crate::store::subscriptions as statements;
 use crate::store::Outgoing;
-
-use crate::store::rows::SUBSCRIPTION_COLUMNS as COLUMNS;
 
 fn row(r: &Row) -> rusqlite::Result<EventSubscription> {
     super::wrap(crate::store::rows::subscription(r))
@@ -20,38 +20,20 @@ pub(super) fn insert(
     w: &Webhook,
     keys: &crate::store::sealing::Keyring,
 ) -> Result<bool> {
-    let inserted = c.execute(
-        &format!(
-            "INSERT INTO event_subscriptions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (id) DO NOTHING"
-        ),
-        params![
-            s.id,
-            s.principal,
-            s.name,
-            s.arguments,
-            s.cursor,
-            s.not_before,
-            s.expires_at,
-            s.created_at,
-            s.refreshed_at
-        ],
-    )?;
-    if inserted == 0 {
+    if run(c, &statements::insert(s))? == 0 {
         return Ok(false);
     }
     // A webhook row left by a subscription deleted half-way (an older binary) is replaced.
-    super::webhooks::run(c, &crate::store::webhooks::delete(&w.id))?;
+    webhooks::run(c, &crate::store::webhooks::delete(&w.id))?;
     webhooks::insert(c, w, keys)?;
     Ok(true)
 }
 
 pub(super) fn get(c: &Connection, id: &SubscriptionId) -> Result<Option<EventSubscription>> {
-    Ok(c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM event_subscriptions WHERE id = ?1"
-    ))?
-    .query_row([id], row)
-    .optional()?)
+    let s = statements::by_id(id);
+    Ok(c.prepare_cached(&s.sql)?
+        .query_row(params_from_iter(&s.args), row)
+        .optional()?)
 }
 
 pub(super) fn refresh(
@@ -60,18 +42,13 @@ pub(super) fn refresh(
     expires_at: Option<Millis>,
     now: Millis,
 ) -> Result<bool> {
-    Ok(c.execute(
-        "UPDATE event_subscriptions SET expires_at = ?2, refreshed_at = ?3 WHERE id = ?1",
-        params![id, expires_at, now],
-    )? == 1)
+    Ok(run(c, &statements::refresh(id, expires_at, now))? == 1)
 }
 
 pub(super) fn live(c: &Connection, now: Millis) -> Result<Vec<EventSubscription>> {
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM event_subscriptions WHERE expires_at IS NULL OR expires_at > ?1 \
-         ORDER BY created_at, id"
-    ))?;
-    let rows = stmt.query_map([now], row)?;
+    let s = statements::live(now);
+    let mut stmt = c.prepare_cached(&s.sql)?;
+    let rows = stmt.query_map(params_from_iter(&s.args), row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -82,11 +59,7 @@ pub(super) fn advance(
     to: i64,
     items: &[Outgoing],
 ) -> Result<bool> {
-    let moved = c.execute(
-        "UPDATE event_subscriptions SET cursor = ?3 WHERE id = ?1 AND cursor = ?2",
-        params![id, from, to],
-    )?;
-    if moved == 0 {
+    if run(c, &statements::advance(id, from, to))? == 0 {
         return Ok(false);
     }
     queue::enqueue(c, items)?;
@@ -94,23 +67,20 @@ pub(super) fn advance(
 }
 
 pub(super) fn backlog(c: &Connection, id: &SubscriptionId) -> Result<Option<i64>> {
-    Ok(c.prepare_cached(
-        "SELECT MIN(e.seq) FROM deliveries d JOIN events e ON e.id = d.event_id \
-             WHERE d.webhook_id = ?1 AND d.status = 'pending'",
-    )?
-    .query_row([id], |r| r.get(0))?)
+    let s = statements::backlog(id);
+    Ok(c.prepare_cached(&s.sql)?
+        .query_row(params_from_iter(&s.args), |r| r.get(0))?)
 }
 
 pub(super) fn delete(c: &Connection, id: &SubscriptionId) -> Result<bool> {
-    let deleted = c.execute("DELETE FROM event_subscriptions WHERE id = ?1", [id])? == 1;
+    let deleted = run(c, &statements::delete(id))? == 1;
     webhooks::delete(c, &id.delivery_row())?;
     Ok(deleted)
 }
 
 pub(super) fn expired(c: &Connection, now: Millis) -> Result<Vec<SubscriptionId>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT id FROM event_subscriptions WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-    )?;
-    let rows = stmt.query_map([now], |r| r.get(0))?;
+    let s = statements::expired(now);
+    let mut stmt = c.prepare_cached(&s.sql)?;
+    let rows = stmt.query_map(params_from_iter(&s.args), |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
