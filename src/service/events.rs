@@ -524,7 +524,8 @@ impl Service {
         query.limit = SCAN_PAGE;
         let mut cursor = query.after.unwrap_or(0);
         let (mut events, mut scanned) = (vec![], 0);
-        loop {
+        // Whether the scan stopped at its bound with events left unread.
+        let partial = 'scan: loop {
             query.after = Some(cursor);
             let batch = self.store.list_events(query.clone()).await?;
             let ended = batch.len() < SCAN_PAGE;
@@ -534,24 +535,20 @@ impl Service {
                 if filter.matches(e.subject()) {
                     events.push(e);
                     if events.len() == limit {
-                        return Ok(EventPage {
-                            events,
-                            next_cursor: cursor,
-                            timed_out: false,
-                            partial: false,
-                        });
+                        break 'scan false;
                     }
                 }
             }
             if ended || scanned >= MAX_SCAN {
-                return Ok(EventPage {
-                    events,
-                    next_cursor: cursor,
-                    timed_out: false,
-                    partial: !ended,
-                });
+                break !ended;
             }
-        }
+        };
+        Ok(EventPage {
+            events,
+            next_cursor: cursor,
+            timed_out: false,
+            partial,
+        })
     }
 
     /// "Now" as an event cursor, and the oldest cursor that has lost nothing to retention:
@@ -597,11 +594,10 @@ impl Service {
         let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(30_000).min(MAX_WAIT_MS));
         // Subscribe before reading the cursor so no event can slip between the two.
         let mut bus = self.subscribe_events();
-        let after = match req.after {
+        let mut after = match req.after {
             Some(a) => a,
             None => self.store.max_event_seq().await?,
         };
-        let mut after = after;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let found = self

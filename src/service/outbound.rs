@@ -222,10 +222,9 @@ impl Service {
         Ok(sent)
     }
 
-    /// The relayed copies of an inbound event for its `forward_to` targets: the verified payload
-    /// re-serialised, re-signed per target at send time.
     /// The relayed copies of a verified event for its webhook's `forward_to` targets that are
-    /// enabled and whose filters (event types, content) it passes.
+    /// enabled and whose filters (event types, content) it passes: the verified payload
+    /// re-serialised, re-signed per target at send time.
     pub(super) async fn relays(&self, inbound: &Webhook, e: &crate::model::Event) -> Vec<Outgoing> {
         let (event, payload, event_id) = (&e.event, &e.payload, &e.id);
         let mut out = vec![];
