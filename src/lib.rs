@@ -6,6 +6,7 @@
 //! `model` is the shared vocabulary. Dependencies point one way: front ends → service →
 //! store / signing / dispatcher → model.
 
+pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod dashboard;

@@ -182,6 +182,22 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOK_MCP_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
 
+    /// A file of named bearer tokens, one `NAME TOKEN [SCOPE…]` per line (scopes
+    /// webhooks:read, webhooks:write; both when none is given): each name is a principal that
+    /// sees only its own webhooks.
+    #[arg(long, env = "WEBHOOK_MCP_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<std::path::PathBuf>,
+
+    /// An OAuth 2.1 / OpenID Connect issuer whose JWT access tokens the HTTP transport accepts
+    /// (https; plain http only on loopback). Its metadata names the keys.
+    #[arg(long, env = "WEBHOOK_MCP_OAUTH_ISSUER")]
+    pub oauth_issuer: Option<String>,
+
+    /// The audience OAuth tokens must carry (RFC 8707 resource) [default: the public URL of
+    /// /mcp: --public-url + /mcp with --receiver-addr same, else http://<--http>/mcp]
+    #[arg(long, env = "WEBHOOK_MCP_OAUTH_AUDIENCE")]
+    pub oauth_audience: Option<String>,
+
     /// Extra Host values the HTTP transport accepts (loopback names are always accepted),
     /// comma-separated.
     #[arg(long, env = "WEBHOOK_MCP_ALLOWED_HOSTS", value_delimiter = ',')]

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{ReceiverAt, ServeArgs};
+use crate::auth::{self, Auth};
 use crate::dispatcher::policy::{parse_schedule, Policy};
 use crate::mcp::{http, McpServer};
 use crate::service::{Service, Settings, WorkerSettings};
@@ -38,11 +39,16 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
     let schedule = parse_schedule(&args.retry_schedule)
         .map_err(|e| StartError(format!("--retry-schedule: {e}")))?;
+    let auth = match args.http {
+        Some(addr) => http_auth(&args, addr, receiver_at)?,
+        None => None,
+    };
     if let Some(addr) = args.http {
-        if !addr.ip().is_loopback() && args.auth_token.as_deref().is_none_or(str::is_empty) {
+        if !addr.ip().is_loopback() && auth.is_none() {
             return Err(StartError(format!(
-                "--http {addr} is reachable from other machines, so it needs --auth-token <secret> \
-                 (or WEBHOOK_MCP_AUTH_TOKEN); clients then send Authorization: Bearer <secret>. \
+                "--http {addr} is reachable from other machines, so it needs credentials: \
+                 --auth-token <secret> (or WEBHOOK_MCP_AUTH_TOKEN; clients then send \
+                 Authorization: Bearer <secret>), --auth-tokens-file or --oauth-issuer. \
                  Bind 127.0.0.1 to serve this machine only."
             )));
         }
@@ -110,11 +116,10 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         retention: args.retention.retention(),
         read_only: args.read_only,
         http_callbacks: args.dangerously_allow_http_callbacks,
-        bearer_principal: args.http.map(|_| {
-            args.auth_token
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .map(http::principal_of)
+        token_principals: args.http.map(|_| {
+            auth.as_ref()
+                .map(|a| a.token_principals())
+                .unwrap_or_default()
         }),
     };
     if args.dangerously_allow_http_callbacks {
@@ -178,7 +183,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             let mut app: Router = http::router(
                 svc.clone(),
                 http::HttpOptions {
-                    auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
+                    auth: auth.clone(),
                     allowed_hosts: http_hosts(&args),
                     allowed_origins: origins,
                     session_idle_timeout: Duration::from_secs(args.session_idle_timeout.max(1)),
@@ -192,19 +197,30 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
                 svc.clone(),
                 dashboard::DashboardOptions {
                     auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
+                    locked: auth.is_some() && args.auth_token.is_none(),
                     allowed_hosts: http_hosts(&args),
                     allowed_origins: args.allowed_origins.clone(),
                     cancel: cancel.clone(),
                 },
             ));
             if receiver_at == ReceiverAt::SameAsHttp {
-                // Sharing the MCP listener: its token guards /metrics too.
-                app = app.merge(receiver::router(
-                    svc.clone(),
-                    args.auth_token.clone().filter(|t| !t.is_empty()),
-                ));
+                // Sharing the MCP listener: /metrics takes the operator's token there.
+                app = app.merge(receiver::router(svc.clone(), auth.clone()));
             }
-            tracing::info!(addr = ?listener.local_addr().ok(), auth = args.auth_token.is_some(), "MCP over Streamable HTTP at /mcp");
+            if let Some(verifier) = auth.as_ref().and_then(|a| a.oauth()) {
+                match verifier.load().await {
+                    Ok(keys) => tracing::info!(
+                        issuer = verifier.issuer(),
+                        audience = verifier.audience(),
+                        keys,
+                        "OAuth resource server"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(issuer = verifier.issuer(), error = %e, "cannot fetch the OAuth issuer's keys yet; tokens are refused with 503 until it answers")
+                    }
+                }
+            }
+            tracing::info!(addr = ?listener.local_addr().ok(), auth = auth.is_some(), "MCP over Streamable HTTP at /mcp");
             servers.push(spawn_http(listener, app, stop_rx.clone()));
             shutdown.await;
             tracing::info!("signal received; shutting down");
@@ -481,4 +497,39 @@ pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// The credentials of the HTTP listener at `addr`: the operator's token, the tokens file, the
+/// OAuth issuer with its audience; `None` when none is configured.
+fn http_auth(
+    args: &ServeArgs,
+    addr: SocketAddr,
+    receiver_at: ReceiverAt,
+) -> Result<Option<Arc<Auth>>, StartError> {
+    let verifier = match &args.oauth_issuer {
+        Some(issuer) => {
+            let audience = match &args.oauth_audience {
+                Some(a) => a.clone(),
+                None if receiver_at == ReceiverAt::SameAsHttp && args.public_url.is_some() => {
+                    format!("{}/mcp", args.public_url(None).trim_end_matches('/'))
+                }
+                None if addr.ip().is_unspecified() => {
+                    return Err(StartError(format!(
+                        "--oauth-issuer needs --oauth-audience: --http {addr} has no one URL \
+                         clients know; give the URL they use for /mcp (e.g. https://hooks.example.com/mcp)"
+                    )))
+                }
+                None => format!("http://{addr}/mcp"),
+            };
+            Some(auth::oauth::Verifier::new(issuer, &audience).map_err(StartError)?)
+        }
+        None => None,
+    };
+    Auth::new(
+        args.auth_token.as_deref().filter(|t| !t.is_empty()),
+        args.auth_tokens_file.as_deref(),
+        verifier,
+    )
+    .map(|a| a.map(Arc::new))
+    .map_err(StartError)
 }

@@ -44,6 +44,9 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 
 pub struct DashboardOptions {
     pub auth_token: Option<String>,
+    /// Other principals' credentials are accepted but no operator token is set: the dashboard
+    /// (which shows every principal's data) refuses everyone.
+    pub locked: bool,
     /// Host names accepted besides the loopback ones.
     pub allowed_hosts: Vec<String>,
     /// Browser origins accepted besides the page's own.
@@ -58,6 +61,7 @@ struct Ui {
     origins: Vec<String>,
     /// The cookie value that proves the token was shown: HMAC(token, purpose), hex.
     session: Option<String>,
+    locked: bool,
     cancel: CancellationToken,
 }
 
@@ -70,6 +74,7 @@ pub fn router(svc: Arc<Service>, opts: DashboardOptions) -> Router {
         hosts,
         origins: opts.allowed_origins,
         session: opts.auth_token.as_deref().map(session_mac),
+        locked: opts.locked,
         cancel: opts.cancel,
     });
     Router::new()
@@ -169,6 +174,11 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
 }
 
 fn check(ui: &Ui, headers: &HeaderMap) -> Result<(), UiError> {
+    if ui.locked {
+        return Err(UiError::Forbidden(
+            "the dashboard shows every principal's webhooks, so it needs the operator's token: start the server with --auth-token and open /ui?token=<it>",
+        ));
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -221,7 +231,7 @@ fn authorized(ui: &Ui, headers: &HeaderMap) -> bool {
         .find(|(k, _)| *k == COOKIE)
         .map(|(_, v)| v)
         .unwrap_or_default();
-    let bearer = crate::mcp::http::bearer_token(headers).map(session_mac);
+    let bearer = crate::auth::bearer_token(headers).map(session_mac);
     crate::signing::constant_time_eq(cookie.as_bytes(), expected.as_bytes())
         || bearer
             .is_some_and(|b| crate::signing::constant_time_eq(b.as_bytes(), expected.as_bytes()))

@@ -17,8 +17,8 @@
 //!   events out of the range asked for;
 //! - `eventId`: the provider's event id where the sender gave one (our own id otherwise; both
 //!   are in `_meta`), so a client de-duplicates across paths;
-//! - webhook mode needs an authenticated principal: the bearer token over HTTP (a server
-//!   without `--auth-token` offers poll and push only) and the local user on stdio (the process
+//! - webhook mode needs an authenticated principal allowed to write: a bearer token with
+//!   `webhooks:write` over HTTP (a server that checks no token offers poll and push only) and the local user on stdio (the process
 //!   runs as the user who started it); deliveries go through the outbound engine.
 
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::http::HttpPrincipal;
+use crate::auth::{Grant, Scope};
 use crate::catalog;
 use crate::model::{rfc3339, Secret};
 use crate::service::{
@@ -170,7 +170,14 @@ pub fn offered(context: &RequestContext<RoleServer>) -> bool {
 /// (the SEP), and writes (a stored subscription, POSTs to its URL), so a `--read-only` server
 /// leaves it out too.
 fn delivery(svc: &Service, context: &RequestContext<RoleServer>) -> &'static [&'static str] {
-    if svc.settings().read_only || principal(context).is_err() {
+    let may_write = match context.extensions.get::<axum::http::request::Parts>() {
+        Some(parts) => parts
+            .extensions
+            .get::<Grant>()
+            .is_some_and(|g| g.scopes.allows(Scope::Write)),
+        None => true,
+    };
+    if svc.settings().read_only || !may_write {
         &["poll", "push"]
     } else {
         &["poll", "push", "webhook"]
@@ -538,15 +545,15 @@ async fn stream(svc: &Service, sub: Listen, context: RequestContext<RoleServer>)
 // --- events/subscribe, events/unsubscribe (webhook mode) ------------------------------------
 
 /// The principal of a webhook-mode call: the bearer token's on HTTP (only when the server
-/// checks one), the local user on stdio.
+/// checks one; its scope was checked by `mcp::http`), the local user on stdio.
 fn principal(context: &RequestContext<RoleServer>) -> Result<String, EventsError> {
     match context.extensions.get::<axum::http::request::Parts>() {
         Some(parts) => parts
             .extensions
-            .get::<HttpPrincipal>()
-            .map(|p| p.0.clone())
+            .get::<Grant>()
+            .map(|g| g.principal.clone())
             .ok_or(EventsError::Forbidden(
-                "webhook delivery needs an authenticated principal, and this server authenticates none (start it with --auth-token); use events/poll or events/stream",
+                "webhook delivery needs an authenticated principal, and this server authenticates none (start it with --auth-token, --auth-tokens-file or --oauth-issuer); use events/poll or events/stream",
             )),
         None => Ok(crate::service::local_principal()),
     }

@@ -1,5 +1,7 @@
 //! MCP over Streamable HTTP (SSE): the rmcp service at `/mcp`, behind Host/Origin validation,
-//! a request body limit and, when configured, a bearer token.
+//! a request body limit and, when configured, bearer credentials (`auth`): each message is
+//! checked against its token's scopes here, before rmcp sees it, so that a call beyond them
+//! gets the HTTP 403 an OAuth client steps up from.
 //!
 //! Both protocol eras are served: session-based clients (<= 2025-11-25, `Mcp-Session-Id`) get
 //! one `McpServer` per session; 2026-07-28 clients are stateless and get one per request. All
@@ -20,11 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::framing::{self, Verdict};
 use super::McpServer;
+use crate::auth::{self, Auth, Grant, Refusal, Scope};
 use crate::service::Service;
-use crate::signing;
 
 pub struct HttpOptions {
-    pub auth_token: Option<String>,
+    pub auth: Option<Arc<Auth>>,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub session_idle_timeout: Duration,
@@ -68,17 +70,27 @@ pub fn router(svc: Arc<Service>, opts: HttpOptions) -> Router {
         sessions,
         max_sessions: opts.max_sessions.max(1),
         body_timeout: opts.body_timeout,
+        auth: opts.auth.clone(),
     });
     let mcp = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard, guard_messages));
-    match opts.auth_token {
-        Some(token) => mcp.layer(middleware::from_fn_with_state(
-            Arc::new(token),
-            require_bearer,
-        )),
+    let mcp = match opts.auth.clone() {
+        Some(auth) => mcp.layer(middleware::from_fn_with_state(auth, auth::require)),
         None => mcp,
-    }
+    };
+    // RFC 9728 metadata, open to anyone (it is how a client learns where to get a token).
+    let metadata = Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource",
+            axum::routing::get(auth::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            axum::routing::get(auth::protected_resource),
+        )
+        .with_state(opts.auth);
+    mcp.merge(metadata)
 }
 
 /// What `guard_messages` needs: the open sessions and their cap.
@@ -86,6 +98,8 @@ struct Guard {
     sessions: Arc<LocalSessionManager>,
     max_sessions: usize,
     body_timeout: Duration,
+    /// Present when requests carry grants whose scopes are checked.
+    auth: Option<Arc<Auth>>,
 }
 
 /// Runs `framing::classify` on each POSTed message: one rmcp would drop or answer wrongly
@@ -132,7 +146,21 @@ async fn guard_messages(State(guard): State<Arc<Guard>>, req: Request, next: Nex
     if let Some(answer) = removed_in_2026(&bytes, &parts.headers) {
         return answer;
     }
-    match framing::classify(&bytes) {
+    let verdict = framing::classify(&bytes);
+    if let (Some(auth), Some(grant), Verdict::Pass(msg)) =
+        (&guard.auth, parts.extensions.get::<Grant>(), &verdict)
+    {
+        if let Some((needed, what)) = required_scope(msg).filter(|(s, _)| !grant.scopes.allows(*s))
+        {
+            tracing::info!(principal = %grant.principal, scope = needed.as_str(), %what, "MCP request beyond the token's scopes refused");
+            let id = match &**msg {
+                rmcp::model::JsonRpcMessage::Request(r) => serde_json::to_value(&r.id).ok(),
+                _ => None,
+            };
+            return auth.refuse(Refusal::InsufficientScope { needed, what }, id);
+        }
+    }
+    match verdict {
         Verdict::Refuse(error) => {
             tracing::debug!(code = error.error.code.0, reason = %error.error.message, "refused an MCP request");
             let error = rmcp::model::JsonRpcMessage::<(), (), ()>::Error(*error);
@@ -213,50 +241,45 @@ fn is_initialize(msg: &rmcp::service::RxJsonRpcMessage<rmcp::RoleServer>) -> boo
         if matches!(r.request, rmcp::model::ClientRequest::InitializeRequest(_)))
 }
 
-/// The token of an `Authorization: Bearer <token>` header. The scheme name is case-insensitive
-/// (RFC 7235): `bearer` and `BEARER` are `Bearer`.
-pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-}
-
-/// Who an HTTP request was authenticated as: `bearer:` and a hash of the token it carried.
-/// Present only when the server checks a token; MCP Events webhook subscriptions are keyed on
-/// it (`mcp::events_ext`).
-#[derive(Debug, Clone)]
-pub struct HttpPrincipal(pub String);
-
-/// The principal a bearer token authenticates: `bearer:` and 16 hex digits of its SHA-256 (the
-/// token itself is never stored).
-pub fn principal_of(token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let hash = hex::encode(Sha256::digest(token.as_bytes()));
-    format!("bearer:{}", &hash[..16])
-}
-
-/// `Authorization: Bearer <token>`, compared in constant time; 401 otherwise.
-pub(crate) async fn require_bearer(
-    State(token): State<Arc<String>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let given = bearer_token(req.headers()).unwrap_or_default();
-    if signing::constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        let principal = HttpPrincipal(principal_of(given));
-        req.extensions_mut().insert(principal);
-        return next.run(req).await;
-    }
-    tracing::warn!(path = %req.uri().path(), "request without a valid bearer token refused");
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        Json(
-            json!({ "error": "missing or wrong bearer token: send Authorization: Bearer <token>" }),
-        ),
-    )
-        .into_response()
+/// The scope a message needs, and what to call it in the refusal: a tool by its effect
+/// (`annotations`), resources and MCP Events poll and push reading, webhook-mode MCP Events
+/// writing (they make the server send). The lifecycle, lists of tools and prompts, and
+/// notifications need only a valid token.
+fn required_scope(
+    msg: &rmcp::service::RxJsonRpcMessage<rmcp::RoleServer>,
+) -> Option<(Scope, String)> {
+    use rmcp::model::ClientRequest as R;
+    let rmcp::model::JsonRpcMessage::Request(r) = msg else {
+        return None;
+    };
+    let method = match &r.request {
+        R::CallToolRequest(call) => {
+            let name = call.params.name.as_ref();
+            let scope = if super::annotations::is_write(name) {
+                Scope::Write
+            } else {
+                Scope::Read
+            };
+            return Some((
+                scope,
+                format!("the tool {}", crate::error::bounded(name, 64)),
+            ));
+        }
+        R::CustomRequest(c) => c.method.as_str(),
+        other => other.method(),
+    };
+    let scope = match method {
+        "resources/list"
+        | "resources/templates/list"
+        | "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe"
+        | "subscriptions/listen"
+        | "events/list"
+        | "events/poll"
+        | "events/stream" => Scope::Read,
+        "events/subscribe" | "events/unsubscribe" => Scope::Write,
+        _ => return None,
+    };
+    Some((scope, method.to_string()))
 }

@@ -21,14 +21,15 @@ use tower::ServiceBuilder;
 
 use crate::service::{InboundRequest, ReceiveOutcome, Service};
 
-/// The receiver's routes. `metrics_token`: when the receiver shares the MCP listener and that
-/// listener takes a bearer token, `/metrics` takes it too (it tells traffic, webhook counts
-/// and failures); on a receiver port of its own it stays open for scrapers.
-pub fn router(svc: Arc<Service>, metrics_token: Option<String>) -> Router {
-    let metrics_route = match metrics_token {
-        Some(token) => get(metrics).layer(axum::middleware::from_fn_with_state(
-            Arc::new(token),
-            crate::mcp::http::require_bearer,
+/// The receiver's routes. `metrics_auth`: when the receiver shares the MCP listener and that
+/// listener checks credentials, `/metrics` takes the operator's token (it tells traffic,
+/// webhook counts and failures of every principal); on a receiver port of its own it stays
+/// open for scrapers.
+pub fn router(svc: Arc<Service>, metrics_auth: Option<Arc<crate::auth::Auth>>) -> Router {
+    let metrics_route = match metrics_auth {
+        Some(auth) => get(metrics).layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::require_operator,
         )),
         None => get(metrics),
     };

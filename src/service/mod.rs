@@ -121,10 +121,10 @@ pub struct Settings {
     /// MCP Events callbacks may be `http://` (`--dangerously-allow-http-callbacks`, for local
     /// development only: SEP-3415 requires https).
     pub http_callbacks: bool,
-    /// The `bearer:` principal this process accepts, to end the subscriptions of others:
-    /// `None` when it serves no HTTP listener (it cannot judge them), `Some(None)` when its
-    /// listener checks no token (no bearer principal is valid here).
-    pub bearer_principal: Option<Option<String>>,
+    /// The static-token principals (`bearer:`, `token:`) this process accepts, to end the
+    /// subscriptions of others: `None` when it serves no HTTP listener (it cannot judge them),
+    /// empty when its listener takes no static token.
+    pub token_principals: Option<Vec<String>>,
 }
 
 impl Default for Settings {
@@ -142,7 +142,7 @@ impl Default for Settings {
             retention: Retention::default(),
             read_only: false,
             http_callbacks: false,
-            bearer_principal: None,
+            token_principals: None,
         }
     }
 }

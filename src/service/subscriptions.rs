@@ -462,16 +462,15 @@ impl Service {
         })
     }
 
-    /// Whether this process knows `principal` is no longer valid: a `bearer:` principal other
-    /// than the one its HTTP listener accepts (a restart with another `--auth-token`, or none).
-    /// A process without an HTTP listener judges no bearer principal; the local user of stdio
-    /// is always valid.
+    /// Whether this process knows `principal` is no longer valid: a static-token principal
+    /// (`bearer:`, `token:`) its HTTP listener no longer accepts (a restart with another
+    /// `--auth-token`, a name gone from the tokens file). A process without an HTTP listener
+    /// judges none; the local user of stdio is always valid, and OAuth principals end with
+    /// their tokens, which this process cannot see.
     fn revoked(&self, principal: &str) -> bool {
-        match (
-            &self.settings.bearer_principal,
-            principal.starts_with("bearer:"),
-        ) {
-            (Some(accepted), true) => accepted.as_deref() != Some(principal),
+        let static_token = principal.starts_with("bearer:") || principal.starts_with("token:");
+        match &self.settings.token_principals {
+            Some(accepted) if static_token => !accepted.iter().any(|p| p == principal),
             _ => false,
         }
     }
