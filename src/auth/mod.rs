@@ -347,6 +347,10 @@ impl Auth {
             None => json!({ "error": code(&refusal), "error_description": message }),
         };
         let mut resp = (status, Json(body)).into_response();
+        if matches!(refusal, Refusal::Unavailable(_)) {
+            let after = HeaderValue::from(oauth::REFRESH_EVERY.as_secs());
+            resp.headers_mut().insert(header::RETRY_AFTER, after);
+        }
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
@@ -386,7 +390,13 @@ pub async fn require(State(auth): State<Arc<Auth>>, mut req: Request, next: Next
             next.run(req).await
         }
         Err(refusal) => {
-            tracing::warn!(path = %crate::error::bounded(req.uri().path(), 200), reason = %refusal, "HTTP request refused");
+            let path = crate::error::bounded(req.uri().path(), 200);
+            if matches!(refusal, Refusal::Missing) {
+                // Every OAuth client's first request: how it learns where to get a token.
+                tracing::debug!(%path, "HTTP request without a token refused");
+            } else {
+                tracing::warn!(%path, reason = %refusal, "HTTP request refused");
+            }
             auth.refuse(refusal, None)
         }
     }

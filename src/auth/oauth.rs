@@ -57,6 +57,9 @@ pub enum FetchError {
     },
     #[error("{0}")]
     Metadata(String),
+    /// No keys yet and the last attempt was under [`REFRESH_EVERY`] ago.
+    #[error("the issuer's keys could not be fetched yet (retried at most every {} s)", REFRESH_EVERY.as_secs())]
+    NotYet,
 }
 
 /// What an accepted token says about its bearer.
@@ -241,7 +244,10 @@ impl Verifier {
     async fn refresh(&self) -> Result<(), VerifyError> {
         let mut fetched = self.fetched.lock().await;
         if fetched.is_some_and(|at| at.elapsed() < REFRESH_EVERY) {
-            return Ok(());
+            return match self.keys.read().await.is_empty() {
+                true => Err(VerifyError::Unavailable(FetchError::NotYet)),
+                false => Ok(()),
+            };
         }
         *fetched = Some(Instant::now());
         match self.fetch_keys().await {

@@ -39,12 +39,11 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
     let schedule = parse_schedule(&args.retry_schedule)
         .map_err(|e| StartError(format!("--retry-schedule: {e}")))?;
-    let auth = match args.http {
-        Some(addr) => http_auth(&args, addr, receiver_at)?,
-        None => None,
-    };
     if let Some(addr) = args.http {
-        if !addr.ip().is_loopback() && auth.is_none() {
+        let credentials = args.auth_token.is_some()
+            || args.auth_tokens_file.is_some()
+            || args.oauth_issuer.is_some();
+        if !addr.ip().is_loopback() && !credentials {
             return Err(StartError(format!(
                 "--http {addr} is reachable from other machines, so it needs credentials: \
                  --auth-token <secret> (or WEBHOOK_MCP_AUTH_TOKEN; clients then send \
@@ -96,6 +95,12 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
     let http_listener = match args.http {
         Some(addr) => Some(bind(addr, "MCP HTTP", "--http").await?),
+        None => None,
+    };
+    // After the bind: OAuth's default audience names the port actually bound.
+    let auth = match http_listener.as_ref().map(TcpListener::local_addr) {
+        Some(Ok(addr)) => http_auth(&args, addr, receiver_at)?,
+        Some(Err(e)) => return Err(StartError(format!("--http: {e}"))),
         None => None,
     };
     let receiver_bound = match receiver_at {
