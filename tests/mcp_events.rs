@@ -1166,18 +1166,22 @@ async fn a_subscription_is_not_a_webhook_and_http_callbacks_need_the_development
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_whose_principal_is_gone_is_terminated_at_restart() {
-    // A no-expiry subscription made with one token; the server restarts with another. The old
-    // principal no longer exists: its subscription gets a signed `terminated` envelope (SEP:
-    // Forbidden) and nothing more.
+    // A no-expiry subscription made with alice's named token; the server restarts with a
+    // tokens file without her. The principal no longer exists: its subscription gets a signed
+    // `terminated` envelope (SEP: Forbidden) and nothing more.
     let cb = Callback::start().await;
     let secret = client_secret(6);
+    let files = tempfile::tempdir().unwrap();
+    let tokens = files.path().join("tokens");
+    std::fs::write(&tokens, "alice tok-A-0123456789abcdef\n").unwrap();
+    let tokens = tokens.to_str().unwrap();
     let mut one = HttpServer::start(&[
         CALLBACK_FLAGS[0],
         CALLBACK_FLAGS[1],
-        "--auth-token",
-        "tok-A",
+        "--auth-tokens-file",
+        tokens,
     ]);
-    let rpc = HttpRpc::open(one.base(), Some("tok-A")).await;
+    let rpc = HttpRpc::open(one.base(), Some("tok-A-0123456789abcdef")).await;
     let hook = rpc.unsigned_inbound(1).await;
     let mut params = webhook_params(cb.url("rev"), &secret);
     params["ttlMs"] = Value::Null;
@@ -1191,13 +1195,14 @@ async fn a_subscription_whose_principal_is_gone_is_terminated_at_restart() {
     one.child.kill().unwrap();
     one.child.wait().unwrap();
 
+    std::fs::write(files.path().join("tokens"), "bob tok-B-0123456789abcdef\n").unwrap();
     let two = HttpServer::sharing(
         &one,
         &[
             CALLBACK_FLAGS[0],
             CALLBACK_FLAGS[1],
-            "--auth-token",
-            "tok-B",
+            "--auth-tokens-file",
+            tokens,
         ],
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(15);

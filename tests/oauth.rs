@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use common::http::HttpServer;
+use common::http::{rpc, HttpServer};
 use serde_json::{json, Value};
 
 const OPERATOR: &str = "operator-token-0123456789";
@@ -112,50 +112,6 @@ fn serve(idp: &Idp, extra: &[&str]) -> HttpServer {
     let mut flags = vec!["--oauth-issuer", idp.issuer.as_str()];
     flags.extend_from_slice(extra);
     HttpServer::start(&flags)
-}
-
-/// One 2026-07-28 (stateless) JSON-RPC request to `/mcp`: status, `WWW-Authenticate`, body.
-async fn rpc(
-    base: &str,
-    token: Option<&str>,
-    method: &str,
-    params: Value,
-) -> (u16, Option<String>, Value) {
-    let mut params = params;
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "oauth-test", "version": "1"},
-    });
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method)
-        .body(body.to_string());
-    if let Some(name) = params["name"].as_str() {
-        req = req.header("mcp-name", name);
-    }
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_string());
-    let text = r.text().await.unwrap();
-    let data = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .find(|d| d.contains("\"id\""))
-        .map(str::to_string)
-        .unwrap_or(text);
-    let json = serde_json::from_str(data.trim()).unwrap_or(Value::String(data));
-    (status, challenge, json)
 }
 
 async fn tool(base: &str, token: &str, name: &str, args: Value) -> (u16, Option<String>, Value) {

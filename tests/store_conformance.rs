@@ -8,7 +8,8 @@ use std::sync::Arc;
 use serde_json::json;
 use webhook_mcp::model::{
     now_millis, Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId,
-    EventSubscription, MessageId, Provider, Receipt, Secret, Trigger, Webhook, WebhookId,
+    EventSubscription, MessageId, Principal, Provider, Receipt, Secret, Trigger, Webhook,
+    WebhookId,
 };
 use webhook_mcp::store::{
     ChangeCursor, Completion, DeliveryQuery, EventQuery, HealthChange, Ingest, InsertOutcome,
@@ -49,6 +50,7 @@ macro_rules! conformance {
                 prune_takes_events_in_arrival_order,
                 an_idempotency_key_queues_once_even_concurrently,
                 subscriptions_advance_once_hide_from_lists_and_expire,
+                rows_belong_to_their_owner_also_after_a_delete,
             );
         }
     };
@@ -223,6 +225,7 @@ mod checks {
             .list_webhooks(WebhookFilter {
                 direction: Some(Direction::Outbound),
                 enabled: None,
+                owner: None,
             })
             .await
             .unwrap();
@@ -231,6 +234,7 @@ mod checks {
             .list_webhooks(WebhookFilter {
                 direction: None,
                 enabled: Some(false),
+                owner: None,
             })
             .await
             .unwrap();
@@ -552,6 +556,72 @@ mod checks {
         );
     }
 
+    pub async fn rows_belong_to_their_owner_also_after_a_delete(s: SharedStore) {
+        let alice = Principal::new("token:alice");
+        let mut a = inbound("owned-a");
+        a.owner = alice.clone();
+        let b = inbound("owned-b"); // the local principal's
+        s.insert_webhook(&a).await.unwrap();
+        s.insert_webhook(&b).await.unwrap();
+        assert_eq!(s.get_webhook(&a.id).await.unwrap().unwrap().owner, alice);
+        let only = |owner: &Principal| WebhookFilter {
+            owner: Some(owner.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.list_webhooks(only(&alice)).await.unwrap(),
+            vec![a.clone()]
+        );
+        assert_eq!(
+            s.list_webhooks(only(&Principal::local())).await.unwrap(),
+            vec![b.clone()]
+        );
+        for (hook, n) in [("owned-a", 1), ("owned-b", 2), ("owned-a", 3)] {
+            s.insert_event(ingest(event(hook, &format!("o{n}"))))
+                .await
+                .unwrap();
+        }
+        let mut refused = Receipt::new(b.id.clone(), "http://x/hooks".into());
+        refused.status = DeliveryStatus::Failed;
+        refused.error = Some("bad signature".into());
+        s.log_receipt(refused).await.unwrap();
+        let events_of = |owner: &Principal| EventQuery {
+            owner: Some(owner.clone()),
+            limit: 10,
+            ..Default::default()
+        };
+        let log_of = |owner: &Principal| DeliveryQuery {
+            owner: Some(owner.clone()),
+            limit: 10,
+            ..Default::default()
+        };
+        let check = |deleted: bool| {
+            let (s, alice, a) = (s.clone(), alice.clone(), a.clone());
+            async move {
+                let theirs = s.list_events(events_of(&alice)).await.unwrap();
+                assert_eq!(theirs.len(), 2, "deleted {deleted}");
+                assert!(theirs.iter().all(|e| e.webhook_id == a.id));
+                let mine = s.list_events(events_of(&Principal::local())).await.unwrap();
+                assert_eq!(mine.len(), 1);
+                let log = s.query_deliveries(log_of(&alice)).await.unwrap().rows;
+                assert_eq!(log.len(), 2, "alice's two accepted requests: {log:?}");
+                assert!(log.iter().all(|d| d.webhook_id() == &a.id));
+                let log = s
+                    .query_deliveries(log_of(&Principal::local()))
+                    .await
+                    .unwrap()
+                    .rows;
+                assert_eq!(log.len(), 2, "one accepted, one refused");
+                assert_eq!(s.owner_of(&a.id).await.unwrap(), Some(alice.clone()));
+            }
+        };
+        check(false).await;
+        // History outlives the webhook and stays its owner's.
+        assert!(s.delete_webhook(&a.id).await.unwrap());
+        check(true).await;
+        assert_eq!(s.owner_of(&"never-made".into()).await.unwrap(), None);
+    }
+
     pub async fn events_list_by_filter_and_cursor(s: SharedStore) {
         let mut ids = vec![];
         for (n, hook) in ["a", "b", "a", "a", "b"].iter().enumerate() {
@@ -565,6 +635,7 @@ mod checks {
         let q = |webhook: Option<&str>, ev: Option<&str>, after: i64, limit: usize, newest| {
             EventQuery {
                 webhook_id: webhook.map(WebhookId::from),
+                owner: None,
                 event: ev.map(str::to_string),
                 after: Some(after),
                 limit,

@@ -102,6 +102,34 @@ async fn check(s: SharedStore) -> i64 {
         (orphans[0].id.as_str(), orphans[0].webhook_id.as_str()),
         (ORPHAN, GONE)
     );
+    // Everything from before principals is the local principal's, deleted webhooks' history
+    // included.
+    let local = webhook_mcp::model::Principal::local();
+    assert_eq!(out.owner, local);
+    let owned = s
+        .list_events(EventQuery {
+            owner: Some(local.clone()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(owned.len(), 3, "every old event is local's");
+    assert_eq!(s.owner_of(&GONE.into()).await.unwrap(), Some(local.clone()));
+    let everyone = |owner| DeliveryQuery {
+        owner,
+        limit: 50,
+        ..Default::default()
+    };
+    assert_eq!(
+        s.query_deliveries(everyone(Some(local)))
+            .await
+            .unwrap()
+            .rows
+            .len(),
+        s.query_deliveries(everyone(None)).await.unwrap().rows.len(),
+        "every old log row is local's"
+    );
 
     let log = s
         .query_deliveries(DeliveryQuery {

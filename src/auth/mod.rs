@@ -4,9 +4,9 @@
 //! the protected-resource metadata (RFC 9728) and the answers a refused request gets: 401 or
 //! 403 with `WWW-Authenticate` (RFC 6750), always with a JSON body.
 //!
-//! Principals are names: `bearer:<hash>` for `--auth-token` (16 hex digits of its SHA-256),
-//! `token:<NAME>` for a line of the tokens file, `oauth:<iss>#<sub>` for an OAuth token, and
-//! `local:<user>` for stdio (`service::local_principal`).
+//! Principals (`model::Principal`): `local` for the operator's `--auth-token` (as for stdio),
+//! `token:<NAME>` for a line of the tokens file, `oauth:<iss>#<sub>` for an OAuth token.
+//! A [`Grant`] is a request's [`Caller`]: the operator sees every principal's rows.
 
 pub mod oauth;
 
@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::model::{Caller, Principal};
 use crate::signing;
 
 /// What a token may do with the webhooks of its principal.
@@ -82,6 +83,17 @@ pub struct Grant {
     pub operator: bool,
 }
 
+impl Grant {
+    /// Who the service sees: the operator, or the principal seeing its own.
+    pub fn caller(&self) -> Caller {
+        if self.operator {
+            Caller::operator()
+        } else {
+            Caller::of(Principal::new(self.principal.clone()))
+        }
+    }
+}
+
 /// A named static token.
 struct NamedToken {
     principal: String,
@@ -109,14 +121,6 @@ pub enum Refusal {
     InsufficientScope { needed: Scope, what: String },
     #[error("only the operator's token (--auth-token) may read this")]
     NotOperator,
-}
-
-/// The principal a static bearer token authenticates: `bearer:` and 16 hex digits of its
-/// SHA-256 (the token itself is never stored).
-pub fn principal_of(token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let hash = hex::encode(Sha256::digest(token.as_bytes()));
-    format!("bearer:{}", &hash[..16])
 }
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme name is case-insensitive
@@ -200,7 +204,7 @@ impl Auth {
         let mut tokens = vec![];
         if let Some(t) = operator_token {
             tokens.push(NamedToken {
-                principal: principal_of(t),
+                principal: Principal::LOCAL.into(),
                 token: t.to_string(),
                 scopes: Scopes::ALL,
                 operator: true,
@@ -239,7 +243,8 @@ impl Auth {
     /// The principals of the static tokens (a subscription of a `bearer:`/`token:` principal
     /// outside this list was made with a token this server no longer accepts).
     pub fn token_principals(&self) -> Vec<String> {
-        self.tokens.iter().map(|t| t.principal.clone()).collect()
+        let named = self.tokens.iter().filter(|t| !t.operator);
+        named.map(|t| t.principal.clone()).collect()
     }
 
     /// Who the request's bearer token is. Static tokens are compared in constant time, every

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::admin::{self, failed, fields, status_cell, table, text, AdminArgs};
 use super::StartError;
 use crate::mcp::render;
+use crate::model::Caller;
 use crate::model::{DeliveryId, DeliveryStatus, Direction, WebhookId};
 use crate::service::{QueryDeliveries, Redeliver, SendEvent};
 
@@ -120,16 +121,19 @@ pub async fn run(cmd: DeliveriesCmd) -> Result<(), StartError> {
         DeliveriesCmd::Ls(a) => {
             let svc = a.admin.service().await?;
             let page = svc
-                .query_deliveries(QueryDeliveries {
-                    webhook_id: a.webhook.as_deref().map(WebhookId::from),
-                    direction: a.direction,
-                    status: a.status,
-                    event: a.event,
-                    since: a.since,
-                    until: a.until,
-                    limit: Some(a.limit),
-                    cursor: a.cursor,
-                })
+                .query_deliveries(
+                    &Caller::operator(),
+                    QueryDeliveries {
+                        webhook_id: a.webhook.as_deref().map(WebhookId::from),
+                        direction: a.direction,
+                        status: a.status,
+                        event: a.event,
+                        since: a.since,
+                        until: a.until,
+                        limit: Some(a.limit),
+                        cursor: a.cursor,
+                    },
+                )
                 .await
                 .map_err(failed)?;
             a.admin.print(&render::deliveries(&page), deliveries_table);
@@ -137,7 +141,7 @@ pub async fn run(cmd: DeliveriesCmd) -> Result<(), StartError> {
         DeliveriesCmd::Show(a) => {
             let svc = a.admin.service().await?;
             let row = svc
-                .get_delivery(&DeliveryId::from(a.id.as_str()))
+                .get_delivery(&Caller::operator(), &DeliveryId::from(a.id.as_str()))
                 .await
                 .map_err(failed)?;
             a.admin
@@ -150,12 +154,15 @@ pub async fn run(cmd: DeliveriesCmd) -> Result<(), StartError> {
 pub async fn redeliver(a: RedeliverArgs) -> Result<(), StartError> {
     let svc = a.admin.service().await?;
     let done = svc
-        .redeliver(Redeliver {
-            delivery_id: a.delivery_id.as_deref().map(DeliveryId::from),
-            webhook_id: a.webhook.as_deref().map(WebhookId::from),
-            since: a.since.clone(),
-            until: a.until.clone(),
-        })
+        .redeliver(
+            &Caller::operator(),
+            Redeliver {
+                delivery_id: a.delivery_id.as_deref().map(DeliveryId::from),
+                webhook_id: a.webhook.as_deref().map(WebhookId::from),
+                since: a.since.clone(),
+                until: a.until.clone(),
+            },
+        )
         .await
         .map_err(failed)?;
     let value = render::redelivered(&done);
@@ -192,7 +199,7 @@ async fn follow_queue(
     ) {
         (Some(w), _) => WebhookId::from(w),
         (None, Some(id)) => match svc
-            .get_delivery(&DeliveryId::from(id))
+            .get_delivery(&Caller::operator(), &DeliveryId::from(id))
             .await
             .map_err(failed)?
         {
@@ -203,13 +210,16 @@ async fn follow_queue(
     };
     loop {
         let pending = svc
-            .query_deliveries(QueryDeliveries {
-                webhook_id: Some(webhook.clone()),
-                status: Some(DeliveryStatus::Pending),
-                direction: Some(Direction::Outbound),
-                limit: Some(500),
-                ..Default::default()
-            })
+            .query_deliveries(
+                &Caller::operator(),
+                QueryDeliveries {
+                    webhook_id: Some(webhook.clone()),
+                    status: Some(DeliveryStatus::Pending),
+                    direction: Some(Direction::Outbound),
+                    limit: Some(500),
+                    ..Default::default()
+                },
+            )
             .await
             .map_err(failed)?
             .rows
@@ -239,12 +249,15 @@ pub async fn send(a: SendArgs) -> Result<(), StartError> {
             .collect()
     });
     let sent = svc
-        .send_event(SendEvent {
-            event: a.event,
-            data: a.data.unwrap_or_else(|| serde_json::json!({})),
-            webhook_ids,
-            idempotency_key: a.idempotency_key,
-        })
+        .send_event(
+            &Caller::operator(),
+            SendEvent {
+                event: a.event,
+                data: a.data.unwrap_or_else(|| serde_json::json!({})),
+                webhook_ids,
+                idempotency_key: a.idempotency_key,
+            },
+        )
         .await
         .map_err(failed)?;
     a.admin.print(&render::sent(&sent), |v| {

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::admin::{self, failed, fields, table, text, AdminArgs};
 use super::StartError;
 use crate::mcp::render;
+use crate::model::Caller;
 use crate::model::{EventId, Filter, WebhookId};
 use crate::service::{ListEvents, Service, WaitForEvents};
 
@@ -95,13 +96,16 @@ pub async fn run(cmd: EventsCmd) -> Result<(), StartError> {
         EventsCmd::Ls(a) => {
             let svc = a.admin.service().await?;
             let page = svc
-                .list_events(ListEvents {
-                    webhook_id: a.filter.webhook_id(),
-                    event: a.filter.event,
-                    after: a.after,
-                    limit: Some(a.limit),
-                    filter: a.filter.filter,
-                })
+                .list_events(
+                    &Caller::operator(),
+                    ListEvents {
+                        webhook_id: a.filter.webhook_id(),
+                        event: a.filter.event,
+                        after: a.after,
+                        limit: Some(a.limit),
+                        filter: a.filter.filter,
+                    },
+                )
                 .await
                 .map_err(failed)?;
             a.admin.print(&render::event_summaries(&page), events_table);
@@ -109,7 +113,7 @@ pub async fn run(cmd: EventsCmd) -> Result<(), StartError> {
         EventsCmd::Show(a) => {
             let svc = a.admin.service().await?;
             let event = svc
-                .get_event(&EventId::from(a.id.as_str()))
+                .get_event(&Caller::operator(), &EventId::from(a.id.as_str()))
                 .await
                 .map_err(failed)?;
             a.admin.print(&render::event(&event), event_detail);
@@ -163,13 +167,16 @@ async fn wait(
     a: &TailArgs,
     after: i64,
 ) -> crate::error::Result<crate::service::EventPage> {
-    svc.wait_for_events(WaitForEvents {
-        webhook_id: a.filter.webhook_id(),
-        event: a.filter.event.clone(),
-        after: Some(after),
-        timeout_ms: Some(60_000),
-        filter: a.filter.filter.clone(),
-    })
+    svc.wait_for_events(
+        &Caller::operator(),
+        WaitForEvents {
+            webhook_id: a.filter.webhook_id(),
+            event: a.filter.event.clone(),
+            after: Some(after),
+            timeout_ms: Some(60_000),
+            filter: a.filter.filter.clone(),
+        },
+    )
     .await
 }
 

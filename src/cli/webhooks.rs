@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::admin::{self, failed, fields, key_value, status_cell, table, text, AdminArgs};
 use super::StartError;
 use crate::mcp::render;
+use crate::model::Caller;
 use crate::model::{Direction, Filter, Provider, Secret, WebhookId};
 use crate::service::{CreateWebhook, ListWebhooks, RotateSecret, TestWebhook, UpdateWebhook};
 
@@ -58,6 +59,10 @@ pub struct LsArgs {
     /// Only enabled (true) or disabled (false) webhooks.
     #[arg(long)]
     pub enabled: Option<bool>,
+    /// Only this principal's: `local`, `token:<NAME>`, `oauth:<issuer>#<subject>` (the
+    /// `owner` column of the list).
+    #[arg(long)]
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -183,10 +188,14 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
         WebhooksCmd::Ls(a) => {
             let svc = a.admin.service().await?;
             let list = svc
-                .list_webhooks(ListWebhooks {
-                    direction: a.direction,
-                    enabled: a.enabled,
-                })
+                .list_webhooks(
+                    &Caller::operator(),
+                    ListWebhooks {
+                        direction: a.direction,
+                        enabled: a.enabled,
+                        principal: a.principal,
+                    },
+                )
                 .await
                 .map_err(failed)?;
             a.admin.print(&render::webhooks(&list), webhooks_table);
@@ -194,20 +203,23 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
         WebhooksCmd::Create(a) => {
             let svc = a.admin.service().await?;
             let created = svc
-                .create_webhook(CreateWebhook {
-                    direction: a.direction,
-                    url: a.url,
-                    provider: a.provider,
-                    events: a.events,
-                    secret: a.secret.map(Secret::new),
-                    description: a.description,
-                    headers: non_empty(a.headers.into_iter().collect()),
-                    forward_to: non_empty(ids(a.forward_to)),
-                    require_headers: non_empty(secrets(a.require_headers)),
-                    allow_unsigned: a.allow_unsigned.then_some(true),
-                    accept_compact_signatures: a.raw_signatures_only.then_some(false),
-                    filter: a.filter,
-                })
+                .create_webhook(
+                    &Caller::operator(),
+                    CreateWebhook {
+                        direction: a.direction,
+                        url: a.url,
+                        provider: a.provider,
+                        events: a.events,
+                        secret: a.secret.map(Secret::new),
+                        description: a.description,
+                        headers: non_empty(a.headers.into_iter().collect()),
+                        forward_to: non_empty(ids(a.forward_to)),
+                        require_headers: non_empty(secrets(a.require_headers)),
+                        allow_unsigned: a.allow_unsigned.then_some(true),
+                        accept_compact_signatures: a.raw_signatures_only.then_some(false),
+                        filter: a.filter,
+                    },
+                )
                 .await
                 .map_err(failed)?;
             a.admin.print(&render::created(&created), |v| {
@@ -225,7 +237,7 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
         WebhooksCmd::Show(a) => {
             let svc = a.admin.service().await?;
             let view = svc
-                .get_webhook(&WebhookId::from(a.id.as_str()))
+                .get_webhook(&Caller::operator(), &WebhookId::from(a.id.as_str()))
                 .await
                 .map_err(failed)?;
             a.admin.print(&render::one_webhook(&view), |v| {
@@ -240,18 +252,21 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
                 _ => None,
             };
             let view = svc
-                .update_webhook(UpdateWebhook {
-                    id: WebhookId::from(a.id.as_str()),
-                    url: a.url,
-                    events: a.events,
-                    description: a.description,
-                    enabled,
-                    headers: a.headers.map(|h| h.into_iter().collect()),
-                    forward_to: a.forward_to.map(ids),
-                    require_headers: a.require_headers.map(secrets),
-                    accept_compact_signatures: a.accept_compact_signatures,
-                    filter: a.filter,
-                })
+                .update_webhook(
+                    &Caller::operator(),
+                    UpdateWebhook {
+                        id: WebhookId::from(a.id.as_str()),
+                        url: a.url,
+                        events: a.events,
+                        description: a.description,
+                        enabled,
+                        headers: a.headers.map(|h| h.into_iter().collect()),
+                        forward_to: a.forward_to.map(ids),
+                        require_headers: a.require_headers.map(secrets),
+                        accept_compact_signatures: a.accept_compact_signatures,
+                        filter: a.filter,
+                    },
+                )
                 .await
                 .map_err(failed)?;
             a.admin.print(&render::one_webhook(&view), |v| {
@@ -261,7 +276,9 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
         WebhooksCmd::Rm(a) => {
             let svc = a.admin.service().await?;
             let id = WebhookId::from(a.id.as_str());
-            svc.delete_webhook(&id).await.map_err(failed)?;
+            svc.delete_webhook(&Caller::operator(), &id)
+                .await
+                .map_err(failed)?;
             a.admin.print(&render::deleted(&id), |v| {
                 format!("deleted {}. {}", text(&v["id"]), text(&v["note"]))
             });
@@ -269,11 +286,14 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
         WebhooksCmd::Rotate(a) => {
             let svc = a.admin.service().await?;
             let rotated = svc
-                .rotate_secret(RotateSecret {
-                    id: WebhookId::from(a.id.as_str()),
-                    grace_seconds: a.grace.map(|d| d.as_secs()),
-                    secret: a.secret.map(Secret::new),
-                })
+                .rotate_secret(
+                    &Caller::operator(),
+                    RotateSecret {
+                        id: WebhookId::from(a.id.as_str()),
+                        grace_seconds: a.grace.map(|d| d.as_secs()),
+                        secret: a.secret.map(Secret::new),
+                    },
+                )
                 .await
                 .map_err(failed)?;
             a.admin.print(&render::rotated(&rotated), |v| {
@@ -288,11 +308,14 @@ pub async fn run(cmd: WebhooksCmd) -> Result<(), StartError> {
         WebhooksCmd::Test(a) => {
             let svc = a.admin.service().await?;
             let report = svc
-                .test_webhook(TestWebhook {
-                    id: WebhookId::from(a.id.as_str()),
-                    event: a.event,
-                    data: a.data,
-                })
+                .test_webhook(
+                    &Caller::operator(),
+                    TestWebhook {
+                        id: WebhookId::from(a.id.as_str()),
+                        event: a.event,
+                        data: a.data,
+                    },
+                )
                 .await
                 .map_err(failed)?;
             let value = render::test_report(&report);

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::mcp::render;
+use crate::model::Caller;
 use crate::model::{DeliveryId, DeliveryStatus, Direction, EventId, WebhookId};
 use crate::service::{QueryDeliveries, Redeliver, Service, WaitForEvents};
 
@@ -281,20 +282,26 @@ async fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 async fn webhooks(State(ui): State<Arc<Ui>>) -> UiResult {
-    let list = ui.svc.list_webhooks(Default::default()).await?;
+    let list = ui
+        .svc
+        .list_webhooks(&Caller::operator(), Default::default())
+        .await?;
     Ok(Json(render::webhooks(&list)).into_response())
 }
 
 /// The newest events, newest first, with the cursor the live stream continues from.
 async fn events(State(ui): State<Arc<Ui>>) -> UiResult {
     let (cursor, _) = ui.svc.event_bounds().await?;
-    let newest = ui.svc.newest_events(None, 50).await?;
+    let newest = ui.svc.newest_events(&Caller::operator(), None, 50).await?;
     let list: Vec<Value> = newest.iter().map(render::event_summary).collect();
     Ok(Json(json!({ "events": list, "cursor": cursor })).into_response())
 }
 
 async fn event(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> UiResult {
-    let e = ui.svc.get_event(&EventId::from(id.as_str())).await?;
+    let e = ui
+        .svc
+        .get_event(&Caller::operator(), &EventId::from(id.as_str()))
+        .await?;
     Ok(Json(render::event(&e)).into_response())
 }
 
@@ -325,11 +332,15 @@ async fn stream(
             if let Some(e) = ready.pop_front() {
                 return Some((Ok::<_, Infallible>(e), (ui, after, ready)));
             }
-            let wait = ui.svc.wait_for_events(WaitForEvents {
-                after: Some(after),
-                timeout_ms: Some(30_000),
-                ..Default::default()
-            });
+            let operator = Caller::operator();
+            let wait = ui.svc.wait_for_events(
+                &operator,
+                WaitForEvents {
+                    after: Some(after),
+                    timeout_ms: Some(30_000),
+                    ..Default::default()
+                },
+            );
             let page = tokio::select! {
                 page = wait => page.ok()?,
                 _ = ui.cancel.cancelled() => return None,
@@ -360,22 +371,28 @@ struct DeliveryFilter {
 async fn deliveries(State(ui): State<Arc<Ui>>, Query(f): Query<DeliveryFilter>) -> UiResult {
     let page = ui
         .svc
-        .query_deliveries(QueryDeliveries {
-            webhook_id: f.webhook_id.filter(|s| !s.is_empty()).map(WebhookId::from),
-            direction: f.direction,
-            status: f.status,
-            event: f.event.filter(|s| !s.is_empty()),
-            cursor: f.cursor.filter(|s| !s.is_empty()),
-            limit: Some(50),
-            since: None,
-            until: None,
-        })
+        .query_deliveries(
+            &Caller::operator(),
+            QueryDeliveries {
+                webhook_id: f.webhook_id.filter(|s| !s.is_empty()).map(WebhookId::from),
+                direction: f.direction,
+                status: f.status,
+                event: f.event.filter(|s| !s.is_empty()),
+                cursor: f.cursor.filter(|s| !s.is_empty()),
+                limit: Some(50),
+                since: None,
+                until: None,
+            },
+        )
         .await?;
     Ok(Json(render::deliveries(&page)).into_response())
 }
 
 async fn delivery(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> UiResult {
-    let row = ui.svc.get_delivery(&DeliveryId::from(id.as_str())).await?;
+    let row = ui
+        .svc
+        .get_delivery(&Caller::operator(), &DeliveryId::from(id.as_str()))
+        .await?;
     Ok(Json(render::delivery(&row, true)).into_response())
 }
 
@@ -387,10 +404,13 @@ async fn redeliver(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> UiResul
     }
     let done = ui
         .svc
-        .redeliver(Redeliver {
-            delivery_id: Some(DeliveryId::from(id.as_str())),
-            ..Default::default()
-        })
+        .redeliver(
+            &Caller::operator(),
+            Redeliver {
+                delivery_id: Some(DeliveryId::from(id.as_str())),
+                ..Default::default()
+            },
+        )
         .await?;
     Ok(Json(render::redelivered(&done)).into_response())
 }

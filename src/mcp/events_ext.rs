@@ -36,6 +36,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth::{Grant, Scope};
 use crate::catalog;
 use crate::model::{rfc3339, Secret};
+use crate::model::{Caller, Principal};
 use crate::service::{
     occurrence, EventFilter, Service, Subscribe, SubscribeError, Subscribed, SubscriptionArgs, Ttl,
     ALL_EVENTS,
@@ -211,7 +212,7 @@ pub async fn handle(
     let reply = match request.method.as_str() {
         "events/list" => list(svc, &context, params),
         "events/poll" => match parse(params) {
-            Ok(p) => poll(svc, p).await,
+            Ok(p) => poll(svc, &super::caller(&context), p).await,
             Err(e) => Err(e),
         },
         "events/stream" => {
@@ -404,7 +405,7 @@ fn check_name(name: &str, args: &SubscriptionArgs) -> Result<(), EventsError> {
 
 // --- events/poll ----------------------------------------------------------------------------
 
-async fn poll(svc: &Service, sub: Listen) -> Reply {
+async fn poll(svc: &Service, caller: &Caller, sub: Listen) -> Reply {
     let Some(after) = sub.start()? else {
         let (now, _) = svc.event_bounds().await?;
         return Ok(json!({
@@ -417,7 +418,7 @@ async fn poll(svc: &Service, sub: Listen) -> Reply {
         .unwrap_or(DEFAULT_MAX_EVENTS)
         .clamp(1, MAX_EVENTS);
     let batch = svc
-        .read_after(&sub.filter(), after, limit, sub.floor())
+        .read_after(caller, &sub.filter(), after, limit, sub.floor())
         .await?;
     let events: Vec<Value> = batch
         .events
@@ -458,6 +459,7 @@ async fn stream(svc: &Service, sub: Listen, context: RequestContext<RoleServer>)
     };
     let filter = sub.filter();
     let floor = sub.floor();
+    let caller = super::caller(&context);
     // Subscribed before the catch-up read, so nothing falls between the two.
     let mut bus = svc.subscribe_events();
     // Until `active` is sent, a failure is the request's JSON-RPC error (no stream opened).
@@ -473,7 +475,10 @@ async fn stream(svc: &Service, sub: Listen, context: RequestContext<RoleServer>)
     loop {
         // Catch up: everything after the cursor, page by page.
         loop {
-            let batch = match svc.read_after(&filter, cursor, MAX_EVENTS, floor).await {
+            let batch = match svc
+                .read_after(&caller, &filter, cursor, MAX_EVENTS, floor)
+                .await
+            {
                 Ok(b) => {
                     backoff = RETRY_FIRST;
                     b
@@ -551,11 +556,11 @@ fn principal(context: &RequestContext<RoleServer>) -> Result<String, EventsError
         Some(parts) => parts
             .extensions
             .get::<Grant>()
-            .map(|g| g.principal.clone())
+            .map(|g| g.caller().principal().to_string())
             .ok_or(EventsError::Forbidden(
                 "webhook delivery needs an authenticated principal, and this server authenticates none (start it with --auth-token, --auth-tokens-file or --oauth-issuer); use events/poll or events/stream",
             )),
-        None => Ok(crate::service::local_principal()),
+        None => Ok(Principal::LOCAL.to_string()),
     }
 }
 

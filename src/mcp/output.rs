@@ -58,6 +58,9 @@ pub struct WebhookOut {
     /// Why it was disabled, when it was (e.g. the target answered 410).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// The principal it belongs to (`local`, `token:<name>`, `oauth:<issuer>#<subject>`):
+    /// only they and the operator see it, its events and its log.
+    pub owner: crate::model::Principal,
     /// During a rotation's grace: until when the previous secret still verifies (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_secret_valid_until: Option<String>,

@@ -145,6 +145,7 @@ pub fn get(
 /// types for resource templates and prompts, matching the prefix typed so far.
 pub async fn complete(
     svc: &Service,
+    caller: &crate::model::Caller,
     req: CompleteRequestParams,
 ) -> Result<CompleteResult, McpError> {
     let typed = req.argument.value.to_ascii_lowercase();
@@ -159,10 +160,14 @@ pub async fn complete(
                 Reference::Prompt(_) => Some(crate::model::Direction::Outbound),
                 _ => Some(crate::model::Direction::Inbound),
             };
-            svc.list_webhooks(ListWebhooks {
-                direction,
-                enabled: None,
-            })
+            svc.list_webhooks(
+                caller,
+                ListWebhooks {
+                    direction,
+                    enabled: None,
+                    principal: None,
+                },
+            )
             .await
             .map_err(|e| McpError::internal_error(e.to_string(), None))?
             .into_iter()

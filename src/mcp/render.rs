@@ -78,6 +78,7 @@ fn webhook_out(view: &WebhookView, reveal_secret: bool) -> WebhookOut {
         .then_some(w.accept_compact_signatures),
         filter: w.filter.clone(),
         disabled_reason: w.disabled_reason.clone(),
+        owner: w.owner.clone(),
         previous_secret_valid_until: w
             .previous_secret
             .as_ref()

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::render;
 use crate::error::Error;
-use crate::model::{DeliveryId, Direction, Event, EventId, WebhookId};
+use crate::model::{Caller, DeliveryId, Direction, Event, EventId, WebhookId};
 use crate::service::{ListWebhooks, Service};
 
 pub const EVENTS: &str = "webhook://events";
@@ -65,7 +65,11 @@ const LIST_PAGE: usize = 100;
 /// The feed and one inbox per inbound webhook, `LIST_PAGE` at a time. Single events are not
 /// listed (the list would grow with the store); they are read through the
 /// `webhook://events/{event_id}` template, and the feeds name the newest.
-pub async fn list(svc: &Service, cursor: Option<&str>) -> Result<ListResourcesResult, McpError> {
+pub async fn list(
+    svc: &Service,
+    caller: &Caller,
+    cursor: Option<&str>,
+) -> Result<ListResourcesResult, McpError> {
     let start: usize = match cursor {
         None => 0,
         Some(c) => c.parse().map_err(|_| {
@@ -80,10 +84,14 @@ pub async fn list(svc: &Service, cursor: Option<&str>) -> Result<ListResourcesRe
         .with_description("The newest verified events from every inbound webhook. Subscribe to be notified of each new event.")
         .with_mime_type(JSON)];
     let hooks = svc
-        .list_webhooks(ListWebhooks {
-            direction: Some(Direction::Inbound),
-            enabled: None,
-        })
+        .list_webhooks(
+            caller,
+            ListWebhooks {
+                direction: Some(Direction::Inbound),
+                enabled: None,
+                principal: None,
+            },
+        )
         .await
         .map_err(internal)?;
     for view in &hooks {
@@ -123,14 +131,18 @@ pub fn templates() -> ListResourceTemplatesResult {
     ])
 }
 
-pub async fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpError> {
+pub async fn read(
+    svc: &Service,
+    caller: &Caller,
+    uri: &str,
+) -> Result<ReadResourceResult, McpError> {
     let body: Value = match parse(uri) {
         None => return Err(not_found(uri, "unknown resource URI")),
-        Some(Uri::Events) => render::feed(&newest(svc, None).await?),
+        Some(Uri::Events) => render::feed(&newest(svc, caller, None).await?),
         Some(Uri::Inbox(id)) => {
             let id = WebhookId::from(id);
-            let events = newest(svc, Some(&id)).await?;
-            if events.is_empty() && !svc.webhook_exists(&id).await.map_err(internal)? {
+            let events = newest(svc, caller, Some(&id)).await?;
+            if events.is_empty() && !svc.webhook_exists(caller, &id).await.map_err(internal)? {
                 return Err(not_found(uri, "no such webhook"));
             }
             let mut v = render::feed(&events);
@@ -138,12 +150,12 @@ pub async fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpErr
             v
         }
         Some(Uri::Event(id)) => svc
-            .get_event(&EventId::from(id))
+            .get_event(caller, &EventId::from(id))
             .await
             .map(|e| render::event(&e))
             .map_err(|e| map(uri, e))?,
         Some(Uri::Delivery(id)) => svc
-            .get_delivery(&DeliveryId::from(id))
+            .get_delivery(caller, &DeliveryId::from(id))
             .await
             .map(|d| render::delivery(&d, true))
             .map_err(|e| map(uri, e))?,
@@ -155,8 +167,12 @@ pub async fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpErr
     .with_mime_type(JSON)]))
 }
 
-async fn newest(svc: &Service, webhook_id: Option<&WebhookId>) -> Result<Vec<Event>, McpError> {
-    svc.newest_events(webhook_id, FEED_LEN)
+async fn newest(
+    svc: &Service,
+    caller: &Caller,
+    webhook_id: Option<&WebhookId>,
+) -> Result<Vec<Event>, McpError> {
+    svc.newest_events(caller, webhook_id, FEED_LEN)
         .await
         .map_err(internal)
 }

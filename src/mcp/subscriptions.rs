@@ -11,6 +11,9 @@
 //! 2026-07-28 sessions: each `subscriptions/listen` request runs `listen`, which forwards bus
 //! notices through the request's sink, limited to the filter the client asked for.
 //!
+//! A session hears only of its principal's webhooks (`Burst::visible_to`): another
+//! principal's events never reach it, not even as a `resources/updated` of `webhook://events`.
+//!
 //! Both turn a burst into one round: after a notice, every notice already waiting is taken
 //! too, and each URI is announced once for all of them. An idle session still hears about each
 //! event at once; a busy one gets fewer, equally current notifications (`resources/updated`
@@ -29,7 +32,7 @@ use rmcp::RoleServer;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::resources::{inbox_uri, EVENTS};
-use crate::model::WebhookId;
+use crate::model::{Caller, WebhookId};
 use crate::service::{EventNotice, Service, Stats};
 
 /// How long a list watcher waits after a webhook change for more before telling the session.
@@ -44,6 +47,8 @@ pub struct SessionSubscriptions {
     pumping: Arc<AtomicBool>,
 }
 
+// (The pump's caller is the one of the session's first subscribe: a session is one principal's.)
+
 /// How many URIs one legacy session may subscribe to: a session cannot grow the server's
 /// memory without bound.
 pub const MAX_PER_SESSION: usize = 64;
@@ -51,7 +56,13 @@ pub const MAX_PER_SESSION: usize = 64;
 impl SessionSubscriptions {
     /// Subscribes the session to `uri`; `false` when it already holds [`MAX_PER_SESSION`]
     /// others.
-    pub fn add(&self, svc: &Arc<Service>, uri: String, peer: Peer<RoleServer>) -> bool {
+    pub fn add(
+        &self,
+        svc: &Arc<Service>,
+        caller: Caller,
+        uri: String,
+        peer: Peer<RoleServer>,
+    ) -> bool {
         {
             let mut uris = self.lock();
             if uris.len() >= MAX_PER_SESSION && !uris.contains(&uri) {
@@ -59,7 +70,7 @@ impl SessionSubscriptions {
             }
             uris.insert(uri);
         }
-        self.start(svc, peer);
+        self.start(svc, caller, peer);
         true
     }
 
@@ -68,13 +79,13 @@ impl SessionSubscriptions {
     }
 
     /// Starts the session's event pump once (at its first subscription).
-    fn start(&self, svc: &Arc<Service>, peer: Peer<RoleServer>) {
+    fn start(&self, svc: &Arc<Service>, caller: Caller, peer: Peer<RoleServer>) {
         if self.pumping.swap(true, Ordering::SeqCst) {
             return;
         }
         let bus = svc.subscribe_events();
         let (this, svc) = (self.clone(), svc.clone());
-        tokio::spawn(async move { this.pump(svc, bus, peer).await });
+        tokio::spawn(async move { this.pump(svc, caller, bus, peer).await });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -84,6 +95,7 @@ impl SessionSubscriptions {
     async fn pump(
         self,
         svc: Arc<Service>,
+        caller: Caller,
         mut bus: tokio::sync::broadcast::Receiver<EventNotice>,
         peer: Peer<RoleServer>,
     ) {
@@ -94,9 +106,10 @@ impl SessionSubscriptions {
                 Ok(Err(RecvError::Closed)) => break,
                 Ok(first) => first,
             };
-            let Some(burst) = Burst::take(&svc, first, &mut bus) else {
+            let Some(mut burst) = Burst::take(&svc, first, &mut bus) else {
                 break;
             };
+            burst.visible_to(&svc, &caller).await;
             let subscribed: Vec<String> = self.lock().iter().cloned().collect();
             let mut sent = Ok(());
             for uri in burst.uris(&subscribed) {
@@ -151,6 +164,7 @@ pub fn watch_list(svc: &Arc<Service>, peer: Peer<RoleServer>) {
 
 /// Serves one `subscriptions/listen` request until the client cancels it or the session ends.
 pub async fn listen(svc: &Service, ctx: SubscriptionContext) {
+    let caller = super::caller(ctx.request_context());
     let mut bus = svc.subscribe_events();
     let sink = ctx.sink().clone();
     // Exactly the URIs the client asked for and the server accepted.
@@ -173,9 +187,10 @@ pub async fn listen(svc: &Service, ctx: SubscriptionContext) {
                 continue;
             }
         };
-        let Some(burst) = Burst::take(svc, notice, &mut bus) else {
+        let Some(mut burst) = Burst::take(svc, notice, &mut bus) else {
             break;
         };
+        burst.visible_to(svc, &caller).await;
         let targets = burst.uris(&subscribed);
         for uri in targets {
             if !keep_going(sink.notify_resource_updated(uri).await) {
@@ -229,11 +244,30 @@ impl Burst {
         Some(burst)
     }
 
+    /// Keeps only the webhooks whose events `caller` sees (cached lookups; a webhook whose
+    /// owner cannot be read now is left out: a missed "re-read" beats a leaked one).
+    async fn visible_to(&mut self, svc: &Service, caller: &Caller) {
+        if caller.is_operator() {
+            return;
+        }
+        let mut kept = HashSet::new();
+        for id in self.webhooks.drain() {
+            if svc.sees_history(caller, &id).await.unwrap_or(false) {
+                kept.insert(id);
+            }
+        }
+        self.webhooks = kept;
+    }
+
     /// The URIs to announce, among those the session `subscribed` to. After missed notices
-    /// that is all of them: which webhooks the missed events were for is unknown.
+    /// that is all of them: which webhooks the missed events were for is unknown (a re-read
+    /// shows only the session's own).
     fn uris(&self, subscribed: &[String]) -> Vec<String> {
         if self.missed > 0 {
             return subscribed.to_vec();
+        }
+        if self.webhooks.is_empty() {
+            return vec![];
         }
         std::iter::once(EVENTS.to_string())
             .chain(self.webhooks.iter().map(inbox_uri))

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{render, reply, McpServer};
-use crate::model::{EventId, WebhookId};
+use crate::model::{Caller, EventId, WebhookId};
 use crate::service::{
     CreateWebhook, ListEvents, ListWebhooks, QueryDeliveries, Redeliver, RotateSecret, SendEvent,
     TestWebhook, UpdateWebhook, WaitForEvents,
@@ -71,11 +71,12 @@ impl McpServer {
     )]
     async fn create_webhook(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<CreateWebhook>,
     ) -> Result<CallToolResult, McpError> {
         reply(
             self.svc
-                .create_webhook(req)
+                .create_webhook(&caller, req)
                 .await
                 .map(|c| render::created(&c)),
         )
@@ -86,11 +87,12 @@ impl McpServer {
     )]
     async fn list_webhooks(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<ListWebhooks>,
     ) -> Result<CallToolResult, McpError> {
         reply(
             self.svc
-                .list_webhooks(req)
+                .list_webhooks(&caller, req)
                 .await
                 .map(|l| render::webhooks(&l)),
         )
@@ -99,11 +101,12 @@ impl McpServer {
     #[tool(description = "Get one webhook by id (secret masked as \"***\").")]
     async fn get_webhook(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<WebhookIdArg>,
     ) -> Result<CallToolResult, McpError> {
         reply(
             self.svc
-                .get_webhook(&req.id)
+                .get_webhook(&caller, &req.id)
                 .await
                 .map(|w| render::one_webhook(&w)),
         )
@@ -114,11 +117,12 @@ impl McpServer {
     )]
     async fn update_webhook(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<UpdateWebhook>,
     ) -> Result<CallToolResult, McpError> {
         reply(
             self.svc
-                .update_webhook(req)
+                .update_webhook(&caller, req)
                 .await
                 .map(|w| render::one_webhook(&w)),
         )
@@ -129,11 +133,12 @@ impl McpServer {
     )]
     async fn delete_webhook(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<WebhookIdArg>,
     ) -> Result<CallToolResult, McpError> {
         reply(
             self.svc
-                .delete_webhook(&req.id)
+                .delete_webhook(&caller, &req.id)
                 .await
                 .map(|()| render::deleted(&req.id)),
         )
@@ -144,11 +149,12 @@ impl McpServer {
     )]
     async fn rotate_secret(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<RotateSecret>,
     ) -> Result<CallToolResult, McpError> {
         reply(
             self.svc
-                .rotate_secret(req)
+                .rotate_secret(&caller, req)
                 .await
                 .map(|r| render::rotated(&r)),
         )
@@ -159,11 +165,12 @@ impl McpServer {
     )]
     async fn test_webhook(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<TestWebhook>,
     ) -> Result<CallToolResult, McpError> {
         reply(
             self.svc
-                .test_webhook(req)
+                .test_webhook(&caller, req)
                 .await
                 .map(|r| render::test_report(&r)),
         )
@@ -174,9 +181,15 @@ impl McpServer {
     )]
     async fn send_event(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<SendEvent>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.send_event(req).await.map(|s| render::sent(&s)))
+        reply(
+            self.svc
+                .send_event(&caller, req)
+                .await
+                .map(|s| render::sent(&s)),
+        )
     }
 
     #[tool(
@@ -184,11 +197,12 @@ impl McpServer {
     )]
     async fn redeliver(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<Redeliver>,
     ) -> Result<CallToolResult, McpError> {
         reply(
             self.svc
-                .redeliver(req)
+                .redeliver(&caller, req)
                 .await
                 .map(|r| render::redelivered(&r)),
         )
@@ -199,11 +213,12 @@ impl McpServer {
     )]
     async fn query_deliveries(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<QueryDeliveries>,
     ) -> Result<CallToolResult, McpError> {
         reply(
             self.svc
-                .query_deliveries(req)
+                .query_deliveries(&caller, req)
                 .await
                 .map(|p| render::deliveries(&p)),
         )
@@ -214,11 +229,12 @@ impl McpServer {
     )]
     async fn list_events(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<ListEvents>,
     ) -> Result<CallToolResult, McpError> {
         reply(
             self.svc
-                .list_events(req)
+                .list_events(&caller, req)
                 .await
                 .map(|p| render::event_summaries(&p)),
         )
@@ -229,9 +245,15 @@ impl McpServer {
     )]
     async fn get_event(
         &self,
+        caller: Caller,
         Parameters(req): Parameters<EventIdArg>,
     ) -> Result<CallToolResult, McpError> {
-        reply(self.svc.get_event(&req.id).await.map(|e| render::event(&e)))
+        reply(
+            self.svc
+                .get_event(&caller, &req.id)
+                .await
+                .map(|e| render::event(&e)),
+        )
     }
 
     #[tool(
@@ -239,6 +261,7 @@ impl McpServer {
     )]
     async fn wait_for_events(
         &self,
+        caller: Caller,
         Parameters(mut req): Parameters<WaitForEvents>,
     ) -> Result<CallToolResult, McpError> {
         use std::sync::atomic::Ordering;
@@ -253,7 +276,7 @@ impl McpServer {
         // A filtered answer says nothing about events it filtered out: only an unfiltered one
         // moves the session's cursor.
         let unfiltered = req.webhook_id.is_none() && req.event.is_none() && req.filter.is_none();
-        let page = self.svc.wait_for_events(req).await;
+        let page = self.svc.wait_for_events(&caller, req).await;
         if let (Ok(p), true) = (&page, unfiltered) {
             self.wait_cursor.fetch_max(p.next_cursor, Ordering::Relaxed);
         }

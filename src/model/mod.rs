@@ -8,6 +8,7 @@
 mod delivery;
 pub mod filter;
 mod ids;
+mod principal;
 mod secret;
 mod subscription;
 mod webhook;
@@ -17,6 +18,7 @@ pub use delivery::{
 };
 pub use filter::{Filter, FilterError, Subject};
 pub use ids::{DeliveryId, EventId, MessageId, SubscriptionId, WebhookId};
+pub use principal::{Caller, Principal};
 pub use secret::Secret;
 pub use subscription::EventSubscription;
 pub use webhook::{Direction, NotSendable, PreviousSecret, Provider, Webhook};

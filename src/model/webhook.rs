@@ -6,7 +6,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Filter, Millis, Secret, Subject, WebhookId};
+use super::{Filter, Millis, Principal, Secret, Subject, WebhookId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -102,6 +102,8 @@ pub struct Webhook {
     /// Outbound only: a content filter; only events whose content matches are delivered or
     /// relayed (`send_event` matches its `{event, data}`, a relay the inbound event).
     pub filter: Option<Filter>,
+    /// Who made it (`model::principal`): only they, and the operator, see it and its history.
+    pub owner: Principal,
 }
 
 /// Prints no credential: secrets print as `***` (`Secret`), extra header values as `***`, and
@@ -228,6 +230,7 @@ impl Webhook {
             forward_to: vec![],
             accept_compact_signatures: true,
             filter: None,
+            owner: Principal::local(),
         }
     }
 }

@@ -13,8 +13,8 @@ use crate::catalog;
 use crate::dispatcher;
 use crate::error::{Error, Result};
 use crate::model::{
-    now_millis, parse_rfc3339, rfc3339, Attempt, Delivery, DeliveryId, DeliveryStatus, Direction,
-    MessageId, Provider, Trigger, Webhook, WebhookId,
+    now_millis, parse_rfc3339, rfc3339, Attempt, Caller, Delivery, DeliveryId, DeliveryStatus,
+    Direction, MessageId, Provider, Trigger, Webhook, WebhookId,
 };
 use crate::signing;
 use crate::store::log::LogCursor;
@@ -88,7 +88,11 @@ pub enum TestReport {
 const MAX_PAGE: usize = 500;
 
 impl Service {
-    pub async fn query_deliveries(&self, req: QueryDeliveries) -> Result<DeliveryPage> {
+    pub async fn query_deliveries(
+        &self,
+        caller: &Caller,
+        req: QueryDeliveries,
+    ) -> Result<DeliveryPage> {
         let limit = req.limit.unwrap_or(50);
         if limit == 0 || limit > MAX_PAGE {
             return Err(Error::invalid(format!("`limit` must be 1 to {MAX_PAGE}")));
@@ -118,6 +122,7 @@ impl Service {
             .store
             .query_deliveries(DeliveryQuery {
                 webhook_id: req.webhook_id,
+                owner: caller.only().cloned(),
                 direction: req.direction,
                 status: req.status,
                 event: req.event,
@@ -133,14 +138,18 @@ impl Service {
         Ok(DeliveryPage { rows, next_cursor })
     }
 
-    pub async fn get_delivery(&self, id: &DeliveryId) -> Result<Delivery> {
-        let mut found = self
-            .store
-            .get_delivery(id)
-            .await?
-            .ok_or_else(|| Error::delivery_not_found(id))?;
+    pub async fn get_delivery(&self, caller: &Caller, id: &DeliveryId) -> Result<Delivery> {
+        let mut found = self.delivery(caller, id).await?;
         self.complete_receipt(&mut found);
         Ok(found)
+    }
+
+    /// A row of the log the caller sees (its webhook's owner's); another's is not found.
+    pub(super) async fn delivery(&self, caller: &Caller, id: &DeliveryId) -> Result<Delivery> {
+        match self.store.get_delivery(id).await? {
+            Some(d) if caller.sees(&self.owner_of(d.webhook_id()).await?) => Ok(d),
+            _ => Err(Error::delivery_not_found(id)),
+        }
     }
 
     /// A stored event's receipt comes from the event, which keeps no copy of the URL it came
@@ -153,8 +162,8 @@ impl Service {
         }
     }
 
-    pub async fn test_webhook(&self, req: TestWebhook) -> Result<TestReport> {
-        let webhook = self.webhook(&req.id).await?;
+    pub async fn test_webhook(&self, caller: &Caller, req: TestWebhook) -> Result<TestReport> {
+        let webhook = self.webhook(caller, &req.id).await?;
         if let Some(d) = &req.data {
             if !d.is_object() {
                 return Err(Error::invalid("`data` must be a JSON object"));

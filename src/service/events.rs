@@ -13,8 +13,8 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{rejections, EventNotice, Service, Stats};
 use crate::error::{Error, Result};
 use crate::model::{
-    excerpt, log_excerpt, now_millis, DeliveryId, DeliveryStatus, Event, EventId, Filter, Provider,
-    Receipt, Webhook, WebhookId,
+    excerpt, log_excerpt, now_millis, Caller, DeliveryId, DeliveryStatus, Event, EventId, Filter,
+    Provider, Receipt, Webhook, WebhookId,
 };
 use crate::signing;
 use crate::store::{EventQuery, Ingest, InsertOutcome, Outgoing};
@@ -500,11 +500,12 @@ impl Service {
         Ok(Step::Store(Box::new(event), verified.reserialised, relays))
     }
 
-    pub async fn list_events(&self, req: ListEvents) -> Result<EventPage> {
+    pub async fn list_events(&self, caller: &Caller, req: ListEvents) -> Result<EventPage> {
         let limit = req.limit.unwrap_or(20).clamp(1, MAX_LIST);
         let after = req.after.unwrap_or(0);
         let query = EventQuery {
             webhook_id: req.webhook_id,
+            owner: caller.only().cloned(),
             event: req.event,
             after: Some(after),
             limit,
@@ -563,12 +564,14 @@ impl Service {
     /// The newest events, newest first (feeds), of one webhook or of all.
     pub async fn newest_events(
         &self,
+        caller: &Caller,
         webhook_id: Option<&WebhookId>,
         limit: usize,
     ) -> Result<Vec<Event>> {
         self.store
             .list_events(EventQuery {
                 webhook_id: webhook_id.cloned(),
+                owner: caller.only().cloned(),
                 limit: limit.clamp(1, MAX_LIST),
                 newest_first: true,
                 ..Default::default()
@@ -576,21 +579,31 @@ impl Service {
             .await
     }
 
-    /// Whether a webhook of that id exists (an inbox of a deleted webhook may still hold events).
-    pub async fn webhook_exists(&self, id: &WebhookId) -> Result<bool> {
-        Ok(self.store.get_webhook(id).await?.is_some())
+    /// Whether a webhook of that id exists for the caller (an inbox of a deleted webhook may
+    /// still hold events).
+    pub async fn webhook_exists(&self, caller: &Caller, id: &WebhookId) -> Result<bool> {
+        Ok(self
+            .store
+            .get_webhook(id)
+            .await?
+            .is_some_and(|w| caller.sees(&w.owner)))
     }
 
-    pub async fn get_event(&self, id: &EventId) -> Result<Event> {
-        self.store
-            .get_event(id)
-            .await?
-            .ok_or_else(|| Error::event_not_found(id))
+    /// Whether the caller sees the history of `id`: its events and log, also after a delete.
+    pub async fn sees_history(&self, caller: &Caller, id: &WebhookId) -> Result<bool> {
+        Ok(caller.is_operator() || caller.sees(&self.owner_of(id).await?))
+    }
+
+    pub async fn get_event(&self, caller: &Caller, id: &EventId) -> Result<Event> {
+        match self.store.get_event(id).await? {
+            Some(e) if self.sees_history(caller, &e.webhook_id).await? => Ok(e),
+            _ => Err(Error::event_not_found(id)),
+        }
     }
 
     /// Returns matching events after the cursor as soon as one is stored, or an empty page at
     /// the timeout. Waits on the event bus, not by polling the store.
-    pub async fn wait_for_events(&self, req: WaitForEvents) -> Result<EventPage> {
+    pub async fn wait_for_events(&self, caller: &Caller, req: WaitForEvents) -> Result<EventPage> {
         let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(30_000).min(MAX_WAIT_MS));
         // Subscribe before reading the cursor so no event can slip between the two.
         let mut bus = self.subscribe_events();
@@ -601,13 +614,16 @@ impl Service {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let found = self
-                .list_events(ListEvents {
-                    webhook_id: req.webhook_id.clone(),
-                    event: req.event.clone(),
-                    after: Some(after),
-                    limit: Some(50),
-                    filter: req.filter.clone(),
-                })
+                .list_events(
+                    caller,
+                    ListEvents {
+                        webhook_id: req.webhook_id.clone(),
+                        event: req.event.clone(),
+                        after: Some(after),
+                        limit: Some(50),
+                        filter: req.filter.clone(),
+                    },
+                )
                 .await?;
             if !found.events.is_empty() {
                 return Ok(found);

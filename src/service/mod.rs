@@ -41,8 +41,8 @@ pub use events::{EventPage, InboundRequest, ListEvents, ReceiveOutcome, Refusal,
 pub use outbound::{Queued, Redeliver, Redelivered, SendEvent, Sent};
 pub use retention::{parse_retention, PruneReport, Retention, DEFAULT_RETENTION};
 pub use subscriptions::{
-    local_principal, occurrence, DeliveryHealth, EventBatch, EventFilter, Subscribe,
-    SubscribeError, Subscribed, SubscriptionArgs, Ttl, ALL_EVENTS,
+    occurrence, DeliveryHealth, EventBatch, EventFilter, Subscribe, SubscribeError, Subscribed,
+    SubscriptionArgs, Ttl, ALL_EVENTS,
 };
 pub use webhooks::{
     CreateWebhook, Created, ListWebhooks, RotateSecret, Rotated, UpdateWebhook, WebhookView,
@@ -121,7 +121,7 @@ pub struct Settings {
     /// MCP Events callbacks may be `http://` (`--dangerously-allow-http-callbacks`, for local
     /// development only: SEP-3415 requires https).
     pub http_callbacks: bool,
-    /// The static-token principals (`bearer:`, `token:`) this process accepts, to end the
+    /// The named-token principals (`token:`) this process accepts, to end the
     /// subscriptions of others: `None` when it serves no HTTP listener (it cannot judge them),
     /// empty when its listener takes no static token.
     pub token_principals: Option<Vec<String>>,

@@ -9,8 +9,8 @@ use super::Service;
 use crate::dispatcher;
 use crate::error::{Error, Result};
 use crate::model::{
-    now_millis, parse_rfc3339, Attempt, DeliveryId, DeliveryStatus, EventId, MessageId, Trigger,
-    Webhook, WebhookId,
+    now_millis, parse_rfc3339, Attempt, Caller, DeliveryId, DeliveryStatus, EventId, MessageId,
+    Trigger, Webhook, WebhookId,
 };
 use crate::store::{Message, Outgoing, WebhookFilter};
 
@@ -113,7 +113,7 @@ pub(super) fn outgoing(
 }
 
 impl Service {
-    pub async fn send_event(&self, req: SendEvent) -> Result<Sent> {
+    pub async fn send_event(&self, caller: &Caller, req: SendEvent) -> Result<Sent> {
         if req
             .idempotency_key
             .as_ref()
@@ -136,7 +136,7 @@ impl Service {
             Some(ids) => {
                 let mut out = vec![];
                 for id in ids {
-                    let w = self.webhook(id).await?;
+                    let w = self.webhook(caller, id).await?;
                     w.may_send().map_err(|why| {
                         Error::invalid(format!(
                             "{why}; send_event delivers to enabled outbound webhooks (enable one with update_webhook)"
@@ -151,6 +151,7 @@ impl Service {
                     .list_webhooks(WebhookFilter {
                         direction: Some(crate::model::Direction::Outbound),
                         enabled: Some(true),
+                        owner: caller.only().cloned(),
                     })
                     .await?
             }
@@ -266,28 +267,28 @@ impl Service {
         }
     }
 
-    pub async fn redeliver(&self, req: Redeliver) -> Result<Redelivered> {
+    pub async fn redeliver(&self, caller: &Caller, req: Redeliver) -> Result<Redelivered> {
         match (&req.delivery_id, &req.webhook_id) {
-            (Some(id), None) => self.redeliver_one(id).await,
-            (None, Some(webhook_id)) => self.redeliver_window(webhook_id, &req).await,
+            (Some(id), None) => self.redeliver_one(caller, id).await,
+            (None, Some(webhook_id)) => self.redeliver_window(caller, webhook_id, &req).await,
             _ => Err(Error::invalid(
                 "give either `delivery_id` (one delivery) or `webhook_id` with `since` (bulk recovery)",
             )),
         }
     }
 
-    async fn redeliver_one(&self, delivery_id: &DeliveryId) -> Result<Redelivered> {
-        let d = self
-            .store
-            .get_delivery(delivery_id)
-            .await?
-            .ok_or_else(|| Error::delivery_not_found(delivery_id))?;
+    async fn redeliver_one(
+        &self,
+        caller: &Caller,
+        delivery_id: &DeliveryId,
+    ) -> Result<Redelivered> {
+        let d = self.delivery(caller, delivery_id).await?;
         let crate::model::Delivery::Attempt(prev) = d else {
             return Err(Error::invalid(
                 "only outbound deliveries can be redelivered; inbound requests come from the provider (ask it to resend)",
             ));
         };
-        let webhook = self.webhook(&prev.webhook_id).await?;
+        let webhook = self.webhook(caller, &prev.webhook_id).await?;
         webhook.may_send().map_err(|why| {
             Error::invalid(format!(
                 "{why}; enable it with update_webhook before redelivering"
@@ -316,6 +317,7 @@ impl Service {
 
     async fn redeliver_window(
         &self,
+        caller: &Caller,
         webhook_id: &WebhookId,
         req: &Redeliver,
     ) -> Result<Redelivered> {
@@ -329,7 +331,7 @@ impl Service {
                 .ok_or_else(|| Error::invalid("`until` is not an RFC 3339 instant"))?,
             None => now_millis(),
         };
-        let webhook = self.webhook(webhook_id).await?;
+        let webhook = self.webhook(caller, webhook_id).await?;
         webhook.may_send().map_err(|why| {
             Error::invalid(format!(
                 "{why}; it must be an enabled outbound webhook to redeliver to it"

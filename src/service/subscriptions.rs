@@ -19,8 +19,8 @@ use super::outbound::outgoing;
 use super::{ListEvents, Service};
 use crate::error::{Error, Result};
 use crate::model::{
-    now_millis, Attempt, Delivery, DeliveryStatus, Direction, Event, EventSubscription, Filter,
-    MessageId, Millis, Secret, SubscriptionId, Trigger, Webhook, WebhookId,
+    now_millis, Attempt, Caller, Delivery, DeliveryStatus, Direction, Event, EventSubscription,
+    Filter, MessageId, Millis, Principal, Secret, SubscriptionId, Trigger, Webhook, WebhookId,
 };
 use crate::store::log::LogPage;
 use crate::store::{DeliveryQuery, Outgoing};
@@ -158,6 +158,7 @@ impl Service {
     /// Matching events after `after`: the one read behind poll, push and webhook delivery.
     pub async fn read_after(
         &self,
+        caller: &Caller,
         filter: &EventFilter,
         after: i64,
         limit: usize,
@@ -167,13 +168,16 @@ impl Service {
         // so a filtered read that finds nothing may move the cursor up to it.
         let (now, oldest) = self.event_bounds().await?;
         let page = self
-            .list_events(ListEvents {
-                webhook_id: filter.args.webhook_id.clone(),
-                event: filter.event_type(),
-                after: Some(after),
-                limit: Some(limit + 1),
-                filter: filter.args.filter.clone(),
-            })
+            .list_events(
+                caller,
+                ListEvents {
+                    webhook_id: filter.args.webhook_id.clone(),
+                    event: filter.event_type(),
+                    after: Some(after),
+                    limit: Some(limit + 1),
+                    filter: filter.args.filter.clone(),
+                },
+            )
             .await?;
         let mut events = page.events;
         let mut more = events.len() > limit;
@@ -250,6 +254,7 @@ impl Service {
             now,
         );
         webhook.target_url = url.clone();
+        webhook.owner = Principal::new(req.principal.clone());
         webhook.description = format!("MCP Events subscription to {}", req.filter.name);
         webhook
             .extra_headers
@@ -414,7 +419,10 @@ impl Service {
         let floor = req
             .max_age_ms
             .map(|ms| now - ms.min(i64::MAX as u64) as i64);
-        let first = self.read_after(&req.filter, cursor, 1, floor).await?;
+        let caller = Caller::of(Principal::new(req.principal.clone()));
+        let first = self
+            .read_after(&caller, &req.filter, cursor, 1, floor)
+            .await?;
         Ok((cursor, floor, first.truncated))
     }
 
@@ -462,11 +470,11 @@ impl Service {
         })
     }
 
-    /// Whether this process knows `principal` is no longer valid: a static-token principal
-    /// (`bearer:`, `token:`) its HTTP listener no longer accepts (a restart with another
-    /// `--auth-token`, a name gone from the tokens file). A process without an HTTP listener
-    /// judges none; the local user of stdio is always valid, and OAuth principals end with
-    /// their tokens, which this process cannot see.
+    /// Whether this process knows `principal` is no longer valid: a named-token principal
+    /// (`token:`) its HTTP listener no longer accepts (a name gone from the tokens file), or a
+    /// `bearer:` one (the operator's token before it became the `local` principal; no token
+    /// maps to one now). A process without an HTTP listener judges none; `local` is always
+    /// valid, and OAuth principals end with their tokens, which this process cannot see.
     fn revoked(&self, principal: &str) -> bool {
         let static_token = principal.starts_with("bearer:") || principal.starts_with("token:");
         match &self.settings.token_principals {
@@ -611,9 +619,11 @@ impl Service {
         else {
             return Ok(());
         };
+        // A subscription delivers only its principal's events.
+        let caller = Caller::of(Principal::new(sub.principal.clone()));
         loop {
             let batch = self
-                .read_after(&filter, from, PUMP_BATCH, sub.not_before)
+                .read_after(&caller, &filter, from, PUMP_BATCH, sub.not_before)
                 .await?;
             if batch.cursor == from && batch.events.is_empty() {
                 return Ok(());
@@ -745,15 +755,6 @@ fn check_secret(secret: &Secret) -> Result<()> {
             "`delivery.secret` must be whsec_ followed by base64 of 24 to 64 random bytes",
         )),
     }
-}
-
-/// The principal of a stdio caller: the local user the process runs as (the operating system
-/// authenticated them; the process acts with their rights anyway).
-pub fn local_principal() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "user".into());
-    format!("local:{user}")
 }
 
 /// An `EventOccurrence` of the subscribed type `name` (SEP-3415: `name` is the event type's

@@ -7,7 +7,9 @@ use serde::Deserialize;
 
 use super::Service;
 use crate::error::{quote, Error, Result};
-use crate::model::{now_millis, Direction, Filter, Provider, Secret, Webhook, WebhookId};
+use crate::model::{
+    now_millis, Caller, Direction, Filter, Principal, Provider, Secret, Webhook, WebhookId,
+};
 use crate::store::{WebhookChange, WebhookFilter};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -69,6 +71,10 @@ pub struct ListWebhooks {
     /// Only enabled (true) or disabled (false) webhooks.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// The operator only: only this principal's webhooks (`local`, `token:<name>`,
+    /// `oauth:<issuer>#<subject>`). Everyone else sees only their own anyway.
+    #[serde(default)]
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -152,7 +158,7 @@ const DEFAULT_GRACE_SECONDS: u64 = 86_400;
 const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
 
 impl Service {
-    pub async fn create_webhook(&self, req: CreateWebhook) -> Result<Created> {
+    pub async fn create_webhook(&self, caller: &Caller, req: CreateWebhook) -> Result<Created> {
         let now = now_millis();
         let events = validate_events(req.events)?;
         let headers = req.headers.unwrap_or_default();
@@ -205,7 +211,7 @@ impl Service {
                     "`forward_to` applies to inbound webhooks only",
                 ))
             }
-            Some(ids) => self.checked_forward_targets(ids).await?,
+            Some(ids) => self.checked_forward_targets(caller, ids).await?,
             None => vec![],
         };
         if let Some(accept) = req.accept_compact_signatures {
@@ -225,8 +231,9 @@ impl Service {
         webhook.forward_to = forward_to;
         webhook.accept_compact_signatures = req.accept_compact_signatures.unwrap_or(true);
         webhook.filter = checked_filter(req.direction, req.filter)?.flatten();
+        webhook.owner = caller.principal().clone();
         self.store.insert_webhook(&webhook).await?;
-        tracing::info!(webhook_id = %webhook.id, direction = ?webhook.direction, "webhook created");
+        tracing::info!(webhook_id = %webhook.id, direction = ?webhook.direction, owner = %webhook.owner, "webhook created");
         let setup =
             (webhook.direction == Direction::Inbound).then(|| self.setup_instructions(&webhook));
         Ok(Created {
@@ -245,10 +252,16 @@ impl Service {
         Ok(url)
     }
 
-    async fn checked_forward_targets(&self, ids: Vec<WebhookId>) -> Result<Vec<WebhookId>> {
+    /// Relay targets: outbound webhooks the caller sees (so, for anyone but the operator,
+    /// its own).
+    async fn checked_forward_targets(
+        &self,
+        caller: &Caller,
+        ids: Vec<WebhookId>,
+    ) -> Result<Vec<WebhookId>> {
         validate_forward_to(&ids)?;
         for id in &ids {
-            let target = self.webhook(id).await?;
+            let target = self.webhook(caller, id).await?;
             if target.direction != Direction::Outbound {
                 return Err(Error::invalid(format!(
                     "forward_to names {id}, which is inbound; name outbound webhooks (create them first)"
@@ -266,21 +279,36 @@ impl Service {
         WebhookView { webhook, url }
     }
 
-    pub async fn list_webhooks(&self, req: ListWebhooks) -> Result<Vec<WebhookView>> {
+    pub async fn list_webhooks(
+        &self,
+        caller: &Caller,
+        req: ListWebhooks,
+    ) -> Result<Vec<WebhookView>> {
+        let owner = match (caller.only(), req.principal) {
+            (Some(own), Some(asked)) if asked != own.as_str() => {
+                return Err(Error::invalid(
+                    "`principal` is the operator's filter; you see only your own webhooks, so leave it out",
+                ))
+            }
+            (Some(own), _) => Some(own.clone()),
+            (None, asked) => asked.map(Principal::new),
+        };
         let hooks = self
             .store
             .list_webhooks(WebhookFilter {
                 direction: req.direction,
                 enabled: req.enabled,
+                owner,
             })
             .await?;
         Ok(hooks.into_iter().map(|w| self.view(w)).collect())
     }
 
-    /// The webhook, or a not-found error a caller can act on.
+    /// The webhook, or a not-found error a caller can act on: another principal's answers
+    /// exactly as an unknown id does (nothing tells a stranger it exists).
     /// An MCP Events subscription's engine row is not one: it is made and removed with
     /// `events/subscribe` and `events/unsubscribe`, never with the webhook tools.
-    pub(super) async fn webhook(&self, id: &WebhookId) -> Result<Webhook> {
+    pub(super) async fn webhook(&self, caller: &Caller, id: &WebhookId) -> Result<Webhook> {
         if crate::model::EventSubscription::is_subscription_id(id) {
             return Err(Error::NotFound {
                 kind: "webhook",
@@ -291,15 +319,29 @@ impl Service {
         self.store
             .get_webhook(id)
             .await?
+            .filter(|w| caller.sees(&w.owner))
             .ok_or_else(|| Error::webhook_not_found(id))
     }
 
-    pub async fn get_webhook(&self, id: &WebhookId) -> Result<WebhookView> {
-        Ok(self.view(self.webhook(id).await?))
+    /// The owner of a webhook's history: the webhook's (cached), else its key's after a
+    /// delete; an id never seen is the local principal's, as everything from before owners.
+    pub(super) async fn owner_of(&self, id: &WebhookId) -> Result<Principal> {
+        if let Some(w) = self.store.get_webhook(id).await? {
+            return Ok(w.owner);
+        }
+        Ok(self
+            .store
+            .owner_of(id)
+            .await?
+            .unwrap_or_else(Principal::local))
     }
 
-    pub async fn update_webhook(&self, req: UpdateWebhook) -> Result<WebhookView> {
-        let w = self.webhook(&req.id).await?;
+    pub async fn get_webhook(&self, caller: &Caller, id: &WebhookId) -> Result<WebhookView> {
+        Ok(self.view(self.webhook(caller, id).await?))
+    }
+
+    pub async fn update_webhook(&self, caller: &Caller, req: UpdateWebhook) -> Result<WebhookView> {
+        let w = self.webhook(caller, &req.id).await?;
         let inbound = w.direction == Direction::Inbound;
         let mut change = WebhookChange {
             updated_at: now_millis(),
@@ -328,7 +370,7 @@ impl Service {
                     "`forward_to` applies to inbound webhooks only",
                 ));
             }
-            change.forward_to = Some(self.checked_forward_targets(ids).await?);
+            change.forward_to = Some(self.checked_forward_targets(caller, ids).await?);
         }
         if let Some(h) = req.headers {
             if inbound {
@@ -362,10 +404,10 @@ impl Service {
         Ok(self.view(updated))
     }
 
-    pub async fn delete_webhook(&self, id: &WebhookId) -> Result<()> {
+    pub async fn delete_webhook(&self, caller: &Caller, id: &WebhookId) -> Result<()> {
         // A subscription's delivery row is not a webhook: only events/unsubscribe and its TTL
         // end it (`webhook` answers not-found for it).
-        self.webhook(id).await?;
+        self.webhook(caller, id).await?;
         if !self.store.delete_webhook(id).await? {
             return Err(Error::webhook_not_found(id));
         }
@@ -373,7 +415,7 @@ impl Service {
         Ok(())
     }
 
-    pub async fn rotate_secret(&self, req: RotateSecret) -> Result<Rotated> {
+    pub async fn rotate_secret(&self, caller: &Caller, req: RotateSecret) -> Result<Rotated> {
         let grace = req.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
         if grace > MAX_GRACE_SECONDS {
             return Err(Error::invalid(format!(
@@ -384,7 +426,7 @@ impl Service {
             Some(s) => validate_secret(s)?,
             None => Secret::generate(),
         };
-        self.webhook(&req.id).await?; // never a subscription's row
+        self.webhook(caller, &req.id).await?; // never a subscription's row, nor another's
         let now = now_millis();
         let grace_until = (grace > 0).then(|| now + grace as i64 * 1000);
         let w = self

@@ -128,12 +128,25 @@ pub(crate) fn rows_query(q: &DeliveryQuery) -> Statement {
         .add("status = ?", q.status.map(|s| text(&enum_text(&s))))
         .add("event = ?", q.event.as_deref().map(text))
         .add("created_at >= ?", q.since.map(Arg::Int))
-        .add("created_at <= ?", q.until.map(Arg::Int));
+        .add("created_at <= ?", q.until.map(Arg::Int))
+        .add(owned_rows(q), q.owner.as_ref().map(|o| text(o.as_str())));
     f.statement(
         &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries"),
         "ORDER BY seq DESC LIMIT ?",
         vec![Arg::Int(q.limit as i64)],
     )
+}
+
+/// The clause that keeps an owner's `deliveries` rows. The local principal's are also those
+/// of ids no webhook ever had (refusals of junk URLs: the server's owner's to see), so for it
+/// the clause is "not another's".
+fn owned_rows(q: &DeliveryQuery) -> &'static str {
+    match &q.owner {
+        Some(o) if o.as_str() == crate::model::Principal::LOCAL => {
+            "webhook_id NOT IN (SELECT id FROM webhook_keys WHERE owner <> ?)"
+        }
+        _ => "webhook_id IN (SELECT id FROM webhook_keys WHERE owner = ?)",
+    }
 }
 
 /// The page's receipts of stored events, when any can match: newest first below the cursor.
@@ -151,7 +164,8 @@ pub(crate) fn stored_query(q: &DeliveryQuery) -> Option<Statement> {
         )
         .add("event = ?", q.event.as_deref().map(text))
         .add("received_at >= ?", q.since.map(Arg::Int))
-        .add("received_at <= ?", q.until.map(Arg::Int));
+        .add("received_at <= ?", q.until.map(Arg::Int))
+        .add("owner = ?", q.owner.as_ref().map(|o| text(o.as_str())));
     Some(f.statement(
         &format!("SELECT {STORED_RECEIPT_COLUMNS} FROM event_rows"),
         "ORDER BY seq DESC LIMIT ?",

@@ -8,6 +8,7 @@
 //! a hop to the blocking pool or a network round trip.
 
 pub mod cache;
+mod events;
 mod instances;
 pub mod log;
 pub mod postgres;
@@ -49,6 +50,9 @@ pub trait Store: Send + Sync + 'static {
     /// committed through this store.
     async fn get_webhook(&self, id: &WebhookId) -> Result<Option<Webhook>>;
     /// Oldest first.
+    /// The owner of a webhook's history (`webhook_keys`), whether or not the webhook still
+    /// exists; `None` for an id that never held anything.
+    async fn owner_of(&self, id: &WebhookId) -> Result<Option<crate::model::Principal>>;
     async fn list_webhooks(&self, filter: WebhookFilter) -> Result<Vec<Webhook>>;
     /// Applies only the fields `change` sets, in one statement (a concurrent change to other
     /// fields, such as an auto-disable, is kept). `None` when there is no such webhook.
@@ -321,6 +325,8 @@ impl std::fmt::Display for InstanceId {
 pub struct WebhookFilter {
     pub direction: Option<Direction>,
     pub enabled: Option<bool>,
+    /// Only this principal's.
+    pub owner: Option<crate::model::Principal>,
 }
 
 /// The fields an update sets; `None` leaves a field as it is.
@@ -366,6 +372,8 @@ pub enum InsertOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub webhook_id: Option<WebhookId>,
+    /// Only the events of this principal's webhooks.
+    pub owner: Option<crate::model::Principal>,
     pub event: Option<String>,
     pub after: Option<i64>,
     pub limit: usize,
@@ -377,6 +385,8 @@ pub struct EventQuery {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryQuery {
     pub webhook_id: Option<WebhookId>,
+    /// Only the log of this principal's webhooks.
+    pub owner: Option<crate::model::Principal>,
     pub direction: Option<Direction>,
     pub status: Option<DeliveryStatus>,
     pub event: Option<String>,

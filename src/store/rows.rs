@@ -202,6 +202,7 @@ pub(crate) fn webhook(c: &impl Columns, keys: &Keyring) -> Result<Webhook> {
             .map(|f| crate::model::Filter::parse_text(&f))
             .transpose()
             .map_err(|e| Error::Store(format!("column `filter`: {e}")))?,
+        owner: crate::model::Principal::new(text(c, "owner")?),
     })
 }
 

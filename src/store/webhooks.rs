@@ -15,7 +15,7 @@ use crate::model::{enum_text, Direction, Millis, Secret, Webhook, WebhookId};
 pub(crate) const COLUMNS: &str = "id, direction, target_url, provider, events, description, \
     enabled, secret, previous_secret, previous_secret_expires_at, headers, created_at, \
     updated_at, failure_count, first_failure_at, disabled_reason, forward_to, \
-    accept_compact_signatures, filter";
+    accept_compact_signatures, filter, owner";
 
 fn text(s: impl Into<String>) -> Arg {
     Arg::Text(s.into())
@@ -44,11 +44,31 @@ pub(crate) fn insert(w: &Webhook, keys: &Keyring) -> Statement {
         text(json_text(&w.forward_to)),
         Arg::Bool(w.accept_compact_signatures),
         Arg::OptText(w.filter.as_ref().map(|f| f.to_text())),
+        text(w.owner.as_str()),
     ];
     let marks = vec!["?"; args.len()].join(", ");
     Statement {
         sql: format!("INSERT INTO webhooks ({COLUMNS}) VALUES ({marks})"),
         args,
+    }
+}
+
+/// The webhook's key for its events (`webhook_keys`, kept after the webhook is deleted) with its
+/// owner, so that its history stays its owner's.
+pub(crate) fn key(w: &Webhook) -> Statement {
+    Statement {
+        sql: "INSERT INTO webhook_keys (id, owner) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
+            .into(),
+        args: vec![text(w.id.as_str()), text(w.owner.as_str())],
+    }
+}
+
+/// The owner of a webhook's history, whether or not the webhook still exists; no row for an
+/// id that never held one.
+pub(crate) fn owner_of(id: &WebhookId) -> Statement {
+    Statement {
+        sql: "SELECT owner FROM webhook_keys WHERE id = ?".into(),
+        args: vec![text(id.as_str())],
     }
 }
 
@@ -65,7 +85,8 @@ pub(crate) fn list(f: &WebhookFilter) -> Statement {
     filters
         .fixed("id NOT IN (SELECT id FROM event_subscriptions)")
         .add("direction = ?", f.direction.map(|d| text(enum_text(&d))))
-        .add("enabled = ?", f.enabled.map(Arg::Bool));
+        .add("enabled = ?", f.enabled.map(Arg::Bool))
+        .add("owner = ?", f.owner.as_ref().map(|o| text(o.as_str())));
     filters.statement(
         &format!("SELECT {COLUMNS} FROM webhooks"),
         "ORDER BY created_at, id",

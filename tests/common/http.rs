@@ -90,3 +90,48 @@ impl HttpServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
+
+/// One 2026-07-28 (stateless) JSON-RPC request to `{base}/mcp` with an optional bearer token
+/// (request id 7): the status, `WWW-Authenticate`, and the JSON answer (the SSE event's data
+/// when the server streamed it).
+pub async fn rpc(
+    base: &str,
+    token: Option<&str>,
+    method: &str,
+    mut params: serde_json::Value,
+) -> (u16, Option<String>, serde_json::Value) {
+    params["_meta"] = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/events": {}}},
+        "io.modelcontextprotocol/clientInfo": {"name": "webhook-mcp-tests", "version": "1"},
+    });
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method)
+        .body(body.to_string());
+    if let Some(name) = params["name"].as_str().filter(|_| method == "tools/call") {
+        req = req.header("mcp-name", name);
+    }
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = r.text().await.unwrap();
+    let data = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .find(|d| d.contains("\"id\""))
+        .map(str::to_string)
+        .unwrap_or(text);
+    let json = serde_json::from_str(data.trim()).unwrap_or(serde_json::Value::String(data));
+    (status, challenge, json)
+}

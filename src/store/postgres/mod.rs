@@ -49,7 +49,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::{
     enum_text, Attempt, Delivery, DeliveryId, Event, EventId, EventSubscription, MessageId, Millis,
-    Receipt, Secret, SubscriptionId, Webhook, WebhookId,
+    Principal, Receipt, Secret, SubscriptionId, Webhook, WebhookId,
 };
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
@@ -700,8 +700,7 @@ fn col<T: for<'a> tokio_postgres::types::FromSql<'a>>(row: &Row, name: &str) -> 
         .map_err(|e| Error::Store(format!("column `{name}`: {e}")))
 }
 
-const EVENT_COLUMNS: &str =
-    "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
+use crate::store::events::COLUMNS as EVENT_COLUMNS;
 
 use super::rows::DELIVERY_COLUMNS;
 
@@ -778,7 +777,8 @@ async fn query_opt(c: &impl GenericClient, s: &Statement) -> Result<Option<Row>>
 
 /// Inserts a webhook row (the caller records the change).
 async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook, keys: &Keyring) -> Result<()> {
-    execute(c, &statements::insert(w, keys)).await.map(drop)
+    execute(c, &statements::insert(w, keys)).await?;
+    execute(c, &statements::key(w)).await.map(drop)
 }
 
 #[async_trait]
@@ -803,6 +803,12 @@ impl Store for PgStore {
             self.cache.put(generation, w);
         }
         Ok(found)
+    }
+
+    async fn owner_of(&self, id: &WebhookId) -> Result<Option<Principal>> {
+        let row = query_opt(&self.client().await?, &statements::owner_of(id)).await?;
+        row.map(|r| col::<String>(&r, "owner").map(Principal::new))
+            .transpose()
     }
 
     async fn list_webhooks(&self, f: WebhookFilter) -> Result<Vec<Webhook>> {
@@ -1035,32 +1041,7 @@ impl Store for PgStore {
     }
 
     async fn list_events(&self, q: EventQuery) -> Result<Vec<Event>> {
-        let after = q.after.unwrap_or(0);
-        let limit = q.limit as i64;
-        let webhook = q.webhook_id.as_ref().map(|w| w.to_string());
-        let mut params: Params = vec![&after];
-        let client = self.client().await?;
-        let mut clauses = vec!["seq > $1".to_string()];
-        if let Some(w) = &webhook {
-            params.push(w);
-            clauses.push(format!("webhook_id = ${}", params.len()));
-        }
-        if let Some(e) = &q.event {
-            params.push(e);
-            clauses.push(format!("event = ${}", params.len()));
-        }
-        params.push(&limit);
-        let order = if q.newest_first { "DESC" } else { "ASC" };
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {EVENT_COLUMNS} FROM event_rows WHERE {} ORDER BY seq {order} LIMIT ${}",
-                    clauses.join(" AND "),
-                    params.len()
-                ),
-                &params,
-            )
-            .await?;
+        let rows = query(&self.client().await?, &crate::store::events::list(&q)).await?;
         rows.iter().map(rows::event).collect()
     }
 

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::deliveries::insert_receipt;
@@ -19,8 +18,7 @@ use crate::store::{
     json_text, ChangeCursor, Changes, Commits, EventNotice, EventQuery, Ingest, InsertOutcome,
 };
 
-const COLUMNS: &str =
-    "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
+use crate::store::events::COLUMNS;
 
 /// One job for the writer thread: an event with its receipt, or a receipt alone (a refused,
 /// filtered or handshake request: unauthenticated traffic shares the group commit too, rather
@@ -262,25 +260,9 @@ pub(super) fn get(c: &Connection, id: &EventId) -> Result<Option<Event>> {
 }
 
 pub(super) fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {
-    // Only the filters given appear in the SQL, so the (webhook_id, seq) and (event, seq)
-    // indexes stay usable.
-    let mut clauses = vec!["seq > ?"];
-    let mut args = vec![Value::Integer(q.after.unwrap_or(0))];
-    if let Some(w) = &q.webhook_id {
-        clauses.push("webhook_id = ?");
-        args.push(Value::Text(w.as_str().to_string()));
-    }
-    if let Some(e) = &q.event {
-        clauses.push("event = ?");
-        args.push(Value::Text(e.clone()));
-    }
-    args.push(Value::Integer(q.limit as i64));
-    let order = if q.newest_first { "DESC" } else { "ASC" };
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM event_rows WHERE {} ORDER BY seq {order} LIMIT ?",
-        clauses.join(" AND ")
-    ))?;
-    let rows = stmt.query_map(params_from_iter(args), super::event_row)?;
+    let s = crate::store::events::list(q);
+    let mut stmt = c.prepare_cached(&s.sql)?;
+    let rows = stmt.query_map(params_from_iter(&s.args), super::event_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 

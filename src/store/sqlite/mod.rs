@@ -32,8 +32,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::{
     enum_from_text, enum_text, Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event,
-    EventId, EventSubscription, MessageId, Millis, Provider, Receipt, Secret, SubscriptionId,
-    Trigger, Webhook, WebhookId,
+    EventId, EventSubscription, MessageId, Millis, Principal, Provider, Receipt, Secret,
+    SubscriptionId, Trigger, Webhook, WebhookId,
 };
 
 #[derive(Clone)]
@@ -203,6 +203,19 @@ impl Store for SqliteStore {
             self.webhooks.put(generation, w);
         }
         Ok(found)
+    }
+
+    async fn owner_of(&self, id: &WebhookId) -> Result<Option<Principal>> {
+        let s = crate::store::webhooks::owner_of(id);
+        self.read(move |c| {
+            Ok(c.prepare_cached(&s.sql)?
+                .query_row(rusqlite::params_from_iter(&s.args), |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()?
+                .map(Principal::new))
+        })
+        .await
     }
 
     async fn list_webhooks(&self, filter: WebhookFilter) -> Result<Vec<Webhook>> {

@@ -14,6 +14,7 @@ use crate::store::{WebhookChange, WebhookFilter};
 
 pub(super) fn insert(c: &Connection, w: &Webhook, keys: &Keyring) -> Result<()> {
     run(c, &statements::insert(w, keys))?;
+    run(c, &statements::key(w))?;
     record_change(c, &w.id, w.updated_at)
 }
 
