@@ -9,6 +9,13 @@ use super::EventQuery;
 pub(crate) const COLUMNS: &str =
     "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
 
+/// The change feed's page of notices after a `seq`. Arguments: the seq, the limit.
+pub(crate) const CHANGES: &str =
+    "SELECT seq, id, webhook_id, event FROM event_rows WHERE seq > ? ORDER BY seq LIMIT ?";
+
+/// The oldest kept event (retention's floor).
+pub(crate) const OLDEST_SEQ: &str = "SELECT MIN(seq) FROM events";
+
 /// The events after `q.after` that pass its filters, in cursor order (or newest first).
 pub(crate) fn list(q: &EventQuery) -> Statement {
     let text = |s: &str| Arg::Text(s.to_string());

@@ -28,19 +28,24 @@ pub(crate) struct Statement {
 impl Statement {
     /// The text with PostgreSQL's numbered placeholders.
     pub fn numbered(&self) -> String {
-        let mut out = String::with_capacity(self.sql.len() + 2 * self.args.len());
-        let mut n = 0;
-        for c in self.sql.chars() {
-            if c == '?' {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            } else {
-                out.push(c);
-            }
-        }
-        out
+        numbered(&self.sql)
     }
+}
+
+/// `sql` with its `?` placeholders numbered `$1`, `$2`, … (PostgreSQL's form).
+pub fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A `WHERE` clause of the filters given: only those appear in the SQL, so the planner of

@@ -36,8 +36,10 @@ use tokio_postgres::{AsyncMessage, NoTls, Row};
 use super::cache::WebhookCache;
 use super::instances;
 use super::log::{self, LogPage};
+use super::queue;
 use super::rows;
 use super::sealing::Keyring;
+use super::sql::numbered;
 use super::sql::{Arg, Statement};
 use super::subscriptions;
 use super::webhooks as statements;
@@ -126,7 +128,7 @@ impl PgStore {
             tracing::info!("sealed stored secrets under the current key");
         }
         let store_id: String = client
-            .query_one("SELECT value FROM meta WHERE key = 'store_id'", &[])
+            .query_one(crate::store::meta::STORE_ID, &[])
             .await?
             .try_get(0)?;
         drop(client);
@@ -643,8 +645,7 @@ async fn insert_attempt(c: &impl GenericClient, a: &Attempt) -> Result<()> {
 async fn insert_outgoing(c: &impl GenericClient, o: &Outgoing) -> Result<()> {
     let m = &o.message;
     c.execute(
-        "INSERT INTO messages (id, webhook_id, event, event_id, body, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        &numbered(queue::INSERT_MESSAGE),
         &[
             &m.id.to_string(),
             &m.webhook_id.to_string(),
@@ -1049,7 +1050,7 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_one("SELECT MIN(seq) FROM events", &[])
+            .query_one(crate::store::events::OLDEST_SEQ, &[])
             .await?;
         Ok(row.get::<_, Option<i64>>(0))
     }
@@ -1067,7 +1068,7 @@ impl Store for PgStore {
         let limit = limit as i64;
         let events = client
             .query(
-                "SELECT seq, id, webhook_id, event FROM event_rows WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &numbered(crate::store::events::CHANGES),
                 &[&since.event_seq, &limit],
             )
             .await?
@@ -1238,7 +1239,7 @@ impl Store for PgStore {
             let attempt = rows::attempt(row)?;
             let body: String = tx
                 .query_opt(
-                    "SELECT body FROM messages WHERE id = $1",
+                    &numbered(queue::MESSAGE_BODY),
                     &[&attempt.message_id.as_str()],
                 )
                 .await?
@@ -1272,12 +1273,8 @@ impl Store for PgStore {
             for done in &batch {
                 let a = &done.attempt;
                 tx.execute(
-                    "UPDATE deliveries SET status = $2, status_code = $3, duration_ms = $4, error = $5, \
-                     request_headers = $6, request_body = $7, response_headers = $8, response_body = $9, \
-                     next_attempt_at = $10, lease_until = NULL, lease_owner = NULL, url = $11, \
-                     created_at = $12 WHERE id = $1",
+                    &numbered(queue::COMPLETE),
                     &[
-                        &a.id.as_str(),
                         &enum_text(&a.status),
                         &a.status_code,
                         &a.duration_ms,
@@ -1289,6 +1286,7 @@ impl Store for PgStore {
                         &a.next_attempt_at,
                         &a.url,
                         &a.created_at,
+                        &a.id.as_str(),
                     ],
                 )
                 .await?;
@@ -1298,12 +1296,8 @@ impl Store for PgStore {
                 let changed = match &done.health {
                     HealthChange::None => 0,
                     HealthChange::Success => {
-                        tx.execute(
-                            "UPDATE webhooks SET failure_count = 0, first_failure_at = NULL \
-                             WHERE id = $1 AND (failure_count != 0 OR first_failure_at IS NOT NULL)",
-                            &[&a.webhook_id.as_str()],
-                        )
-                        .await?
+                        tx.execute(&numbered(queue::HEALTHY), &[&a.webhook_id.as_str()])
+                            .await?
                     }
                     HealthChange::Failure { disable } => {
                         tx.execute(
@@ -1353,14 +1347,7 @@ impl Store for PgStore {
     }
 
     async fn queue_stats(&self) -> Result<(u64, Option<Millis>)> {
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                "SELECT count(*), MIN(created_at) FROM deliveries WHERE status = 'pending'",
-                &[],
-            )
-            .await?;
+        let row = self.client().await?.query_one(queue::PENDING, &[]).await?;
         Ok((row.get::<_, i64>(0) as u64, row.get::<_, Option<i64>>(1)))
     }
 
@@ -1368,10 +1355,7 @@ impl Store for PgStore {
         Ok(self
             .client()
             .await?
-            .query_one(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND lease_until IS NULL",
-                &[],
-            )
+            .query_one(queue::NEXT_DUE, &[])
             .await?
             .try_get(0)?)
     }
@@ -1488,8 +1472,7 @@ impl Store for PgStore {
         self.client()
             .await?
             .execute(
-                "INSERT INTO meta (key, value) VALUES ('write_check', $1) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &numbered(crate::store::meta::WRITE_CHECK),
                 &[&crate::model::now_millis().to_string()],
             )
             .await?;

@@ -271,9 +271,7 @@ pub(super) fn max_seq(c: &Connection) -> Result<i64> {
 }
 
 pub(super) fn changes_since(c: &Connection, since: ChangeCursor, limit: usize) -> Result<Changes> {
-    let mut stmt = c.prepare_cached(
-        "SELECT seq, id, webhook_id, event FROM event_rows WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
+    let mut stmt = c.prepare_cached(crate::store::events::CHANGES)?;
     let events = stmt
         .query_map(params![since.event_seq, limit as i64], |r| {
             Ok(EventNotice {

@@ -89,10 +89,7 @@ impl SqliteStore {
                 "sealed stored secrets under the current key"
             );
         }
-        let store_id: String =
-            conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
-                r.get(0)
-            })?;
+        let store_id: String = conn.query_row(crate::store::meta::STORE_ID, [], |r| r.get(0))?;
         let conn = Arc::new(Mutex::new(conn));
         let (receipts, jobs) = std::sync::mpsc::sync_channel(super::RECEIPT_QUEUE);
         let (writer_conn, commits) = (conn.clone(), crate::store::Commits::default());
@@ -350,7 +347,7 @@ impl Store for SqliteStore {
     }
 
     async fn oldest_event_seq(&self) -> Result<Option<i64>> {
-        self.read(|c| Ok(c.query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0))?))
+        self.read(|c| Ok(c.query_row(crate::store::events::OLDEST_SEQ, [], |r| r.get(0))?))
             .await
     }
 
@@ -476,11 +473,9 @@ impl Store for SqliteStore {
 
     async fn queue_stats(&self) -> Result<(u64, Option<Millis>)> {
         self.read(|c| {
-            Ok(c.query_row(
-                "SELECT count(*), MIN(created_at) FROM deliveries WHERE status = 'pending'",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )?)
+            Ok(c.query_row(crate::store::queue::PENDING, [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })?)
         })
         .await
     }
@@ -557,11 +552,7 @@ impl Store for SqliteStore {
         // A real change: an update to the same value may write nothing at all.
         let now = crate::model::now_millis().to_string();
         self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('write_check', ?1) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [now],
-            )?;
+            tx.execute(crate::store::meta::WRITE_CHECK, [now])?;
             Ok(())
         })
         .await

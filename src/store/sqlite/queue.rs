@@ -14,6 +14,7 @@ use super::webhooks::record_change;
 use crate::error::Result;
 use crate::model::{Attempt, MessageId, Millis, WebhookId};
 use crate::store::instances;
+use crate::store::queue as statements;
 use crate::store::sql::Statement;
 use crate::store::{
     json_text, Claimed, Completion, HealthChange, InstanceId, MessageState, Outgoing,
@@ -21,18 +22,15 @@ use crate::store::{
 
 pub(super) fn enqueue(c: &Connection, items: &[Outgoing]) -> Result<()> {
     for Outgoing { message: m, first } in items {
-        c.prepare_cached(
-            "INSERT INTO messages (id, webhook_id, event, event_id, body, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            m.id,
-            m.webhook_id,
-            m.event,
-            m.event_id,
-            m.body,
-            m.created_at
-        ])?;
+        c.prepare_cached(statements::INSERT_MESSAGE)?
+            .execute(params![
+                m.id,
+                m.webhook_id,
+                m.event,
+                m.event_id,
+                m.body,
+                m.created_at
+            ])?;
         insert_attempt(c, first)?;
     }
     Ok(())
@@ -64,7 +62,7 @@ pub(super) fn claim_due(
     let mut out = Vec::with_capacity(attempts.len());
     for attempt in attempts {
         let body: String = c
-            .prepare_cached("SELECT body FROM messages WHERE id = ?1")?
+            .prepare_cached(statements::MESSAGE_BODY)?
             .query_row([&attempt.message_id], |r| col(r, "body"))
             .optional()?
             .unwrap_or_default();
@@ -80,14 +78,7 @@ pub(super) fn claim_due(
 
 pub(super) fn complete(c: &Connection, done: &Completion) -> Result<()> {
     let a = &done.attempt;
-    c.prepare_cached(
-        "UPDATE deliveries SET status = ?2, status_code = ?3, duration_ms = ?4, error = ?5, \
-         request_headers = ?6, request_body = ?7, response_headers = ?8, response_body = ?9, \
-         next_attempt_at = ?10, lease_until = NULL, lease_owner = NULL, url = ?11, \
-         created_at = ?12 WHERE id = ?1",
-    )?
-    .execute(params![
-        a.id,
+    c.prepare_cached(statements::COMPLETE)?.execute(params![
         a.status,
         a.status_code,
         a.duration_ms,
@@ -99,6 +90,7 @@ pub(super) fn complete(c: &Connection, done: &Completion) -> Result<()> {
         a.next_attempt_at,
         a.url,
         a.created_at,
+        a.id,
     ])?;
     if let Some(next) = &done.next {
         insert_attempt(c, next)?;
@@ -107,10 +99,7 @@ pub(super) fn complete(c: &Connection, done: &Completion) -> Result<()> {
         HealthChange::None => 0,
         // Only a webhook that was failing changes: a success on a healthy one writes nothing.
         HealthChange::Success => c
-            .prepare_cached(
-                "UPDATE webhooks SET failure_count = 0, first_failure_at = NULL \
-                 WHERE id = ?1 AND (failure_count != 0 OR first_failure_at IS NOT NULL)",
-            )?
+            .prepare_cached(statements::HEALTHY)?
             .execute([&a.webhook_id])?,
         HealthChange::Failure { disable } => c
             .prepare_cached(
@@ -128,11 +117,7 @@ pub(super) fn complete(c: &Connection, done: &Completion) -> Result<()> {
 }
 
 pub(super) fn next_due_at(c: &Connection) -> Result<Option<Millis>> {
-    Ok(c.query_row(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND lease_until IS NULL",
-        [],
-        |r| r.get(0),
-    )?)
+    Ok(c.query_row(statements::NEXT_DUE, [], |r| r.get(0))?)
 }
 
 /// Runs the statements in order (in the caller's transaction); the counts of rows changed.
