@@ -25,11 +25,33 @@ pub enum Error {
     /// The store failed; nothing was changed. Backends convert their own errors into this.
     #[error("storage error: {0}")]
     Store(String),
+    /// The store's database failed (a SQLite or PostgreSQL error, a pool without connections);
+    /// nothing was changed. The backend's own error is kept as the source, for logs and for
+    /// callers that look into it.
+    #[error("storage error: {message}")]
+    Backend {
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A backend's failure, told as `message`, with `source` kept.
+    pub fn backend(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Backend {
+            message: message.into(),
+            source: Box::new(source),
+        }
+    }
+}
 
 /// How many characters of a caller's input an error message quotes.
 pub const QUOTE_CHARS: usize = 200;

@@ -121,7 +121,9 @@ impl IntoResponse for UiError {
                     Error::NotFound { .. } => StatusCode::NOT_FOUND,
                     Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
                     Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                    Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    Error::Store(_) | Error::Backend { .. } | Error::Internal(_) => {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
                 };
                 (status, e.to_string())
             }

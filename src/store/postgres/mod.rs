@@ -85,16 +85,17 @@ struct IngestJob {
 
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
-        match e.as_db_error() {
-            Some(db) => Error::Store(format!("{}: {}", db.code().code(), db.message())),
-            None => Error::Store(e.to_string()),
-        }
+        let message = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        Error::backend(message, e)
     }
 }
 
 impl From<deadpool_postgres::PoolError> for Error {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        Error::Store(format!("no database connection: {e}"))
+        Error::backend(format!("no database connection: {e}"), e)
     }
 }
 

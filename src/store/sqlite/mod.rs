@@ -810,7 +810,7 @@ impl From<rusqlite::Error> for Error {
             rusqlite::Error::FromSqlConversionFailure(_, _, inner) if inner.is::<Error>() => {
                 *inner.downcast::<Error>().expect("checked by is")
             }
-            other => Error::Store(other.to_string()),
+            other => Error::backend(other.to_string(), other),
         }
     }
 }
@@ -855,6 +855,23 @@ fn attempt_row(r: &Row) -> rusqlite::Result<Attempt> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A SQLite failure keeps its message and its source: the rusqlite error itself.
+    #[test]
+    fn a_database_error_keeps_its_source() {
+        let c = Connection::open_in_memory().unwrap();
+        let e: Error = c
+            .execute("INSERT INTO nowhere VALUES (1)", [])
+            .unwrap_err()
+            .into();
+        assert!(
+            e.to_string()
+                .starts_with("storage error: no such table: nowhere"),
+            "{e}"
+        );
+        let source = std::error::Error::source(&e).expect("the source is kept");
+        assert!(source.downcast_ref::<rusqlite::Error>().is_some());
+    }
 
     /// An id the server makes is stored as 16 bytes and reads back as the same text; any other
     /// id is stored as text, so it reads back unchanged too.
