@@ -53,6 +53,26 @@ pub(crate) fn insert(w: &Webhook, keys: &Keyring) -> Statement {
     }
 }
 
+/// The schema step that made principals own their data (`model::principal`), the same text
+/// for both backends (SQLite's migration 13, PostgreSQL's 9): a webhook's owner, kept on its
+/// key too so its events and log stay its owner's after it is deleted. Every webhook gets its
+/// key now (events made them lazily), as does each id in the log; rows from before are the
+/// local principal's. (`WHERE true` keeps SQLite from reading `ON CONFLICT` as a join's.)
+pub(crate) const OWNERS_MIGRATION: &str = r#"
+    ALTER TABLE webhooks ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE webhook_keys ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
+    INSERT INTO webhook_keys (id)
+        SELECT id FROM webhooks UNION SELECT webhook_id FROM deliveries WHERE true
+        ON CONFLICT (id) DO NOTHING;
+    CREATE INDEX webhooks_by_owner ON webhooks (owner);
+    CREATE INDEX webhook_keys_by_owner ON webhook_keys (owner);
+    DROP VIEW event_rows;
+    CREATE VIEW event_rows AS
+        SELECT e.seq, e.id, k.id AS webhook_id, e.provider_event_id, e.event, e.received_at,
+            e.headers, e.payload, e.request, k.owner
+        FROM events e JOIN webhook_keys k ON k.key = e.webhook;
+    "#;
+
 /// The webhook's key for its events (`webhook_keys`, kept after the webhook is deleted) with its
 /// owner, so that its history stays its owner's.
 pub(crate) fn key(w: &Webhook) -> Statement {

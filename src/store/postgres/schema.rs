@@ -164,19 +164,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE webhooks ADD COLUMN filter TEXT;
     "#,
-    // 9: principals own their data (SQLite's 13).
-    r#"
-    ALTER TABLE webhooks ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
-    ALTER TABLE webhook_keys ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
-    INSERT INTO webhook_keys (id)
-        SELECT id FROM webhooks UNION SELECT webhook_id FROM deliveries
-        ON CONFLICT (id) DO NOTHING;
-    CREATE INDEX webhooks_by_owner ON webhooks (owner);
-    CREATE INDEX webhook_keys_by_owner ON webhook_keys (owner);
-    DROP VIEW event_rows;
-    CREATE VIEW event_rows AS
-        SELECT e.seq, e.id, k.id AS webhook_id, e.provider_event_id, e.event, e.received_at,
-            e.headers, e.payload, e.request, k.owner
-        FROM events e JOIN webhook_keys k ON k.key = e.webhook;
-    "#,
+    // 9: principals own their data (`store::webhooks::OWNERS_MIGRATION`, SQLite's 13).
+    crate::store::webhooks::OWNERS_MIGRATION,
 ];

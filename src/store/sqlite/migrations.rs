@@ -247,22 +247,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE webhooks ADD COLUMN filter TEXT;
     "#,
-    // 13: principals own their data (`model::principal`): a webhook's owner, kept on its key
-    // too so its events and log stay its owner's after it is deleted. Every webhook gets its
-    // key now (events made them lazily), as does each id in the log; rows from before are the local principal's.
-    r#"
-    ALTER TABLE webhooks ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
-    ALTER TABLE webhook_keys ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
-    INSERT OR IGNORE INTO webhook_keys (id)
-        SELECT id FROM webhooks UNION SELECT webhook_id FROM deliveries;
-    CREATE INDEX webhooks_by_owner ON webhooks (owner);
-    CREATE INDEX webhook_keys_by_owner ON webhook_keys (owner);
-    DROP VIEW event_rows;
-    CREATE VIEW event_rows AS
-        SELECT e.seq, e.id, k.id AS webhook_id, e.provider_event_id, e.event, e.received_at,
-            e.headers, e.payload, e.request, k.owner
-        FROM events e JOIN webhook_keys k ON k.key = e.webhook;
-    "#,
+    // 13: principals own their data (`store::webhooks::OWNERS_MIGRATION`, PostgreSQL's 9).
+    crate::store::webhooks::OWNERS_MIGRATION,
 ];
 
 /// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the
