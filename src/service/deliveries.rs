@@ -147,7 +147,7 @@ impl Service {
     /// A row of the log the caller sees (its webhook's owner's); another's is not found.
     pub(super) async fn delivery(&self, caller: &Caller, id: &DeliveryId) -> Result<Delivery> {
         match self.store.get_delivery(id).await? {
-            Some(d) if caller.sees(&self.owner_of(d.webhook_id()).await?) => Ok(d),
+            Some(d) if self.sees_history(caller, d.webhook_id()).await? => Ok(d),
             _ => Err(Error::delivery_not_found(id)),
         }
     }
