@@ -107,3 +107,176 @@ async fn postgres_instances_writing_at_once_skip_nothing() {
     let reader = stores.pop().unwrap();
     concurrent_writers_and_a_follower(stores, reader).await;
 }
+
+/// On PostgreSQL `seq` follows transaction ids, not commit order: an event committed while an
+/// older ingest transaction is still open must wait for it, and then come after it. The open
+/// transaction stands for another instance's batch, caught between insert and commit (it holds
+/// the store's ingest lock, as every batch does). Any other open transaction on the server
+/// holds nothing back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_later_commit_waits_for_an_earlier_open_transaction() {
+    let Some(schema) = pg::TestSchema::create("cursor::postgres_open_transaction").await else {
+        return;
+    };
+    let store: SharedStore = Arc::new(
+        webhook_mcp::store::postgres::PgStore::connect(&schema.url, common::pg::keyring())
+            .await
+            .unwrap(),
+    );
+    let (client, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Some other open transaction with an id (another application's, say): no wait.
+    let (other, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    other
+        .batch_execute("BEGIN; CREATE TABLE unrelated (x INT); INSERT INTO unrelated VALUES (1)")
+        .await
+        .unwrap();
+    store.insert_event(ingest(1)).await.unwrap();
+    let start = store
+        .changes_since(ChangeCursor::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        start.events.len(),
+        1,
+        "an unrelated transaction held an event back"
+    );
+    assert!(!start.settling);
+    let cursor = start.cursor;
+
+    client
+        .batch_execute(
+            "BEGIN; SELECT pg_advisory_xact_lock_shared(2003133032, \
+               (SELECT value::int4 FROM meta WHERE key = 'ingest_lock')); \
+             INSERT INTO events (seq, id, webhook, provider_event_id, event, headers, \
+             payload, received_at, request) SELECT event_seq(1), 'from-the-open-transaction', \
+             key, 'open', 't', '{}', '{}', 0, false FROM webhook_keys WHERE id = 'w'",
+        )
+        .await
+        .unwrap();
+    let later = ingest(2);
+    let later_id = later.event.id.clone();
+    let webhook_mcp::store::InsertOutcome::Stored(later_seq) =
+        store.insert_event(later).await.unwrap()
+    else {
+        panic!("not stored")
+    };
+
+    // Committed, readable by id, but not yet past any cursor.
+    assert!(store.get_event(&later_id).await.unwrap().is_some());
+    let held = store.changes_since(cursor, 10).await.unwrap();
+    assert!(
+        held.events.is_empty(),
+        "read past an open transaction: {held:?}"
+    );
+    assert!(held.settling, "the feed was not told to look again");
+    assert_eq!(held.cursor, cursor);
+    let listed = store
+        .list_events(webhook_mcp::store::EventQuery {
+            after: Some(cursor.event_seq),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(listed.is_empty(), "listed past an open transaction");
+    assert!(store.max_event_seq().await.unwrap() < later_seq);
+
+    client.batch_execute("COMMIT").await.unwrap();
+    other.batch_execute("ROLLBACK").await.unwrap();
+    let both = store.changes_since(cursor, 10).await.unwrap();
+    let ids: Vec<String> = both.events.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        [
+            "from-the-open-transaction".to_string(),
+            later_id.to_string()
+        ],
+        "the earlier transaction's event comes first, and nothing is skipped"
+    );
+    assert!(!both.settling);
+    assert_eq!(store.max_event_seq().await.unwrap(), later_seq);
+}
+
+/// Readers by cursor through `list_events` (what `wait_for_events` and the MCP Events engine
+/// read) see every event once, in order, while three instances write at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_list_readers_skip_nothing_while_instances_write() {
+    let Some(schema) = pg::TestSchema::create("cursor::postgres_list_readers").await else {
+        return;
+    };
+    let mut stores: Vec<SharedStore> = vec![];
+    for _ in 0..4 {
+        stores.push(Arc::new(
+            webhook_mcp::store::postgres::PgStore::connect(&schema.url, common::pg::keyring())
+                .await
+                .unwrap(),
+        ));
+    }
+    let reader = stores.pop().unwrap();
+    const PER_TASK: usize = 50;
+    let mut tasks = vec![];
+    for (w, store) in stores.iter().enumerate() {
+        for t in 0..3 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..PER_TASK {
+                    store
+                        .insert_event(ingest(10_000 + (w * 3 + t) * PER_TASK + i))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+    }
+    let total = tasks.len() * PER_TASK;
+    let (mut after, mut seen) = (0i64, HashSet::new());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.len() < total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "saw {} of {total}",
+            seen.len()
+        );
+        let page = reader
+            .list_events(webhook_mcp::store::EventQuery {
+                after: Some(after),
+                limit: 23,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for e in &page {
+            assert!(e.seq > after, "seq went backwards: {} after {after}", e.seq);
+            after = e.seq;
+            assert!(seen.insert(e.id.clone()), "{} listed twice", e.id);
+        }
+        if page.is_empty() {
+            // "Now" is a cursor too: moving to it skips nothing.
+            let now = reader.max_event_seq().await.unwrap();
+            let between = reader
+                .list_events(webhook_mcp::store::EventQuery {
+                    after: Some(after),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            for e in between.iter().filter(|e| e.seq <= now) {
+                assert!(seen.insert(e.id.clone()), "{} listed twice", e.id);
+                after = after.max(e.seq);
+            }
+            after = after.max(now);
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(seen.len(), total);
+}

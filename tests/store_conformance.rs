@@ -1252,7 +1252,7 @@ mod checks {
     pub async fn prune_takes_events_in_arrival_order(s: SharedStore) {
         let now = now_millis();
         let cutoff = now - 30_000;
-        let mut ids = vec![];
+        let (mut ids, mut seqs) = (vec![], vec![]);
         for (n, at) in [now - 60_000, now - 59_000, now, now - 58_000]
             .iter()
             .enumerate()
@@ -1260,8 +1260,12 @@ mod checks {
             let mut e = event("w", &format!("p{n}"));
             e.received_at = *at;
             ids.push(e.id.clone());
-            s.insert_event(ingest(e)).await.unwrap();
+            match s.insert_event(ingest(e)).await.unwrap() {
+                InsertOutcome::Stored(seq) => seqs.push(seq),
+                other => panic!("{other:?}"),
+            }
         }
+        assert_eq!(s.events_pruned_through().await.unwrap(), 0);
         let cut = PruneCutoffs {
             events_before: Some(cutoff),
             deliveries_before: None,
@@ -1269,9 +1273,13 @@ mod checks {
             keys_before: None,
         };
         // A batch of one takes the oldest alone; then the second; the young third stops it.
+        // Each marks how far it went: a reader behind the mark has lost events.
         assert_eq!(s.prune(cut, 1).await.unwrap().events, 1);
+        assert_eq!(s.events_pruned_through().await.unwrap(), seqs[0]);
         assert_eq!(s.prune(cut, 10).await.unwrap().events, 1);
+        assert_eq!(s.events_pruned_through().await.unwrap(), seqs[1]);
         assert_eq!(s.prune(cut, 10).await.unwrap().events, 0);
+        assert_eq!(s.events_pruned_through().await.unwrap(), seqs[1]);
         let kept: Vec<bool> = stored(&s, &ids).await;
         assert_eq!(kept, [false, false, true, true]);
     }

@@ -6,7 +6,10 @@
 //!   as written while they follow on from the feed's cursor, with no read; it reads
 //!   `Store::changes_since` from its cursor when they do not (another process committed in
 //!   between, which only a read can show) and when the store may have changed
-//!   (`Store::wait_for_change`: another process). Each event is announced exactly once per
+//!   (`Store::wait_for_change`: another process). On PostgreSQL an event commits with a `seq`
+//!   that another instance's open batch may come before, so the feed reads to announce it,
+//!   and reads again soon while the store says events are settling (`Changes::settling`). Each
+//!   event is announced exactly once per
 //!   process, in `seq` order, and cached webhooks that any process changed are dropped. The
 //!   store is the source of truth; the cursor makes a missed wake-up or a lost announcement
 //!   cost latency, never an event.
@@ -44,6 +47,11 @@ pub struct StoreHealth {
 const FEED_BATCH: usize = 1000;
 /// The longest the feed sleeps without looking (a backend's wait may return sooner).
 const FEED_IDLE: Duration = Duration::from_secs(1);
+/// Events settling (`Changes::settling`): the first look again, the slowest, and how long a
+/// wait lasts before the log says so (once).
+const SETTLE_FIRST: Duration = Duration::from_millis(1);
+const SETTLE_MAX: Duration = Duration::from_millis(50);
+const SETTLE_WARN: Duration = Duration::from_secs(5);
 /// How often this process says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// An instance silent this long is taken for dead and its leases are freed.
@@ -110,6 +118,7 @@ impl Service {
         let mut feed = Feed::new(cursor);
         let mut wait = self.store.wait_for_change(FEED_IDLE);
         let (mut read, mut own_open) = (false, true);
+        let mut held_back: Option<HeldBack> = None;
         while !*stop.borrow() {
             if !read {
                 let mut waited = false;
@@ -146,6 +155,7 @@ impl Service {
                 Ok(changes) => {
                     read =
                         changes.events.len() == FEED_BATCH || changes.webhooks.len() == FEED_BATCH;
+                    let settling = changes.settling && !read;
                     if !changes.webhooks.is_empty() {
                         self.store.invalidate_webhooks(&changes.webhooks);
                         self.webhook_changes.send_modify(|n| *n += 1);
@@ -153,6 +163,17 @@ impl Service {
                     feed.read(changes.cursor);
                     for notice in changes.events {
                         self.announce(notice);
+                    }
+                    if settling {
+                        // No commit may announce them: look again soon, backing off.
+                        let pause = held_back.get_or_insert_with(HeldBack::default).next_pause();
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = stop.changed() => break,
+                        }
+                        read = true;
+                    } else {
+                        held_back = None;
                     }
                 }
                 Err(e) => {
@@ -232,6 +253,40 @@ impl Service {
             ),
             Err(e) => tracing::warn!(error = %e, "could not release this instance's leases"),
         }
+    }
+}
+
+/// Since when the feed has been told that events are settling, and how long it pauses next.
+struct HeldBack {
+    since: std::time::Instant,
+    pause: Duration,
+    warned: bool,
+}
+
+impl Default for HeldBack {
+    fn default() -> Self {
+        HeldBack {
+            since: std::time::Instant::now(),
+            pause: SETTLE_FIRST,
+            warned: false,
+        }
+    }
+}
+
+impl HeldBack {
+    /// The pause before the next look: doubling up to `SETTLE_MAX`.
+    fn next_pause(&mut self) -> Duration {
+        if !self.warned && self.since.elapsed() >= SETTLE_WARN {
+            self.warned = true;
+            tracing::warn!(
+                waited_secs = self.since.elapsed().as_secs(),
+                "the change feed waits for events held back by an ingest transaction that \
+                 has been open for long; they are announced when it ends"
+            );
+        }
+        let pause = self.pause;
+        self.pause = (self.pause * 2).min(SETTLE_MAX);
+        pause
     }
 }
 

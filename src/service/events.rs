@@ -552,12 +552,12 @@ impl Service {
         })
     }
 
-    /// "Now" as an event cursor, and the oldest cursor that has lost nothing to retention:
-    /// `(max_seq, oldest_kept_seq)`.
-    pub async fn event_bounds(&self) -> Result<(i64, Option<i64>)> {
+    /// "Now" as an event cursor, and how far retention pruned (a cursor below it has lost
+    /// events): `(max_seq, pruned_through)`.
+    pub async fn event_bounds(&self) -> Result<(i64, i64)> {
         Ok((
             self.store.max_event_seq().await?,
-            self.store.oldest_event_seq().await?,
+            self.store.events_pruned_through().await?,
         ))
     }
 

@@ -166,7 +166,7 @@ impl Service {
     ) -> Result<EventBatch> {
         // "Now" is read first: every event at or below it was committed before the query below,
         // so a filtered read that finds nothing may move the cursor up to it.
-        let (now, oldest) = self.event_bounds().await?;
+        let (now, pruned_through) = self.event_bounds().await?;
         let page = self
             .list_events(
                 caller,
@@ -194,10 +194,7 @@ impl Service {
         } else {
             page.next_cursor
         };
-        let mut truncated = match oldest {
-            Some(o) => after + 1 < o,
-            None => after < now, // everything up to now was pruned
-        };
+        let mut truncated = after < pruned_through;
         if let Some(floor) = not_before {
             let before = events.len();
             events.retain(|e| e.received_at >= floor);

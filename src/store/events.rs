@@ -1,6 +1,10 @@
 //! Event reads written once for both backends (`store::sql`): a page of events by cursor with
 //! only the filters given, so that the (webhook, seq) and (event, seq) indexes stay usable.
-//! Readers see `event_rows`: the row with its webhook's id and owner.
+//! Readers see `event_rows`, the row with its webhook's id and owner. Readers by cursor also
+//! give a bound: only events with `seq` below it are read, so that a cursor moved past what
+//! they saw never skips a late commit. SQLite's is `i64::MAX` (one writer hands out `seq` in
+//! commit order); PostgreSQL's is `settled_seq()`, read in an earlier statement (see its
+//! module doc).
 
 use super::sql::{Arg, Filters, Statement};
 use super::EventQuery;
@@ -9,18 +13,42 @@ use super::EventQuery;
 pub(crate) const COLUMNS: &str =
     "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
 
-/// The change feed's page of notices after a `seq`. Arguments: the seq, the limit.
-pub(crate) const CHANGES: &str =
-    "SELECT seq, id, webhook_id, event FROM event_rows WHERE seq > ? ORDER BY seq LIMIT ?";
+/// The change feed's page of notices after a `seq`. Arguments: the seq, the bound, the limit.
+pub(crate) const CHANGES: &str = "SELECT seq, id, webhook_id, event FROM event_rows \
+    WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?";
 
-/// The oldest kept event (retention's floor).
-pub(crate) const OLDEST_SEQ: &str = "SELECT MIN(seq) FROM events";
+/// "Now" as an event cursor: the newest event below the bound (the argument), 0 when none.
+pub(crate) const MAX_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < ?";
 
-/// The events after `q.after` that pass its filters, in cursor order (or newest first).
-pub(crate) fn list(q: &EventQuery) -> Statement {
+/// Where the change feed starts: the newest event below the bound (the argument) and the
+/// newest webhook change.
+pub(crate) const CHANGE_CURSOR: &str =
+    "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < ?) AS event_seq, \
+            (SELECT COALESCE(MAX(rev), 0) FROM webhook_changes) AS webhook_rev";
+
+/// The highest `seq` retention deleted (absent: none): a cursor below it has lost events.
+pub(crate) const PRUNED_THROUGH: &str =
+    "SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'events_pruned_through'";
+
+/// Records that retention deleted the events up to the argument (text).
+pub(crate) const MARK_PRUNED: &str = "INSERT INTO meta (key, value) \
+    VALUES ('events_pruned_through', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+/// Retention's mark, for a store that pruned before the mark existed (SQLite 14, PostgreSQL
+/// 10): from the lowest kept `seq` (`seq` was dense then: 1, 2, 3, …).
+pub(crate) const PRUNED_MIGRATION: &str = "
+    INSERT INTO meta (key, value)
+        SELECT 'events_pruned_through', CAST(low - 1 AS TEXT)
+        FROM (SELECT MIN(seq) AS low FROM events) AS kept WHERE low > 1;
+";
+
+/// The events after `q.after` and below `bound` that pass its filters, in cursor order (or
+/// newest first).
+pub(crate) fn list(q: &EventQuery, bound: i64) -> Statement {
     let text = |s: &str| Arg::Text(s.to_string());
     let mut f = Filters::default();
     f.add("seq > ?", Some(Arg::Int(q.after.unwrap_or(0))))
+        .add("seq < ?", Some(Arg::Int(bound)))
         .add(
             "webhook_id = ?",
             q.webhook_id.as_ref().map(|w| text(w.as_str())),

@@ -88,15 +88,20 @@ pub trait Store: Send + Sync + 'static {
     /// row is written. Concurrent calls may share one commit.
     async fn insert_event(&self, ingest: Ingest) -> Result<InsertOutcome>;
     async fn get_event(&self, id: &EventId) -> Result<Option<Event>>;
+    /// Events by cursor: every event committed before the call that passes the query (unless
+    /// a stalled batch holds it back, see `Changes::settling`), and
+    /// never one before an event that can still commit below it: a cursor moved to the last
+    /// event listed skips nothing that commits later.
     async fn list_events(&self, query: EventQuery) -> Result<Vec<Event>>;
-    /// The highest event `seq` stored so far (0 when empty): "now" as an event cursor.
+    /// "Now" as an event cursor (0 when empty): the highest `seq` such that every event at or
+    /// below it that will ever be stored is stored, including every event committed before
+    /// the call (a reader by cursor can move to it without skipping anything).
     async fn max_event_seq(&self) -> Result<i64>;
-    /// The lowest event `seq` still kept (`None` when empty): a cursor below it has lost
-    /// events to retention.
-    async fn oldest_event_seq(&self) -> Result<Option<i64>>;
+    /// The highest event `seq` retention deleted (0: none): a cursor below it has lost events.
+    async fn events_pruned_through(&self) -> Result<i64>;
     /// What changed after `since`: events stored and webhooks changed (created, updated,
     /// rotated, disabled, deleted), at most `limit` of each, and the cursor to ask from next.
-    /// The change feed across processes reads this.
+    /// The change feed across processes reads this; it sees what `list_events` sees.
     async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes>;
 
     // --- the delivery log -----------------------------------------------------------------
@@ -471,6 +476,10 @@ pub struct Changes {
     /// Webhooks changed after the cursor (each once, in order of their latest change).
     pub webhooks: Vec<WebhookId>,
     pub cursor: ChangeCursor,
+    /// Events committed before the call may be missing: an ingest transaction of another
+    /// instance has been open for long (PostgreSQL, see its module doc). Read again shortly,
+    /// as no commit may announce them.
+    pub settling: bool,
 }
 
 /// One event for one outbound webhook, with the exact body every attempt sends.

@@ -21,9 +21,9 @@ pub(crate) fn events_through(before: i64, limit: usize) -> Statement {
     }
 }
 
-/// Deletes the events up to `through` and their receipts; the second statement's count is
-/// the events'.
-pub(crate) fn events(through: i64) -> [Statement; 2] {
+/// Deletes the events up to `through` and their receipts, and marks them pruned (so that a
+/// reader behind them is told it lost events); the second statement's count is the events'.
+pub(crate) fn events(through: i64) -> [Statement; 3] {
     [
         Statement {
             sql: "DELETE FROM deliveries WHERE direction = 'inbound' \
@@ -34,6 +34,10 @@ pub(crate) fn events(through: i64) -> [Statement; 2] {
         Statement {
             sql: "DELETE FROM events WHERE seq <= ?".into(),
             args: vec![Arg::Int(through)],
+        },
+        Statement {
+            sql: super::events::MARK_PRUNED.into(),
+            args: vec![Arg::Text(through.to_string())],
         },
     ]
 }

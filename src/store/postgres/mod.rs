@@ -2,11 +2,20 @@
 //!
 //! - **Ingest** goes through one writer task per process that commits whatever receipts have
 //!   queued up in one transaction, with array inserts (a few round trips per batch, not per
-//!   event). The transaction takes an advisory transaction lock before it assigns event `seq`s,
-//!   so events commit in `seq` order across instances: a reader at cursor N can never miss a
-//!   transaction that took N-1 and committed later. Webhook changes do the same for `rev`. A
-//!   provider id stored by a concurrent insert is skipped (`ON CONFLICT DO NOTHING`) and
-//!   reported as a duplicate rather than failing the batch.
+//!   event), and no lock that makes instances wait for each other: their batches commit in
+//!   parallel. An event's `seq` is its transaction's id × 1024 + its place in the batch
+//!   (`event_seq()`, schema 11), so `seq` order is transaction order, not commit order. Each
+//!   ingest transaction holds the store's `ingest_lock` in shared mode from before it has an
+//!   id; `settled_seq()` is the lowest seq any holder can still commit (the lowest holder's
+//!   id, or the next id to be handed out), found in `pg_locks`. A reader by cursor reads it
+//!   first and then, in a later statement, only events below it, so a reader at cursor N can
+//!   never miss a transaction that commits later with a seq below N. `settled` also waits
+//!   (a batch's commit at most) for the batches open when the read began: read-your-writes.
+//!   Only this store's batches hold readers back, never other transactions on the server.
+//!   Rows go in by (webhook, provider id), so two instances' batches cannot deadlock on the
+//!   unique index; a provider id stored by a concurrent insert is skipped (`ON CONFLICT DO
+//!   NOTHING`) and reported as a duplicate rather than failing the batch. Webhook changes,
+//!   which are rare, take an advisory lock to commit in `rev` order.
 //! - **Change feed**: every commit that adds events or changes a webhook sends `NOTIFY` on the
 //!   store's channel; one listening connection per process turns it into a wake-up, and the
 //!   feed catches up by cursor (so a dropped connection costs latency, never an event).
@@ -56,10 +65,15 @@ use crate::model::{
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
 const MIGRATION_LOCK: i64 = 0x7765_6268_6f6f_6b01;
-const EVENT_SEQ_LOCK: i64 = 0x7765_6268_6f6f_6b02;
 const WEBHOOK_REV_LOCK: i64 = 0x7765_6268_6f6f_6b03;
-/// Most receipts committed together.
+/// Every ingest transaction holds `(INGEST_LOCK_CLASS, the store's ingest_lock)` in shared
+/// mode; `settled_seq()` (schema 11) looks for its holders under the same two keys.
+const INGEST_LOCK_CLASS: i32 = 0x7765_6268;
+const INGEST_LOCK: &str = "SELECT value::int4 FROM meta WHERE key = 'ingest_lock'";
+/// Most receipts committed together: below the 1024 places of one transaction's `seq`s
+/// (schema 11).
 const MAX_BATCH: usize = 512;
+const _: () = assert!(MAX_BATCH < 1024);
 
 type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 
@@ -132,6 +146,7 @@ impl PgStore {
             .query_one(crate::store::meta::STORE_ID, &[])
             .await?
             .try_get(0)?;
+        let ingest_lock: i32 = client.query_one(INGEST_LOCK, &[]).await?.try_get(0)?;
         drop(client);
         let channel: Arc<str> = format!("webhook_mcp_{store_id}").into();
         let changed = Arc::new(Notify::new());
@@ -155,6 +170,7 @@ impl PgStore {
                 own_events,
                 commits: commits.clone(),
             },
+            ingest_lock,
         ));
         Ok(PgStore {
             pool,
@@ -337,7 +353,12 @@ struct Announce {
     commits: super::Commits,
 }
 
-async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, announce: Announce) {
+async fn ingest_writer(
+    pool: Pool,
+    mut jobs: mpsc::Receiver<IngestJob>,
+    announce: Announce,
+    ingest_lock: i32,
+) {
     // The integer keys events name their webhook by, as committed: a key is never reused nor
     // deleted, so what is known here stays true.
     let mut keys: HashMap<WebhookId, i64> = HashMap::new();
@@ -350,7 +371,7 @@ async fn ingest_writer(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, announce
             }
         }
         let started = std::time::Instant::now();
-        match write_batch(&pool, &mut batch, &announce, &keys).await {
+        match write_batch(&pool, &mut batch, &announce, &keys, ingest_lock).await {
             Ok((outcomes, made)) => {
                 keys.extend(made);
                 tracing::debug!(
@@ -382,9 +403,17 @@ async fn write_batch(
     batch: &mut [IngestJob],
     announce: &Announce,
     known_keys: &HashMap<WebhookId, i64>,
+    ingest_lock: i32,
 ) -> Result<(Vec<InsertOutcome>, HashMap<WebhookId, i64>)> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    // Before the transaction has an id: readers find it among the holders (schema 11).
+    tx.execute(
+        &tx.prepare_cached("SELECT pg_advisory_xact_lock_shared($1, $2)")
+            .await?,
+        &[&INGEST_LOCK_CLASS, &ingest_lock],
+    )
+    .await?;
     let made = webhook_keys(
         &tx,
         batch
@@ -400,9 +429,6 @@ async fn write_batch(
             .copied()
             .ok_or_else(|| Error::Store(format!("webhook {w} has no key")))
     };
-    // Events commit in seq order across instances (see the module's doc).
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_SEQ_LOCK])
-        .await?;
     // Which provider ids are stored already: one query for the batch.
     let mut known = known_provider_ids(&tx, batch.iter().map(|j| &j.ingest.event), &key_of).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -448,9 +474,15 @@ async fn write_batch(
         }
         let rows = tx
             .query(
-                // A provider id another insert stored meanwhile is skipped, reported below.
-                "INSERT INTO events (id, webhook, provider_event_id, event, headers, payload, received_at, request) \
-                 SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
+                // `seq` from the transaction's id and the place in the batch (schema 11); rows
+                // go in by (webhook, provider id), so that two instances' batches take the
+                // unique index's entries in one order and never deadlock. A provider id
+                // another insert stored meanwhile is skipped, reported below.
+                "INSERT INTO events (seq, id, webhook, provider_event_id, event, headers, payload, received_at, request) \
+                 SELECT event_seq(u.place), u.id, u.webhook, u.pid, u.event, u.headers, u.payload, u.received_at, u.request \
+                 FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
+                     WITH ORDINALITY AS u(id, webhook, pid, event, headers, payload, received_at, request, place) \
+                 ORDER BY u.webhook, u.pid \
                  ON CONFLICT (webhook, provider_event_id) DO NOTHING \
                  RETURNING id, seq",
                 &[&cols[0], &webhooks, &cols[1], &cols[2], &cols[3], &cols[4], &received, &request],
@@ -750,6 +782,92 @@ async fn reseal(c: &mut deadpool_postgres::Client, keys: &Keyring) -> Result<usi
     Ok(locked.len())
 }
 
+// --- readers by cursor ------------------------------------------------------------------------
+
+/// Where a reader by cursor may read up to (schema 11).
+struct Settled {
+    /// Read events below it only: none can be committed below it any more.
+    bound: i64,
+    /// The newest event committed before the read began, when it lies below `bound`.
+    newest: Option<i64>,
+    /// Every event committed before the read began lies below `bound`.
+    complete: bool,
+}
+
+impl Settled {
+    /// "Now" as an event cursor: the newest event below the bound.
+    async fn now(&self, c: &impl GenericClient) -> Result<i64> {
+        match self.newest {
+            Some(n) => Ok(n),
+            None => Ok(c
+                .query_one(&numbered(crate::store::events::MAX_SEQ), &[&self.bound])
+                .await?
+                .try_get(0)?),
+        }
+    }
+}
+
+/// The newest committed event and the bound, in one statement (readers read below the bound
+/// in a later one).
+const SETTLE_PROBE: &str =
+    "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) AS newest, settled_seq() AS bound";
+/// How long a read waits for this store's ingest transactions that were open when it began.
+const SETTLE_WAIT: Duration = Duration::from_millis(500);
+
+/// The bound for a read that sees every event committed before the call (read-your-writes):
+/// waits, a batch's commit at most, until this store's ingest transactions open when it began
+/// have ended. One that takes longer than `SETTLE_WAIT` (a stalled database) is left behind
+/// (`complete: false`, with a warning): the read sees what is settled, the rest later.
+async fn settled(c: &impl GenericClient) -> Result<Settled> {
+    let row = c
+        .query_one(&c.prepare_cached(SETTLE_PROBE).await?, &[])
+        .await?;
+    let newest: i64 = col(&row, "newest")?;
+    let mut bound: i64 = col(&row, "bound")?;
+    let deadline = std::time::Instant::now() + SETTLE_WAIT;
+    let mut pause = Duration::from_micros(200);
+    while bound <= newest {
+        if std::time::Instant::now() >= deadline {
+            warn_held_back();
+            return Ok(Settled {
+                bound,
+                newest: None,
+                complete: false,
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(10));
+        bound = c
+            .query_one(&c.prepare_cached("SELECT settled_seq()").await?, &[])
+            .await?
+            .try_get(0)?;
+    }
+    Ok(Settled {
+        bound,
+        newest: Some(newest),
+        complete: true,
+    })
+}
+
+/// At most every 10 s per process.
+fn warn_held_back() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = crate::model::now_millis();
+    let last = LAST.load(Ordering::Relaxed);
+    if now - last >= 10_000
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            wait_ms = SETTLE_WAIT.as_millis() as u64,
+            "an ingest transaction on this store has been open longer than a read waits: new \
+             events are read once it ends (nothing is lost)"
+        );
+    }
+}
+
 /// Binds a shared statement's arguments.
 fn bind(s: &Statement) -> Params<'_> {
     s.args
@@ -1043,34 +1161,39 @@ impl Store for PgStore {
     }
 
     async fn list_events(&self, q: EventQuery) -> Result<Vec<Event>> {
-        let rows = query(&self.client().await?, &crate::store::events::list(&q)).await?;
+        let client = self.client().await?;
+        let bound = settled(&client).await?.bound;
+        let rows = query(&client, &crate::store::events::list(&q, bound)).await?;
         rows.iter().map(rows::event).collect()
     }
 
-    async fn oldest_event_seq(&self) -> Result<Option<i64>> {
+    async fn events_pruned_through(&self) -> Result<i64> {
         let row = self
             .client()
             .await?
-            .query_one(crate::store::events::OLDEST_SEQ, &[])
+            .query_opt(crate::store::events::PRUNED_THROUGH, &[])
             .await?;
-        Ok(row.get::<_, Option<i64>>(0))
+        Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
     }
 
     async fn max_event_seq(&self) -> Result<i64> {
         let client = self.client().await?;
-        Ok(client
-            .query_one("SELECT COALESCE(MAX(seq), 0)::int8 FROM events", &[])
-            .await?
-            .try_get(0)?)
+        settled(&client).await?.now(&client).await
     }
 
     async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes> {
         let client = self.client().await?;
+        let settled = settled(&client).await?;
+        // A stalled batch held events back: the feed reads again soon. What commits later
+        // announces itself (NOTIFY, or this process's writer).
+        let settling = !settled.complete;
         let limit = limit as i64;
         let events = client
             .query(
-                &numbered(crate::store::events::CHANGES),
-                &[&since.event_seq, &limit],
+                &client
+                    .prepare_cached(&numbered(crate::store::events::CHANGES))
+                    .await?,
+                &[&since.event_seq, &settled.bound, &limit],
             )
             .await?
             .iter()
@@ -1104,6 +1227,7 @@ impl Store for PgStore {
             events,
             webhooks,
             cursor,
+            settling,
         })
     }
 
@@ -1444,12 +1568,9 @@ impl Store for PgStore {
 
     async fn change_cursor(&self) -> Result<ChangeCursor> {
         let client = self.client().await?;
+        let bound = settled(&client).await?.bound;
         let row = client
-            .query_one(
-                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events)::int8 AS event_seq, \
-                        (SELECT COALESCE(MAX(rev), 0) FROM webhook_changes)::int8 AS webhook_rev",
-                &[],
-            )
+            .query_one(&numbered(crate::store::events::CHANGE_CURSOR), &[&bound])
             .await?;
         Ok(ChangeCursor {
             event_seq: col(&row, "event_seq")?,
@@ -1491,9 +1612,10 @@ impl Store for PgStore {
                 .await?
                 .try_get(0)?;
             if let Some(through) = through {
-                let [receipts, events] = super::retention::events(through);
+                let [receipts, events, mark] = super::retention::events(through);
                 execute(&tx, &receipts).await?;
                 pruned.events = execute(&tx, &events).await?;
+                execute(&tx, &mark).await?;
             }
         }
         for (part, s) in super::retention::history(cut, limit) {

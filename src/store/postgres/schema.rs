@@ -166,4 +166,50 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
     // 9: principals own their data (`store::webhooks::OWNERS_MIGRATION`, SQLite's 13).
     crate::store::webhooks::OWNERS_MIGRATION,
+    // 10: retention marks how far it pruned (`store::events::PRUNED_MIGRATION`, SQLite's 14).
+    crate::store::events::PRUNED_MIGRATION,
+    // 11: ingest without a cluster-wide lock (see the backend's module doc). An event's `seq`
+    // is `event_seq(place)`: its transaction's id × 1024 + its place in the transaction's one
+    // insert (1 to 1023; `MAX_BATCH` stays below), plus a base that puts every new `seq` above
+    // those the sequence handed out, so `seq` order is transaction order. Every ingest
+    // transaction holds the store's `ingest_lock` (advisory, shared: writers never wait for
+    // each other) from before it has an id. `settled_seq()`: no seq below it can be committed
+    // any more (the lowest id among the holders, or the next id to be handed out); a reader
+    // reads it in one statement and the events below it in a later one.
+    r#"
+    ALTER TABLE events ALTER COLUMN seq DROP DEFAULT;
+    DROP SEQUENCE IF EXISTS events_seq_seq;
+    INSERT INTO meta (key, value) VALUES ('ingest_lock', floor(random() * 2147483647)::int4::text);
+    DO $migration$
+    DECLARE
+        base BIGINT;
+        lock INT4 := (SELECT value::int4 FROM meta WHERE key = 'ingest_lock');
+    BEGIN
+        SELECT GREATEST(0, COALESCE(MAX(seq), 0) + 1 - pg_current_xact_id()::text::bigint * 1024)
+            INTO base FROM events;
+        EXECUTE format(
+            'CREATE FUNCTION event_seq(place BIGINT) RETURNS BIGINT LANGUAGE sql VOLATILE AS %L',
+            format('SELECT %s + pg_current_xact_id()::text::bigint * 1024 + place', base));
+        -- The holders' ids are 32-bit in pg_locks: widened against the snapshot's next id
+        -- (within 2^31 of it either way; a running id can be above it).
+        EXECUTE format(
+            'CREATE FUNCTION settled_seq() RETURNS BIGINT LANGUAGE sql VOLATILE AS %L',
+            format($body$
+                WITH next AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS x),
+                locks AS MATERIALIZED (
+                    SELECT pid, locktype, transactionid FROM pg_locks
+                    WHERE granted AND ((locktype = 'advisory' AND classid = 2003133032
+                            AND objid = %s AND objsubid = 2)
+                        OR (locktype = 'transactionid' AND mode = 'ExclusiveLock'))),
+                holders AS (
+                    SELECT t.transactionid::text::bigint AS x32 FROM locks a
+                    JOIN locks t ON t.pid = a.pid AND t.locktype = 'transactionid'
+                    WHERE a.locktype = 'advisory')
+                SELECT %s + 1024 * LEAST(next.x, MIN(next.x
+                    + (h.x32 - next.x %% 4294967296 + 6442450944) %% 4294967296 - 2147483648))
+                FROM next LEFT JOIN holders h ON TRUE GROUP BY next.x
+            $body$, lock::oid, base));
+    END
+    $migration$;
+    "#,
 ];

@@ -260,20 +260,20 @@ pub(super) fn get(c: &Connection, id: &EventId) -> Result<Option<Event>> {
 }
 
 pub(super) fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {
-    let s = crate::store::events::list(q);
+    let s = crate::store::events::list(q, i64::MAX);
     let mut stmt = c.prepare_cached(&s.sql)?;
     let rows = stmt.query_map(params_from_iter(&s.args), super::event_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 pub(super) fn max_seq(c: &Connection) -> Result<i64> {
-    Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+    Ok(c.query_row(crate::store::events::MAX_SEQ, [i64::MAX], |r| r.get(0))?)
 }
 
 pub(super) fn changes_since(c: &Connection, since: ChangeCursor, limit: usize) -> Result<Changes> {
     let mut stmt = c.prepare_cached(crate::store::events::CHANGES)?;
     let events = stmt
-        .query_map(params![since.event_seq, limit as i64], |r| {
+        .query_map(params![since.event_seq, i64::MAX, limit as i64], |r| {
             Ok(EventNotice {
                 seq: col(r, "seq")?,
                 id: col(r, "id")?,
@@ -291,19 +291,18 @@ pub(super) fn changes_since(c: &Connection, since: ChangeCursor, limit: usize) -
         events,
         webhooks,
         cursor,
+        // One writer hands out `seq` in commit order: nothing committed waits on anything.
+        settling: false,
     })
 }
 
 pub(super) fn change_cursor(c: &Connection) -> Result<ChangeCursor> {
-    Ok(c.query_row(
-        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) AS event_seq, \
-                (SELECT COALESCE(MAX(rev), 0) FROM webhook_changes) AS webhook_rev",
-        [],
-        |r| {
+    Ok(
+        c.query_row(crate::store::events::CHANGE_CURSOR, [i64::MAX], |r| {
             Ok(ChangeCursor {
                 event_seq: col(r, "event_seq")?,
                 webhook_rev: col(r, "webhook_rev")?,
             })
-        },
-    )?)
+        })?,
+    )
 }

@@ -249,6 +249,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
     // 13: principals own their data (`store::webhooks::OWNERS_MIGRATION`, PostgreSQL's 9).
     crate::store::webhooks::OWNERS_MIGRATION,
+    // 14: retention marks how far it pruned (`store::events::PRUNED_MIGRATION`, PostgreSQL's
+    // 10), instead of readers taking the lowest kept `seq` for it.
+    crate::store::events::PRUNED_MIGRATION,
 ];
 
 /// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the

@@ -346,9 +346,15 @@ impl Store for SqliteStore {
         self.read(move |c| events::list(c, &query)).await
     }
 
-    async fn oldest_event_seq(&self) -> Result<Option<i64>> {
-        self.read(|c| Ok(c.query_row(crate::store::events::OLDEST_SEQ, [], |r| r.get(0))?))
-            .await
+    async fn events_pruned_through(&self) -> Result<i64> {
+        self.read(|c| {
+            Ok(
+                c.query_row(crate::store::events::PRUNED_THROUGH, [], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0),
+            )
+        })
+        .await
     }
 
     async fn max_event_seq(&self) -> Result<i64> {

@@ -28,9 +28,10 @@ pub(super) fn prune(tx: &rusqlite::Transaction, cut: PruneCutoffs, limit: usize)
             .optional()?
             .flatten();
         if let Some(through) = through {
-            let [receipts, events] = retention::events(through);
+            let [receipts, events, mark] = retention::events(through);
             run(&receipts)?;
             pruned.events = run(&events)?;
+            run(&mark)?;
         }
     }
     for (part, s) in retention::history(cut, limit) {
