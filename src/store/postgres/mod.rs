@@ -77,6 +77,49 @@ const _: () = assert!(MAX_BATCH < 1024);
 
 type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 
+/// Statements run by their text, each prepared once per connection and then only bound: one
+/// round trip a run instead of two (parse and describe, then bind and execute).
+#[async_trait]
+trait Cached: GenericClient {
+    async fn query_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query(&statement, params).await
+    }
+
+    async fn execute_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<u64, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.execute(&statement, params).await
+    }
+
+    async fn query_one_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Row, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_one(&statement, params).await
+    }
+
+    async fn query_opt_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_opt(&statement, params).await
+    }
+}
+
+impl<C: GenericClient> Cached for C {}
+
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
@@ -133,20 +176,23 @@ impl PgStore {
         migrate(&pool).await?;
         let mut client = pool.get().await?;
         client
-            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .execute_cached("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
             .await?;
         let resealed = reseal(&mut client, &keys).await;
         client
-            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .execute_cached("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
             .await?;
         if resealed? > 0 {
             tracing::info!("sealed stored secrets under the current key");
         }
         let store_id: String = client
-            .query_one(crate::store::meta::STORE_ID, &[])
+            .query_one_cached(crate::store::meta::STORE_ID, &[])
             .await?
             .try_get(0)?;
-        let ingest_lock: i32 = client.query_one(INGEST_LOCK, &[]).await?.try_get(0)?;
+        let ingest_lock: i32 = client
+            .query_one_cached(INGEST_LOCK, &[])
+            .await?
+            .try_get(0)?;
         drop(client);
         let channel: Arc<str> = format!("webhook_mcp_{store_id}").into();
         let changed = Arc::new(Notify::new());
@@ -408,9 +454,8 @@ async fn write_batch(
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     // Before the transaction has an id: readers find it among the holders (schema 11).
-    tx.execute(
-        &tx.prepare_cached("SELECT pg_advisory_xact_lock_shared($1, $2)")
-            .await?,
+    tx.execute_cached(
+        "SELECT pg_advisory_xact_lock_shared($1, $2)",
         &[&INGEST_LOCK_CLASS, &ingest_lock],
     )
     .await?;
@@ -473,7 +518,7 @@ async fn write_batch(
             request.push(j.receipt.is_some());
         }
         let rows = tx
-            .query(
+            .query_cached(
                 // `seq` from the transaction's id and the place in the batch (schema 11); rows
                 // go in by (webhook, provider id), so that two instances' batches take the
                 // unique index's entries in one order and never deadlock. A provider id
@@ -533,7 +578,7 @@ async fn write_batch(
         .collect();
     insert_receipts(&tx, &receipts).await?;
     if !new_events.is_empty() {
-        tx.execute(
+        tx.execute_cached(
             "SELECT pg_notify($1, $2)",
             &[&&*announce.channel, &&*announce.own_events],
         )
@@ -554,12 +599,12 @@ async fn webhook_keys<'a>(
     }
     ids.sort_unstable();
     ids.dedup();
-    c.execute(
+    c.execute_cached(
         "INSERT INTO webhook_keys (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING",
         &[&ids],
     )
     .await?;
-    c.query(
+    c.query_cached(
         "SELECT key, id FROM webhook_keys WHERE id = ANY($1)",
         &[&ids],
     )
@@ -589,7 +634,7 @@ async fn known_provider_ids<'a>(
         return Ok(known);
     }
     let rows = c
-        .query(
+        .query_cached(
             "SELECT e.id, e.webhook, e.provider_event_id FROM events e \
              JOIN unnest($1::int8[], $2::text[]) AS k(w, p) \
              ON e.webhook = k.w AND e.provider_event_id = k.p",
@@ -616,6 +661,9 @@ fn mark_duplicate(receipt: &mut Option<Receipt>, id: &EventId) {
 }
 
 async fn insert_receipts(c: &impl GenericClient, receipts: &[&Receipt]) -> Result<()> {
+    if receipts.is_empty() {
+        return Ok(());
+    }
     let mut text: [Vec<Option<String>>; 8] = Default::default();
     let mut ints: [Vec<Option<i64>>; 2] = Default::default();
     for r in receipts {
@@ -634,7 +682,7 @@ async fn insert_receipts(c: &impl GenericClient, receipts: &[&Receipt]) -> Resul
         .iter()
         .map(|r| json_text(&r.request_headers))
         .collect();
-    c.execute(
+    c.execute_cached(
         "INSERT INTO deliveries (id, webhook_id, event_id, event, url, status, error, request_body, \
            status_code, created_at, request_headers, direction, trigger, attempt) \
          SELECT *, 'inbound', 'received', 1 FROM unnest($1::text[], $2::text[], $3::text[], \
@@ -660,7 +708,7 @@ async fn insert_attempt(c: &impl GenericClient, a: &Attempt) -> Result<()> {
         json_text(&a.request_headers),
         json_text(&a.response_headers),
     );
-    c.execute(
+    c.execute_cached(
         "INSERT INTO deliveries (id, webhook_id, event_id, event, direction, trigger, attempt, url, \
          status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
          response_body, created_at, next_attempt_at, message_id) \
@@ -677,7 +725,7 @@ async fn insert_attempt(c: &impl GenericClient, a: &Attempt) -> Result<()> {
 
 async fn insert_outgoing(c: &impl GenericClient, o: &Outgoing) -> Result<()> {
     let m = &o.message;
-    c.execute(
+    c.execute_cached(
         &numbered(queue::INSERT_MESSAGE),
         &[
             &m.id.to_string(),
@@ -696,7 +744,7 @@ async fn insert_outgoing(c: &impl GenericClient, o: &Outgoing) -> Result<()> {
 /// transaction that records a webhook change, before any row lock: taken later, two instances
 /// could each hold a row the other needs while waiting for the lock (a deadlock).
 async fn lock_changes(c: &impl GenericClient) -> Result<()> {
-    c.execute("SELECT pg_advisory_xact_lock($1)", &[&WEBHOOK_REV_LOCK])
+    c.execute_cached("SELECT pg_advisory_xact_lock($1)", &[&WEBHOOK_REV_LOCK])
         .await?;
     Ok(())
 }
@@ -710,7 +758,7 @@ async fn record_change(
     at: Millis,
 ) -> Result<()> {
     execute(c, &statements::record_change(id, at)).await?;
-    c.execute("SELECT pg_notify($1, 'webhooks')", &[&channel])
+    c.execute_cached("SELECT pg_notify($1, 'webhooks')", &[&channel])
         .await?;
     Ok(())
 }
@@ -769,11 +817,14 @@ async fn reseal(c: &mut deadpool_postgres::Client, keys: &Keyring) -> Result<usi
     let select = format!("SELECT {} FROM webhooks", rows::STORED_SECRETS);
     // A look without locks first: at most starts nothing needs sealing, and then no row is
     // locked.
-    if stale(&c.query(&select, &[]).await?)?.is_empty() {
+    if stale(&c.query_cached(&select, &[]).await?)?.is_empty() {
         return Ok(0);
     }
     let tx = c.transaction().await?;
-    let locked = stale(&tx.query(&format!("{select} FOR UPDATE"), &[]).await?)?;
+    let locked = stale(
+        &tx.query_cached(&format!("{select} FOR UPDATE"), &[])
+            .await?,
+    )?;
     for old in &locked {
         let new = old.resealed(keys)?;
         execute(&tx, &statements::reseal(&new)).await?;
@@ -800,7 +851,7 @@ impl Settled {
         match self.newest {
             Some(n) => Ok(n),
             None => Ok(c
-                .query_one(&numbered(crate::store::events::MAX_SEQ), &[&self.bound])
+                .query_one_cached(&numbered(crate::store::events::MAX_SEQ), &[&self.bound])
                 .await?
                 .try_get(0)?),
         }
@@ -819,9 +870,7 @@ const SETTLE_WAIT: Duration = Duration::from_millis(500);
 /// have ended. One that takes longer than `SETTLE_WAIT` (a stalled database) is left behind
 /// (`complete: false`, with a warning): the read sees what is settled, the rest later.
 async fn settled(c: &impl GenericClient) -> Result<Settled> {
-    let row = c
-        .query_one(&c.prepare_cached(SETTLE_PROBE).await?, &[])
-        .await?;
+    let row = c.query_one_cached(SETTLE_PROBE, &[]).await?;
     let newest: i64 = col(&row, "newest")?;
     let mut bound: i64 = col(&row, "bound")?;
     let deadline = std::time::Instant::now() + SETTLE_WAIT;
@@ -838,7 +887,7 @@ async fn settled(c: &impl GenericClient) -> Result<Settled> {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(10));
         bound = c
-            .query_one(&c.prepare_cached("SELECT settled_seq()").await?, &[])
+            .query_one_cached("SELECT settled_seq()", &[])
             .await?
             .try_get(0)?;
     }
@@ -884,15 +933,15 @@ fn bind(s: &Statement) -> Params<'_> {
 
 /// Runs a shared statement (`store::sql`) rendered for PostgreSQL.
 async fn query(c: &impl GenericClient, s: &Statement) -> Result<Vec<Row>> {
-    Ok(c.query(&s.numbered(), &bind(s)).await?)
+    Ok(c.query_cached(&s.numbered(), &bind(s)).await?)
 }
 
 async fn execute(c: &impl GenericClient, s: &Statement) -> Result<u64> {
-    Ok(c.execute(&s.numbered(), &bind(s)).await?)
+    Ok(c.execute_cached(&s.numbered(), &bind(s)).await?)
 }
 
 async fn query_opt(c: &impl GenericClient, s: &Statement) -> Result<Option<Row>> {
-    Ok(c.query_opt(&s.numbered(), &bind(s)).await?)
+    Ok(c.query_opt_cached(&s.numbered(), &bind(s)).await?)
 }
 
 /// Inserts a webhook row (the caller records the change).
@@ -1100,7 +1149,7 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_one(&s.numbered(), &bind(&s))
+            .query_one_cached(&s.numbered(), &bind(&s))
             .await?;
         Ok(row.get(0))
     }
@@ -1151,7 +1200,7 @@ impl Store for PgStore {
     async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
         self.client()
             .await?
-            .query_opt(
+            .query_opt_cached(
                 &format!("SELECT {EVENT_COLUMNS} FROM event_rows WHERE id = $1"),
                 &[&id.as_str()],
             )
@@ -1171,7 +1220,7 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_opt(crate::store::events::PRUNED_THROUGH, &[])
+            .query_opt_cached(crate::store::events::PRUNED_THROUGH, &[])
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
     }
@@ -1189,10 +1238,8 @@ impl Store for PgStore {
         let settling = !settled.complete;
         let limit = limit as i64;
         let events = client
-            .query(
-                &client
-                    .prepare_cached(&numbered(crate::store::events::CHANGES))
-                    .await?,
+            .query_cached(
+                &numbered(crate::store::events::CHANGES),
                 &[&since.event_seq, &settled.bound, &limit],
             )
             .await?
@@ -1282,7 +1329,7 @@ impl Store for PgStore {
         // A concurrent first call with the same key waits here on the key's index entry until
         // it commits, and then finds its result.
         let inserted = tx
-            .execute(
+            .execute_cached(
                 "INSERT INTO idempotency_keys (key, result, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (key) DO NOTHING",
                 &[&key, &result, &now],
@@ -1290,7 +1337,7 @@ impl Store for PgStore {
             .await?;
         if inserted == 0 {
             let row = tx
-                .query_one(
+                .query_one_cached(
                     "SELECT result, created_at FROM idempotency_keys WHERE key = $1 FOR UPDATE",
                     &[&key],
                 )
@@ -1299,7 +1346,7 @@ impl Store for PgStore {
             if at > fresh_after {
                 return Ok(Some(first));
             }
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE idempotency_keys SET result = $2, created_at = $3 WHERE key = $1",
                 &[&key, &result, &now],
             )
@@ -1342,7 +1389,7 @@ impl Store for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let rows = tx
-            .query(
+            .query_cached(
                 &format!(
                     "WITH due AS ( \
                        SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
@@ -1363,7 +1410,7 @@ impl Store for PgStore {
         for row in &rows {
             let attempt = rows::attempt(row)?;
             let body: String = tx
-                .query_opt(
+                .query_opt_cached(
                     &numbered(queue::MESSAGE_BODY),
                     &[&attempt.message_id.as_str()],
                 )
@@ -1397,7 +1444,7 @@ impl Store for PgStore {
             }
             for done in &batch {
                 let a = &done.attempt;
-                tx.execute(
+                tx.execute_cached(
                     &numbered(queue::COMPLETE),
                     &[
                         &enum_text(&a.status),
@@ -1421,11 +1468,11 @@ impl Store for PgStore {
                 let changed = match &done.health {
                     HealthChange::None => 0,
                     HealthChange::Success => {
-                        tx.execute(&numbered(queue::HEALTHY), &[&a.webhook_id.as_str()])
+                        tx.execute_cached(&numbered(queue::HEALTHY), &[&a.webhook_id.as_str()])
                             .await?
                     }
                     HealthChange::Failure { disable } => {
-                        tx.execute(
+                        tx.execute_cached(
                             "UPDATE webhooks SET failure_count = failure_count + 1, \
                              first_failure_at = COALESCE(first_failure_at, $2), \
                              enabled = CASE WHEN $3::text IS NULL THEN enabled ELSE FALSE END, \
@@ -1454,7 +1501,7 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_one(&s.numbered(), &bind(&s))
+            .query_one_cached(&s.numbered(), &bind(&s))
             .await?;
         Ok(row.get::<_, i64>(0) as u64)
     }
@@ -1463,7 +1510,7 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_one(
+            .query_one_cached(
                 "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
                 &[],
             )
@@ -1472,7 +1519,11 @@ impl Store for PgStore {
     }
 
     async fn queue_stats(&self) -> Result<(u64, Option<Millis>)> {
-        let row = self.client().await?.query_one(queue::PENDING, &[]).await?;
+        let row = self
+            .client()
+            .await?
+            .query_one_cached(queue::PENDING, &[])
+            .await?;
         Ok((row.get::<_, i64>(0) as u64, row.get::<_, Option<i64>>(1)))
     }
 
@@ -1480,7 +1531,7 @@ impl Store for PgStore {
         Ok(self
             .client()
             .await?
-            .query_one(queue::NEXT_DUE, &[])
+            .query_one_cached(queue::NEXT_DUE, &[])
             .await?
             .try_get(0)?)
     }
@@ -1505,7 +1556,7 @@ impl Store for PgStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 &format!(
                     "SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE webhook_id = $1 AND direction = 'outbound' \
                      AND message_id IS NOT NULL AND created_at BETWEEN $2 AND $3 \
@@ -1522,7 +1573,7 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_one(
+            .query_one_cached(
                 "SELECT COALESCE(MAX(attempt), 0)::int8 AS last_attempt, \
                         COALESCE(bool_or(status = 'pending'), FALSE) AS pending \
                  FROM deliveries WHERE message_id = $1",
@@ -1570,7 +1621,7 @@ impl Store for PgStore {
         let client = self.client().await?;
         let bound = settled(&client).await?.bound;
         let row = client
-            .query_one(&numbered(crate::store::events::CHANGE_CURSOR), &[&bound])
+            .query_one_cached(&numbered(crate::store::events::CHANGE_CURSOR), &[&bound])
             .await?;
         Ok(ChangeCursor {
             event_seq: col(&row, "event_seq")?,
@@ -1593,7 +1644,7 @@ impl Store for PgStore {
     async fn check_writable(&self) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .execute_cached(
                 &numbered(crate::store::meta::WRITE_CHECK),
                 &[&crate::model::now_millis().to_string()],
             )
@@ -1608,7 +1659,7 @@ impl Store for PgStore {
         if let Some(before) = cut.events_before {
             let head = super::retention::events_through(before, limit);
             let through: Option<i64> = tx
-                .query_one(&head.numbered(), &bind(&head))
+                .query_one_cached(&head.numbered(), &bind(&head))
                 .await?
                 .try_get(0)?;
             if let Some(through) = through {
@@ -1636,7 +1687,7 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_one(
+            .query_one_cached(
                 "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT FROM pg_class c \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = current_schema() AND c.relkind = 'r'",
