@@ -26,21 +26,25 @@
 //! TLS: with `sslmode=require` in the URL the connection uses rustls with the webpki roots;
 //! otherwise plain TCP (the usual for a database on loopback or a private network).
 
+mod client;
+mod feed;
+mod ingest;
 mod schema;
 pub(crate) use schema::MIGRATIONS;
 
-use std::collections::HashMap;
+use client::{bind, col, execute, manager_config, query, query_opt, Cached, Tls};
+use feed::{listen, settled};
+use ingest::{ingest_writer, insert_receipts, Announce, IngestJob, INGEST_LOCK};
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, Pool};
 use tokio::sync::{mpsc, oneshot, Notify};
-use tokio_postgres::config::SslMode;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, NoTls, Row};
+use tokio_postgres::{NoTls, Row};
 
 use super::cache::WebhookCache;
 use super::instances;
@@ -49,7 +53,6 @@ use super::queue;
 use super::rows;
 use super::sealing::Keyring;
 use super::sql::numbered;
-use super::sql::{Arg, Statement};
 use super::subscriptions;
 use super::webhooks as statements;
 use super::{
@@ -66,59 +69,6 @@ use crate::model::{
 /// Advisory lock keys (arbitrary constants, one per purpose).
 const MIGRATION_LOCK: i64 = 0x7765_6268_6f6f_6b01;
 const WEBHOOK_REV_LOCK: i64 = 0x7765_6268_6f6f_6b03;
-/// Every ingest transaction holds `(INGEST_LOCK_CLASS, the store's ingest_lock)` in shared
-/// mode; `settled_seq()` (schema 11) looks for its holders under the same two keys.
-const INGEST_LOCK_CLASS: i32 = 0x7765_6268;
-const INGEST_LOCK: &str = "SELECT value::int4 FROM meta WHERE key = 'ingest_lock'";
-/// Most receipts committed together: below the 1024 places of one transaction's `seq`s
-/// (schema 11).
-const MAX_BATCH: usize = 512;
-const _: () = assert!(MAX_BATCH < 1024);
-
-type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
-
-/// Statements run by their text, each prepared once per connection and then only bound: one
-/// round trip a run instead of two (parse and describe, then bind and execute).
-#[async_trait]
-trait Cached: GenericClient {
-    async fn query_cached(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
-        let statement = self.prepare_cached(sql).await?;
-        self.query(&statement, params).await
-    }
-
-    async fn execute_cached(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> std::result::Result<u64, tokio_postgres::Error> {
-        let statement = self.prepare_cached(sql).await?;
-        self.execute(&statement, params).await
-    }
-
-    async fn query_one_cached(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> std::result::Result<Row, tokio_postgres::Error> {
-        let statement = self.prepare_cached(sql).await?;
-        self.query_one(&statement, params).await
-    }
-
-    async fn query_opt_cached(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> std::result::Result<Option<Row>, tokio_postgres::Error> {
-        let statement = self.prepare_cached(sql).await?;
-        self.query_opt(&statement, params).await
-    }
-}
-
-impl<C: GenericClient> Cached for C {}
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -133,27 +83,6 @@ pub struct PgStore {
     store_id: Arc<str>,
     /// Opens and seals the webhooks' secret columns (`--secrets-key`).
     keys: Arc<Keyring>,
-}
-
-struct IngestJob {
-    ingest: Ingest,
-    reply: oneshot::Sender<Result<InsertOutcome>>,
-}
-
-impl From<tokio_postgres::Error> for Error {
-    fn from(e: tokio_postgres::Error) -> Self {
-        let message = match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
-        };
-        Error::backend(message, e)
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for Error {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        Error::backend(format!("no database connection: {e}"), e)
-    }
 }
 
 impl PgStore {
@@ -250,39 +179,6 @@ impl PgStore {
     }
 }
 
-fn manager_config() -> ManagerConfig {
-    ManagerConfig {
-        recycling_method: RecyclingMethod::Fast,
-    }
-}
-
-#[derive(Clone)]
-enum Tls {
-    Plain,
-    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
-}
-
-impl Tls {
-    fn for_mode(mode: SslMode) -> Result<Tls> {
-        if mode != SslMode::Require {
-            return Ok(Tls::Plain);
-        }
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Internal(format!("TLS set-up failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        Ok(Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(
-            config,
-        )))
-    }
-}
-
 async fn migrate(pool: &Pool) -> Result<()> {
     let mut client = pool.get().await?;
     client
@@ -324,376 +220,6 @@ async fn migrate(pool: &Pool) -> Result<()> {
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await?;
     result
-}
-
-/// Keeps one connection LISTENing on the store's channel, reconnecting when it drops; every
-/// notification (and every reconnect, after which something may have been missed) wakes the
-/// change feed, which then reads by cursor.
-async fn listen(
-    config: tokio_postgres::Config,
-    tls: Tls,
-    channel: Arc<str>,
-    own_events: Arc<str>,
-    changed: Arc<Notify>,
-) {
-    loop {
-        let ended = match &tls {
-            Tls::Plain => listen_once(&config, NoTls, &channel, &own_events, &changed).await,
-            Tls::Rustls(t) => {
-                listen_once(&config, t.clone(), &channel, &own_events, &changed).await
-            }
-        };
-        if let Err(e) = ended {
-            tracing::warn!(error = %e, "change listener lost its database connection; reconnecting");
-        }
-        changed.notify_one();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-async fn listen_once<T>(
-    config: &tokio_postgres::Config,
-    tls: T,
-    channel: &str,
-    own_events: &str,
-    changed: &Notify,
-) -> Result<()>
-where
-    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
-    T::Stream: Send + 'static,
-{
-    let (client, mut connection) = config.connect(tls).await?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let own_events = own_events.to_string();
-    let driver = tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(n))) if n.payload() == &*own_events => {}
-                Some(Ok(AsyncMessage::Notification(_))) => {
-                    let _ = tx.send(());
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(Error::from(e)),
-                None => return Ok(()),
-            }
-        }
-    });
-    client
-        .batch_execute(&format!("LISTEN \"{channel}\""))
-        .await?;
-    changed.notify_one(); // anything committed before LISTEN took effect is read now
-    while rx.recv().await.is_some() {
-        changed.notify_one();
-    }
-    drop(client);
-    driver.await.map_err(|e| Error::Internal(e.to_string()))?
-}
-
-// --- ingest: the group-commit writer ---------------------------------------------------------
-
-/// How the ingest writer tells of its commits: `NOTIFY` to the other processes (tagged, so this
-/// process's listener skips it) and `Commits` to this one.
-struct Announce {
-    channel: Arc<str>,
-    own_events: Arc<str>,
-    commits: super::Commits,
-}
-
-async fn ingest_writer(
-    pool: Pool,
-    mut jobs: mpsc::Receiver<IngestJob>,
-    announce: Announce,
-    ingest_lock: i32,
-) {
-    // The integer keys events name their webhook by, as committed: a key is never reused nor
-    // deleted, so what is known here stays true.
-    let mut keys: HashMap<WebhookId, i64> = HashMap::new();
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let started = std::time::Instant::now();
-        match write_batch(&pool, &mut batch, &announce, &keys, ingest_lock).await {
-            Ok((outcomes, made)) => {
-                keys.extend(made);
-                tracing::debug!(
-                    receipts = batch.len(),
-                    commit_us = started.elapsed().as_micros() as u64,
-                    "receipt batch committed"
-                );
-                announce
-                    .commits
-                    .announce(batch.iter().map(|j| &j.ingest.event).zip(&outcomes));
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
-            Err(e) => {
-                // Nothing of the batch was committed: every sender gets an error (and a 503).
-                for job in batch {
-                    let _ = job.reply.send(Err(Error::Unavailable(e.to_string())));
-                }
-            }
-        }
-    }
-}
-
-/// Writes one batch; returns each job's outcome and the webhook keys the batch made (known only
-/// once it commits).
-async fn write_batch(
-    pool: &Pool,
-    batch: &mut [IngestJob],
-    announce: &Announce,
-    known_keys: &HashMap<WebhookId, i64>,
-    ingest_lock: i32,
-) -> Result<(Vec<InsertOutcome>, HashMap<WebhookId, i64>)> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    // Before the transaction has an id: readers find it among the holders (schema 11).
-    tx.execute_cached(
-        "SELECT pg_advisory_xact_lock_shared($1, $2)",
-        &[&INGEST_LOCK_CLASS, &ingest_lock],
-    )
-    .await?;
-    let made = webhook_keys(
-        &tx,
-        batch
-            .iter()
-            .map(|j| &j.ingest.event.webhook_id)
-            .filter(|w| !known_keys.contains_key(*w)),
-    )
-    .await?;
-    let key_of = |w: &WebhookId| -> Result<i64> {
-        known_keys
-            .get(w)
-            .or_else(|| made.get(w))
-            .copied()
-            .ok_or_else(|| Error::Store(format!("webhook {w} has no key")))
-    };
-    // Which provider ids are stored already: one query for the batch.
-    let mut known = known_provider_ids(&tx, batch.iter().map(|j| &j.ingest.event), &key_of).await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut new_events: Vec<usize> = vec![];
-    for (i, job) in batch.iter_mut().enumerate() {
-        let Ingest { event, receipt, .. } = &mut job.ingest;
-        let key = match &event.provider_event_id {
-            Some(p) => Some((key_of(&event.webhook_id)?, p.clone())),
-            None => None,
-        };
-        match key.as_ref().and_then(|k| known.get(k)) {
-            Some(id) => {
-                mark_duplicate(receipt, id);
-                outcomes.push(InsertOutcome::Duplicate(id.clone()));
-            }
-            None => {
-                if let Some(k) = key {
-                    // A repeat later in the same batch is a duplicate of this one.
-                    known.insert(k, event.id.clone());
-                }
-                // The event is its request's receipt: no row of its own.
-                new_events.push(i);
-                outcomes.push(InsertOutcome::Stored(0));
-            }
-        }
-    }
-    if !new_events.is_empty() {
-        let mut cols: [Vec<Option<String>>; 5] = Default::default();
-        let mut webhooks: Vec<i64> = vec![];
-        let mut received: Vec<i64> = vec![];
-        let mut request: Vec<bool> = vec![];
-        for &i in &new_events {
-            let j = &batch[i].ingest;
-            let e = &j.event;
-            cols[0].push(Some(e.id.to_string()));
-            webhooks.push(key_of(&e.webhook_id)?);
-            cols[1].push(e.provider_event_id.clone());
-            cols[2].push(Some(e.event.clone()));
-            cols[3].push(Some(json_text(&e.headers)));
-            cols[4].push(Some(j.body.clone()));
-            received.push(e.received_at);
-            request.push(j.receipt.is_some());
-        }
-        let rows = tx
-            .query_cached(
-                // `seq` from the transaction's id and the place in the batch (schema 11); rows
-                // go in by (webhook, provider id), so that two instances' batches take the
-                // unique index's entries in one order and never deadlock. A provider id
-                // another insert stored meanwhile is skipped, reported below.
-                "INSERT INTO events (seq, id, webhook, provider_event_id, event, headers, payload, received_at, request) \
-                 SELECT event_seq(u.place), u.id, u.webhook, u.pid, u.event, u.headers, u.payload, u.received_at, u.request \
-                 FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
-                     WITH ORDINALITY AS u(id, webhook, pid, event, headers, payload, received_at, request, place) \
-                 ORDER BY u.webhook, u.pid \
-                 ON CONFLICT (webhook, provider_event_id) DO NOTHING \
-                 RETURNING id, seq",
-                &[&cols[0], &webhooks, &cols[1], &cols[2], &cols[3], &cols[4], &received, &request],
-            )
-            .await?;
-        let mut seqs: HashMap<String, i64> = HashMap::new();
-        for row in rows {
-            seqs.insert(col(&row, "id")?, col(&row, "seq")?);
-        }
-        let mut raced = vec![];
-        for &i in &new_events {
-            let id = batch[i].ingest.event.id.to_string();
-            match seqs.get(&id) {
-                Some(&seq) => {
-                    outcomes[i] = InsertOutcome::Stored(seq);
-                    for relay in &batch[i].ingest.relays {
-                        insert_outgoing(&tx, relay).await?;
-                    }
-                }
-                None => raced.push(i),
-            }
-        }
-        if !raced.is_empty() {
-            // Another instance committed the same provider ids first: duplicates of its events.
-            let theirs =
-                known_provider_ids(&tx, raced.iter().map(|&i| &batch[i].ingest.event), &key_of)
-                    .await?;
-            for i in raced {
-                let Ingest { event, receipt, .. } = &mut batch[i].ingest;
-                let key = (
-                    key_of(&event.webhook_id)?,
-                    event.provider_event_id.clone().unwrap_or_default(),
-                );
-                let id = theirs.get(&key).cloned().ok_or_else(|| {
-                    Error::Store("an event conflicted with one that cannot be found".into())
-                })?;
-                mark_duplicate(receipt, &id);
-                outcomes[i] = InsertOutcome::Duplicate(id);
-            }
-        }
-    }
-    // Receipts of duplicates only: a stored event is its own.
-    let receipts: Vec<&Receipt> = batch
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| matches!(o, InsertOutcome::Duplicate(_)))
-        .filter_map(|(j, _)| j.ingest.receipt.as_ref())
-        .collect();
-    insert_receipts(&tx, &receipts).await?;
-    if !new_events.is_empty() {
-        tx.execute_cached(
-            "SELECT pg_notify($1, $2)",
-            &[&&*announce.channel, &&*announce.own_events],
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok((outcomes, made))
-}
-
-/// The keys of `ids` (made for those that have none yet), in the caller's transaction.
-async fn webhook_keys<'a>(
-    c: &impl GenericClient,
-    ids: impl Iterator<Item = &'a WebhookId>,
-) -> Result<HashMap<WebhookId, i64>> {
-    let mut ids: Vec<&str> = ids.map(|w| w.as_str()).collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    c.execute_cached(
-        "INSERT INTO webhook_keys (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING",
-        &[&ids],
-    )
-    .await?;
-    c.query_cached(
-        "SELECT key, id FROM webhook_keys WHERE id = ANY($1)",
-        &[&ids],
-    )
-    .await?
-    .iter()
-    .map(|r| Ok((WebhookId::from(col::<String>(r, "id")?), col(r, "key")?)))
-    .collect()
-}
-
-/// The stored events that have the (webhook, provider id) of one of `events`, by that pair
-/// (the webhook by its key): one query for any number of events.
-async fn known_provider_ids<'a>(
-    c: &impl GenericClient,
-    events: impl Iterator<Item = &'a Event>,
-    key_of: &impl Fn(&WebhookId) -> Result<i64>,
-) -> Result<HashMap<(i64, String), EventId>> {
-    let mut hooks: Vec<i64> = vec![];
-    let mut pids: Vec<&str> = vec![];
-    for e in events {
-        if let Some(p) = &e.provider_event_id {
-            hooks.push(key_of(&e.webhook_id)?);
-            pids.push(p);
-        }
-    }
-    let mut known = HashMap::new();
-    if hooks.is_empty() {
-        return Ok(known);
-    }
-    let rows = c
-        .query_cached(
-            "SELECT e.id, e.webhook, e.provider_event_id FROM events e \
-             JOIN unnest($1::int8[], $2::text[]) AS k(w, p) \
-             ON e.webhook = k.w AND e.provider_event_id = k.p",
-            &[&hooks, &pids],
-        )
-        .await?;
-    for row in rows {
-        known.insert(
-            (col(&row, "webhook")?, col(&row, "provider_event_id")?),
-            EventId::from(col::<String>(&row, "id")?),
-        );
-    }
-    Ok(known)
-}
-
-/// Logs a duplicate's receipt as one (the event it repeats, and why nothing was stored).
-fn mark_duplicate(receipt: &mut Option<Receipt>, id: &EventId) {
-    if let Some(receipt) = receipt.as_mut() {
-        receipt.event_id = Some(id.clone());
-        receipt.error = Some(format!(
-            "duplicate: provider event id already received as event {id}; acknowledged, not stored again"
-        ));
-    }
-}
-
-async fn insert_receipts(c: &impl GenericClient, receipts: &[&Receipt]) -> Result<()> {
-    if receipts.is_empty() {
-        return Ok(());
-    }
-    let mut text: [Vec<Option<String>>; 8] = Default::default();
-    let mut ints: [Vec<Option<i64>>; 2] = Default::default();
-    for r in receipts {
-        text[0].push(Some(r.id.to_string()));
-        text[1].push(Some(r.webhook_id.to_string()));
-        text[2].push(r.event_id.as_ref().map(|e| e.to_string()));
-        text[3].push(r.event.clone());
-        text[4].push(Some(r.url.clone()));
-        text[5].push(Some(enum_text(&r.status)));
-        text[6].push(r.error.clone());
-        text[7].push(r.request_body.clone());
-        ints[0].push(r.status_code);
-        ints[1].push(Some(r.created_at));
-    }
-    let headers: Vec<String> = receipts
-        .iter()
-        .map(|r| json_text(&r.request_headers))
-        .collect();
-    c.execute_cached(
-        "INSERT INTO deliveries (id, webhook_id, event_id, event, url, status, error, request_body, \
-           status_code, created_at, request_headers, direction, trigger, attempt) \
-         SELECT *, 'inbound', 'received', 1 FROM unnest($1::text[], $2::text[], $3::text[], \
-           $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[])",
-        &[
-            &text[0], &text[1], &text[2], &text[3], &text[4], &text[5], &text[6], &text[7],
-            &ints[0], &ints[1], &headers,
-        ],
-    )
-    .await?;
-    Ok(())
 }
 
 async fn insert_attempt(c: &impl GenericClient, a: &Attempt) -> Result<()> {
@@ -763,25 +289,6 @@ async fn record_change(
     Ok(())
 }
 
-// --- reading rows by column name (the decoders are shared with every backend: store::rows) ----
-
-impl rows::Columns for Row {
-    fn text(&self, name: &str) -> Result<Option<String>> {
-        col(self, name)
-    }
-    fn int(&self, name: &str) -> Result<Option<i64>> {
-        col(self, name)
-    }
-    fn flag(&self, name: &str) -> Result<bool> {
-        col(self, name)
-    }
-}
-
-fn col<T: for<'a> tokio_postgres::types::FromSql<'a>>(row: &Row, name: &str) -> Result<T> {
-    row.try_get(name)
-        .map_err(|e| Error::Store(format!("column `{name}`: {e}")))
-}
-
 use crate::store::events::COLUMNS as EVENT_COLUMNS;
 
 use super::rows::DELIVERY_COLUMNS;
@@ -831,117 +338,6 @@ async fn reseal(c: &mut deadpool_postgres::Client, keys: &Keyring) -> Result<usi
     }
     tx.commit().await?;
     Ok(locked.len())
-}
-
-// --- readers by cursor ------------------------------------------------------------------------
-
-/// Where a reader by cursor may read up to (schema 11).
-struct Settled {
-    /// Read events below it only: none can be committed below it any more.
-    bound: i64,
-    /// The newest event committed before the read began, when it lies below `bound`.
-    newest: Option<i64>,
-    /// Every event committed before the read began lies below `bound`.
-    complete: bool,
-}
-
-impl Settled {
-    /// "Now" as an event cursor: the newest event below the bound.
-    async fn now(&self, c: &impl GenericClient) -> Result<i64> {
-        match self.newest {
-            Some(n) => Ok(n),
-            None => Ok(c
-                .query_one_cached(&numbered(crate::store::events::MAX_SEQ), &[&self.bound])
-                .await?
-                .try_get(0)?),
-        }
-    }
-}
-
-/// The newest committed event and the bound, in one statement (readers read below the bound
-/// in a later one).
-const SETTLE_PROBE: &str =
-    "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) AS newest, settled_seq() AS bound";
-/// How long a read waits for this store's ingest transactions that were open when it began.
-const SETTLE_WAIT: Duration = Duration::from_millis(500);
-
-/// The bound for a read that sees every event committed before the call (read-your-writes):
-/// waits, a batch's commit at most, until this store's ingest transactions open when it began
-/// have ended. One that takes longer than `SETTLE_WAIT` (a stalled database) is left behind
-/// (`complete: false`, with a warning): the read sees what is settled, the rest later.
-async fn settled(c: &impl GenericClient) -> Result<Settled> {
-    let row = c.query_one_cached(SETTLE_PROBE, &[]).await?;
-    let newest: i64 = col(&row, "newest")?;
-    let mut bound: i64 = col(&row, "bound")?;
-    let deadline = std::time::Instant::now() + SETTLE_WAIT;
-    let mut pause = Duration::from_micros(200);
-    while bound <= newest {
-        if std::time::Instant::now() >= deadline {
-            warn_held_back();
-            return Ok(Settled {
-                bound,
-                newest: None,
-                complete: false,
-            });
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(10));
-        bound = c
-            .query_one_cached("SELECT settled_seq()", &[])
-            .await?
-            .try_get(0)?;
-    }
-    Ok(Settled {
-        bound,
-        newest: Some(newest),
-        complete: true,
-    })
-}
-
-/// At most every 10 s per process.
-fn warn_held_back() {
-    use std::sync::atomic::{AtomicI64, Ordering};
-    static LAST: AtomicI64 = AtomicI64::new(0);
-    let now = crate::model::now_millis();
-    let last = LAST.load(Ordering::Relaxed);
-    if now - last >= 10_000
-        && LAST
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        tracing::warn!(
-            wait_ms = SETTLE_WAIT.as_millis() as u64,
-            "an ingest transaction on this store has been open longer than a read waits: new \
-             events are read once it ends (nothing is lost)"
-        );
-    }
-}
-
-/// Binds a shared statement's arguments.
-fn bind(s: &Statement) -> Params<'_> {
-    s.args
-        .iter()
-        .map(|a| match a {
-            Arg::Int(i) => i as &(dyn ToSql + Sync),
-            Arg::Text(t) | Arg::EventId(t) => t as &(dyn ToSql + Sync),
-            Arg::Bool(b) => b as &(dyn ToSql + Sync),
-            Arg::OptInt(i) => i as &(dyn ToSql + Sync),
-            Arg::OptText(t) => t as &(dyn ToSql + Sync),
-        })
-        .collect()
-}
-
-/// Runs a shared statement (`store::sql`) rendered for PostgreSQL.
-async fn query(c: &impl GenericClient, s: &Statement) -> Result<Vec<Row>> {
-    Ok(c.query_cached(&s.numbered(), &bind(s)).await?)
-}
-
-async fn execute(c: &impl GenericClient, s: &Statement) -> Result<u64> {
-    Ok(c.execute_cached(&s.numbered(), &bind(s)).await?)
-}
-
-async fn query_opt(c: &impl GenericClient, s: &Statement) -> Result<Option<Row>> {
-    Ok(c.query_opt_cached(&s.numbered(), &bind(s)).await?)
 }
 
 /// Inserts a webhook row (the caller records the change).
