@@ -32,25 +32,34 @@ fn ingest(n: usize) -> Ingest {
     }
 }
 
-/// Three writer instances, four tasks each, while a reader follows the change feed: it sees
-/// every event once, in increasing `seq`.
-async fn concurrent_writers_and_a_follower(writers: Vec<SharedStore>, reader: SharedStore) {
-    const PER_TASK: usize = 60;
-    let mut tasks = vec![];
-    for (w, store) in writers.iter().enumerate() {
-        for t in 0..4 {
+/// `tasks` tasks per store, each storing `per_task` events with provider ids from `first` on;
+/// the tasks and the number of events they store.
+fn spawn_writers(
+    stores: &[SharedStore],
+    tasks: usize,
+    per_task: usize,
+    first: usize,
+) -> (Vec<tokio::task::JoinHandle<()>>, usize) {
+    let mut handles = vec![];
+    for (w, store) in stores.iter().enumerate() {
+        for t in 0..tasks {
             let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                for i in 0..PER_TASK {
-                    store
-                        .insert_event(ingest((w * 4 + t) * PER_TASK + i))
-                        .await
-                        .unwrap();
+            handles.push(tokio::spawn(async move {
+                for i in 0..per_task {
+                    let n = first + (w * tasks + t) * per_task + i;
+                    store.insert_event(ingest(n)).await.unwrap();
                 }
             }));
         }
     }
-    let total = tasks.len() * PER_TASK;
+    let total = handles.len() * per_task;
+    (handles, total)
+}
+
+/// Three writer instances, four tasks each, while a reader follows the change feed: it sees
+/// every event once, in increasing `seq`.
+async fn concurrent_writers_and_a_follower(writers: Vec<SharedStore>, reader: SharedStore) {
+    let (tasks, total) = spawn_writers(&writers, 4, 60, 0);
     let (mut cursor, mut seen, mut last) = (ChangeCursor::default(), HashSet::new(), 0i64);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while seen.len() < total {
@@ -81,6 +90,19 @@ async fn concurrent_writers_and_a_follower(writers: Vec<SharedStore>, reader: Sh
     assert_eq!(seen.len(), total, "every committed event was reported");
 }
 
+/// `n` store instances on one PostgreSQL schema, each with its own writer.
+async fn pg_instances(schema: &pg::TestSchema, n: usize) -> Vec<SharedStore> {
+    let mut stores: Vec<SharedStore> = vec![];
+    for _ in 0..n {
+        stores.push(Arc::new(
+            webhook_mcp::store::postgres::PgStore::connect(&schema.url, common::pg::keyring())
+                .await
+                .unwrap(),
+        ));
+    }
+    stores
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_instances_writing_at_once_skip_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,14 +118,7 @@ async fn postgres_instances_writing_at_once_skip_nothing() {
     let Some(schema) = pg::TestSchema::create("cursor::postgres_writers").await else {
         return;
     };
-    let mut stores: Vec<SharedStore> = vec![];
-    for _ in 0..4 {
-        stores.push(Arc::new(
-            webhook_mcp::store::postgres::PgStore::connect(&schema.url, common::pg::keyring())
-                .await
-                .unwrap(),
-        ));
-    }
+    let mut stores = pg_instances(&schema, 4).await;
     let reader = stores.pop().unwrap();
     concurrent_writers_and_a_follower(stores, reader).await;
 }
@@ -118,11 +133,7 @@ async fn postgres_a_later_commit_waits_for_an_earlier_open_transaction() {
     let Some(schema) = pg::TestSchema::create("cursor::postgres_open_transaction").await else {
         return;
     };
-    let store: SharedStore = Arc::new(
-        webhook_mcp::store::postgres::PgStore::connect(&schema.url, common::pg::keyring())
-            .await
-            .unwrap(),
-    );
+    let store = pg_instances(&schema, 1).await.pop().unwrap();
     let (client, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -210,31 +221,9 @@ async fn postgres_list_readers_skip_nothing_while_instances_write() {
     let Some(schema) = pg::TestSchema::create("cursor::postgres_list_readers").await else {
         return;
     };
-    let mut stores: Vec<SharedStore> = vec![];
-    for _ in 0..4 {
-        stores.push(Arc::new(
-            webhook_mcp::store::postgres::PgStore::connect(&schema.url, common::pg::keyring())
-                .await
-                .unwrap(),
-        ));
-    }
+    let mut stores = pg_instances(&schema, 4).await;
     let reader = stores.pop().unwrap();
-    const PER_TASK: usize = 50;
-    let mut tasks = vec![];
-    for (w, store) in stores.iter().enumerate() {
-        for t in 0..3 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                for i in 0..PER_TASK {
-                    store
-                        .insert_event(ingest(10_000 + (w * 3 + t) * PER_TASK + i))
-                        .await
-                        .unwrap();
-                }
-            }));
-        }
-    }
-    let total = tasks.len() * PER_TASK;
+    let (tasks, total) = spawn_writers(&stores, 3, 50, 10_000);
     let (mut after, mut seen) = (0i64, HashSet::new());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while seen.len() < total {

@@ -547,3 +547,16 @@ pub(crate) fn busy() -> crate::error::Error {
 pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| Value::Null.to_string())
 }
+
+/// A writer's next batch: `first`, then whatever else has queued up (`next` gives a queued job
+/// without waiting), up to `max` jobs. Both backends' group-commit writers take their batches so.
+pub(crate) fn batch_after<T>(first: T, max: usize, mut next: impl FnMut() -> Option<T>) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match next() {
+            Some(job) => batch.push(job),
+            None => break,
+        }
+    }
+    batch
+}

@@ -46,13 +46,7 @@ pub(super) async fn ingest_writer(
     // deleted, so what is known here stays true.
     let mut keys: HashMap<WebhookId, i64> = HashMap::new();
     while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let mut batch = crate::store::batch_after(first, MAX_BATCH, || jobs.try_recv().ok());
         let started = std::time::Instant::now();
         match write_batch(&pool, &mut batch, &announce, &keys, ingest_lock).await {
             Ok((outcomes, made)) => {

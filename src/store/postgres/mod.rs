@@ -68,6 +68,9 @@ use crate::model::{
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
 const MIGRATION_LOCK: i64 = 0x7765_6268_6f6f_6b01;
+/// The session lock migrations and the re-sealing pass run under (argument: `MIGRATION_LOCK`).
+const TAKE_MIGRATION_LOCK: &str = "SELECT pg_advisory_lock($1)";
+const FREE_MIGRATION_LOCK: &str = "SELECT pg_advisory_unlock($1)";
 const WEBHOOK_REV_LOCK: i64 = 0x7765_6268_6f6f_6b03;
 
 #[derive(Clone)]
@@ -105,11 +108,11 @@ impl PgStore {
         migrate(&pool).await?;
         let mut client = pool.get().await?;
         client
-            .execute_cached("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .execute_cached(TAKE_MIGRATION_LOCK, &[&MIGRATION_LOCK])
             .await?;
         let resealed = reseal(&mut client, &keys).await;
         client
-            .execute_cached("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .execute_cached(FREE_MIGRATION_LOCK, &[&MIGRATION_LOCK])
             .await?;
         if resealed? > 0 {
             tracing::info!("sealed stored secrets under the current key");
@@ -182,7 +185,7 @@ impl PgStore {
 async fn migrate(pool: &Pool) -> Result<()> {
     let mut client = pool.get().await?;
     client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .execute(TAKE_MIGRATION_LOCK, &[&MIGRATION_LOCK])
         .await?;
     let result = async {
         client
@@ -217,7 +220,7 @@ async fn migrate(pool: &Pool) -> Result<()> {
     }
     .await;
     client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .execute(FREE_MIGRATION_LOCK, &[&MIGRATION_LOCK])
         .await?;
     result
 }

@@ -81,13 +81,7 @@ pub(super) fn receipt_writer(
 ) {
     let mut keys = WebhookKeys::default();
     while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let mut batch = crate::store::batch_after(first, MAX_BATCH, || jobs.try_recv().ok());
         let started = std::time::Instant::now();
         let result = {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
