@@ -3,7 +3,8 @@
 //! concurrency (the loopback HTTP ceiling, no queue, no store, no signing).
 //!
 //! Run: `cargo bench --bench delivery -- [sends] [webhooks] [concurrency]` (defaults 200, 50, 64):
-//! `sends` send_event calls, each fanned out to `webhooks` outbound webhooks.
+//! `sends` send_event calls, each fanned out to `webhooks` outbound webhooks; then MCP Events
+//! webhook mode and a relay (inbound → `forward_to` → the sink), half as many events each.
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +17,10 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_webhook-mcp");
+/// The binary under test; `BENCH_BIN` runs another build (a baseline) with this harness.
+fn bin() -> String {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_webhook-mcp").to_string())
+}
 
 #[tokio::main]
 async fn main() {
@@ -75,7 +79,7 @@ async fn main() {
     let dir_path = std::env::var("BENCH_KEEP_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| dir.path().to_path_buf());
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args([
             "serve",
             "--no-receiver",
@@ -130,15 +134,17 @@ async fn main() {
     for i in 0..sends {
         sends_text.push_str(&request("tools/call", json!({"name": "send_event", "arguments": {"event": "order.paid", "data": {"amount": 4200, "n": i}}})));
     }
-    let started = Instant::now();
+    let pid = child.id().unwrap();
+    let (started, cpu) = (Instant::now(), cpu_secs(pid));
     stdin.write_all(sends_text.as_bytes()).await.unwrap();
     wait_for(&count, total, Duration::from_secs(60), "deliveries").await;
     let engine = total as f64 / started.elapsed().as_secs_f64();
+    let engine_cpu = (cpu_secs(pid) - cpu) * 1e6 / total as f64;
 
-    println!("| path | deliveries | concurrency | deliveries/s |");
-    println!("|---|---|---|---|");
-    println!("| plain POSTs to the sink (baseline) | {total} | {concurrency} | {baseline:.0} |");
-    println!("| send_event -> queue -> signed delivery -> logged | {total} | {concurrency} | {engine:.0} |");
+    println!("| path | deliveries | concurrency | deliveries/s | server CPU per delivery |");
+    println!("|---|---|---|---|---|");
+    println!("| plain POSTs to the sink (baseline) | {total} | {concurrency} | {baseline:.0} | |");
+    println!("| send_event -> queue -> signed delivery -> logged | {total} | {concurrency} | {engine:.0} | {engine_cpu:.0} µs |");
     println!("\nengine / baseline: {:.2}", engine / baseline);
     drop(stdin);
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
@@ -158,6 +164,200 @@ async fn main() {
     );
     let rate = w.rate;
     println!("\nwebhook mode / baseline: {:.2}", rate / baseline);
+
+    let relayed = (total / 2).max(1);
+    let r = relay(relayed, concurrency, &sink, &count).await;
+    println!("\n| relay: event POSTed → stored → forwarded → signed delivery to the sink → logged | events | concurrency | relayed/s | of plain POSTs | server CPU per relayed event | store bytes per relayed event |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| one inbound webhook, `forward_to` one outbound | {relayed} | {concurrency} | {:.0} | {:.3}× | {:.0} µs | {:.0} |",
+        r.rate,
+        r.rate / baseline,
+        r.cpu_us,
+        r.bytes_per_event
+    );
+    println!("\n| where a relayed event's bytes go (SQLite `dbstat`) | bytes per event |");
+    println!("|---|---|");
+    for (name, bytes) in r.trees {
+        println!("| {name} | {:.0} |", bytes as f64 / relayed as f64);
+    }
+}
+
+/// A relay: `events` unsigned events POSTed to an inbound webhook (at `concurrency`) whose
+/// `forward_to` names one outbound webhook to `sink`: relayed deliveries per second from the
+/// first POST to the last arrival, and the store's bytes per relayed event afterwards (file
+/// pages in use after a clean shutdown, divided by the events), with the b-trees that hold them.
+async fn relay(events: usize, concurrency: usize, sink: &str, count: &AtomicUsize) -> Relay {
+    count.store(0, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = std::env::var("BENCH_KEEP_DIR")
+        .map(|keep| std::path::PathBuf::from(keep).join("relay"))
+        .unwrap_or_else(|_| dir.path().to_path_buf());
+    let port = free_port();
+    let mut child = Command::new(bin())
+        .args(["serve", "--allow-private-targets", "--receiver-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--delivery-concurrency")
+        .arg(concurrency.to_string())
+        .arg("--data-dir")
+        .arg(&dir_path)
+        .env("WEBHOOK_MCP_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut mcp = Mcp::default();
+    mcp.ask(&mut stdin, &mut lines, "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}})).await;
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+        .await
+        .unwrap();
+    let out = mcp
+        .ask(
+            &mut stdin,
+            &mut lines,
+            "tools/call",
+            json!({"name": "create_webhook", "arguments": {"direction": "outbound", "url": sink}}),
+        )
+        .await;
+    let target = out["result"]["structuredContent"]["webhook"]["id"].clone();
+    let inbound = mcp
+        .ask(&mut stdin, &mut lines, "tools/call", json!({"name": "create_webhook", "arguments": {"direction": "inbound", "provider": "none", "allow_unsigned": true, "forward_to": [target]}}))
+        .await;
+    let hook = inbound["result"]["structuredContent"]["webhook"]["id"]
+        .as_str()
+        .expect("an inbound webhook id")
+        .to_string();
+    let url = format!("http://127.0.0.1:{port}/hooks/{hook}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let pid = child.id().unwrap();
+    let (started, cpu) = (Instant::now(), cpu_secs(pid));
+    let mut workers = vec![];
+    for _ in 0..concurrency {
+        let (http, url, next) = (http.clone(), url.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= events {
+                    break;
+                }
+                let body = json!({"id": format!("e{n}"), "event": "order.paid", "data": {"amount": 4200, "n": n}});
+                let r = http.post(&url).body(body.to_string()).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    wait_for(
+        count,
+        events,
+        Duration::from_secs(120),
+        "relayed deliveries",
+    )
+    .await;
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    let cpu_us = (cpu_secs(pid) - cpu) * 1e6 / events as f64;
+    // Let the last attempts' log rows commit before the shutdown.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(stdin);
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    let db = rusqlite::Connection::open(dir_path.join("webhook-mcp.db")).unwrap();
+    let page = |name: &str| -> i64 { db.pragma_query_value(None, name, |r| r.get(0)).unwrap() };
+    let used = (page("page_count") - page("freelist_count")) * page("page_size");
+    let trees = db
+        .prepare(
+            "SELECT name, sum(pgsize) FROM dbstat GROUP BY name \
+             HAVING sum(pgsize) > ?1 ORDER BY 2 DESC",
+        )
+        .unwrap()
+        .query_map([events as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<(String, i64)>>>()
+        .unwrap();
+    Relay {
+        rate,
+        cpu_us,
+        bytes_per_event: used as f64 / events as f64,
+        trees,
+    }
+}
+
+struct Relay {
+    rate: f64,
+    /// The server's CPU time per relayed event, in µs.
+    cpu_us: f64,
+    bytes_per_event: f64,
+    /// (b-tree, bytes) holding more than a byte per event, largest first.
+    trees: Vec<(String, i64)>,
+}
+
+/// JSON-RPC requests over a child's stdio, one at a time.
+#[derive(Default)]
+struct Mcp {
+    id: u64,
+}
+
+impl Mcp {
+    /// Sends one request and returns its answer (notifications in between are skipped); an
+    /// error answer fails the bench.
+    async fn ask(
+        &mut self,
+        stdin: &mut tokio::process::ChildStdin,
+        lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+        method: &str,
+        params: Value,
+    ) -> Value {
+        self.id += 1;
+        let text = json!({"jsonrpc": "2.0", "id": self.id, "method": method, "params": params});
+        stdin
+            .write_all(format!("{text}\n").as_bytes())
+            .await
+            .unwrap();
+        loop {
+            let v: Value =
+                serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+            if v["id"] == self.id {
+                assert!(
+                    v.get("error").is_none() && v["result"]["isError"] != true,
+                    "{v}"
+                );
+                return v;
+            }
+        }
+    }
+}
+
+/// A process's CPU time so far (user + system), in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 const SEQUENTIAL: usize = 200;
@@ -211,8 +411,13 @@ async fn webhook_mode(events: usize, subs: usize, concurrency: usize) -> Webhook
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--allow-private-targets", "--receiver-addr"])
+    let mut child = Command::new(bin())
+        .args([
+            "serve",
+            "--allow-private-targets",
+            "--dangerously-allow-http-callbacks",
+            "--receiver-addr",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--delivery-concurrency")
         .arg(concurrency.to_string())
@@ -252,7 +457,11 @@ async fn webhook_mode(events: usize, subs: usize, concurrency: usize) -> Webhook
         ask.push(call(
             "events/subscribe",
             json!({"name": "webhook.received", "arguments": {}, "cursor": null,
-                "delivery": {"mode": "webhook", "url": format!("{callback}/{n}"), "secret": secret}}),
+                "delivery": {"mode": "webhook", "url": format!("{callback}/{n}"), "secret": secret},
+                // MCP Events is a 2026-07-28 extension: the request says so itself.
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/events": {}}},
+                    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"}}}),
         ));
     }
     let mut hook = String::new();

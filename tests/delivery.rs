@@ -128,6 +128,21 @@ async fn send_event_fans_out_signed_deliveries_to_matching_webhooks() {
         .unwrap()
         .contains("order.paid"));
     assert_eq!(full["response_body"], "sink answered 200");
+    // The body is stored once, with its message: the attempt's row holds none of its own, and
+    // the log shows the message's body, byte for byte what the sink received.
+    assert_eq!(
+        full["request_body"].as_str().unwrap().as_bytes(),
+        &sink.on("a")[0].body[..]
+    );
+    let own_body: Option<String> = rusqlite::Connection::open(s.data_dir.join("webhook-mcp.db"))
+        .unwrap()
+        .query_row(
+            "SELECT request_body FROM deliveries WHERE id = ?1",
+            [rows[0]["id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(own_body, None, "an outbound attempt stores no body copy");
 
     // Only the named webhooks; an inbound one or a disabled one is an error that says so.
     let only = s

@@ -12,10 +12,11 @@ pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages \
 pub(crate) const MESSAGE_BODY: &str = "SELECT body FROM messages WHERE id = ?";
 
 /// A finished attempt, its lease released. Arguments: status, status_code, duration_ms,
-/// error, request_headers, request_body, response_headers, response_body, next_attempt_at,
-/// url, created_at, then the attempt's id.
+/// error, request_headers, response_headers, response_body, next_attempt_at, url, created_at,
+/// then the attempt's id. The body it sent is its message's, stored once in `messages` (the
+/// log reads it from there, `rows::DELIVERY_COLUMNS`), not once per attempt.
 pub(crate) const COMPLETE: &str = "UPDATE deliveries SET status = ?, status_code = ?, \
-    duration_ms = ?, error = ?, request_headers = ?, request_body = ?, response_headers = ?, \
+    duration_ms = ?, error = ?, request_headers = ?, response_headers = ?, \
     response_body = ?, next_attempt_at = ?, lease_until = NULL, lease_owner = NULL, url = ?, \
     created_at = ? WHERE id = ?";
 

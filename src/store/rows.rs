@@ -219,11 +219,28 @@ pub(crate) fn event(c: &impl Columns) -> Result<Event> {
     })
 }
 
-/// The columns of a `deliveries` row, in both schemas.
-pub(crate) const DELIVERY_COLUMNS: &str =
-    "seq, id, webhook_id, event_id, event, direction, trigger, attempt, url, \
-    status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
-    response_body, created_at, next_attempt_at, message_id";
+/// The columns of a `deliveries` row as stored, in both schemas.
+macro_rules! stored_delivery_columns {
+    () => {
+        "seq, id, webhook_id, event_id, event, direction, trigger, attempt, url, \
+        status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
+        response_body, created_at, next_attempt_at, message_id"
+    };
+}
+pub(crate) const STORED_DELIVERY_COLUMNS: &str = stored_delivery_columns!();
+
+/// A delivery-log row as `delivery` and `attempt` read it: the stored columns and
+/// `message_body`, the first `LOG_BODY_LIMIT` + 1 characters of a queued attempt's message (the
+/// body it sent, stored once per message; see `store::queue::COMPLETE`), NULL for rows without
+/// one. The queue's claim, which reads the body whole, selects `STORED_DELIVERY_COLUMNS` and
+/// `NULL AS message_body`.
+pub(crate) const DELIVERY_COLUMNS: &str = concat!(
+    stored_delivery_columns!(),
+    ", (SELECT substr(body, 1, 65537) FROM messages WHERE messages.id = message_id) AS message_body"
+);
+
+// The excerpt above must hold a cut body's first LOG_BODY_LIMIT bytes and one more character.
+const _: () = assert!(crate::model::LOG_BODY_LIMIT + 1 == 65537);
 
 /// The `events` columns a stored event's receipt is read from, in both schemas.
 pub(crate) const STORED_RECEIPT_COLUMNS: &str =
@@ -282,7 +299,14 @@ pub(crate) fn attempt(c: &impl Columns) -> Result<Attempt> {
         duration_ms: c.int("duration_ms")?,
         error: c.text("error")?,
         request_headers: json(c, "request_headers")?,
-        request_body: c.text("request_body")?,
+        // An attempt sent outside the queue (a test, a challenge) or logged by an older
+        // release keeps its own excerpt; a queued one shows its message's.
+        request_body: match c.text("request_body")? {
+            Some(body) => Some(body),
+            None => c
+                .text("message_body")?
+                .map(|b| crate::model::log_excerpt(b.as_bytes())),
+        },
         response_headers: json(c, "response_headers")?,
         response_body: c.text("response_body")?,
         created_at: int(c, "created_at")?,

@@ -294,7 +294,7 @@ async fn record_change(
 
 use crate::store::events::COLUMNS as EVENT_COLUMNS;
 
-use super::rows::DELIVERY_COLUMNS;
+use super::rows::{DELIVERY_COLUMNS, STORED_DELIVERY_COLUMNS};
 
 fn subscription_row(r: &Row) -> Result<EventSubscription> {
     rows::subscription(r)
@@ -795,8 +795,8 @@ impl Store for PgStore {
                        AND (lease_until IS NULL OR lease_until < $2) \
                        ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
                      UPDATE deliveries d SET lease_until = $1, lease_owner = $4 FROM due \
-                     WHERE d.seq = due.seq RETURNING {}",
-                    DELIVERY_COLUMNS
+                     WHERE d.seq = due.seq RETURNING {}, NULL AS message_body",
+                    STORED_DELIVERY_COLUMNS
                         .split(", ")
                         .map(|c| format!("d.{}", c.trim()))
                         .collect::<Vec<_>>()
@@ -805,6 +805,9 @@ impl Store for PgStore {
                 &[&lease_until, &now, &(limit as i64), &owner.0],
             )
             .await?;
+        // Each webhook once per claim, however many of its attempts are in it.
+        let mut webhooks: std::collections::HashMap<WebhookId, Option<Webhook>> =
+            std::collections::HashMap::new();
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let attempt = rows::attempt(row)?;
@@ -817,7 +820,14 @@ impl Store for PgStore {
                 .map(|r| col(&r, "body"))
                 .transpose()?
                 .unwrap_or_default();
-            let webhook = get_webhook(&tx, &attempt.webhook_id, &self.keys).await?;
+            let webhook = match webhooks.get(&attempt.webhook_id) {
+                Some(w) => w.clone(),
+                None => {
+                    let w = get_webhook(&tx, &attempt.webhook_id, &self.keys).await?;
+                    webhooks.insert(attempt.webhook_id.clone(), w.clone());
+                    w
+                }
+            };
             out.push(Claimed {
                 attempt,
                 body,
@@ -851,7 +861,6 @@ impl Store for PgStore {
                         &a.duration_ms,
                         &a.error,
                         &json_text(&a.request_headers),
-                        &a.request_body,
                         &json_text(&a.response_headers),
                         &a.response_body,
                         &a.next_attempt_at,

@@ -5,6 +5,8 @@
 //! with the next attempt (if any) inserted in the same transaction. Leases left by a crash are
 //! released at start-up, so every pending or in-flight attempt resumes (at least once).
 
+use std::collections::HashMap;
+
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::attempt_row;
@@ -12,9 +14,10 @@ use super::col;
 use super::deliveries::{insert_attempt, COLUMNS};
 use super::webhooks::record_change;
 use crate::error::Result;
-use crate::model::{Attempt, MessageId, Millis, WebhookId};
+use crate::model::{Attempt, MessageId, Millis, Webhook, WebhookId};
 use crate::store::instances;
 use crate::store::queue as statements;
+use crate::store::rows::STORED_DELIVERY_COLUMNS;
 use crate::store::sql::Statement;
 use crate::store::{
     json_text, Claimed, Completion, HealthChange, InstanceId, MessageState, Outgoing,
@@ -44,21 +47,33 @@ pub(super) fn claim_due(
     lease_until: Millis,
     keys: &crate::store::sealing::Keyring,
 ) -> Result<Vec<Claimed>> {
-    // One statement in a write transaction: SQLite's write lock makes it atomic across
-    // processes, so no two claimers get the same attempt.
-    let attempts: Vec<Attempt> = {
+    // In a write transaction: SQLite's write lock makes it atomic across processes, so no two
+    // claimers get the same attempt.
+    let mut attempts: Vec<Attempt> = Vec::with_capacity(limit);
+    let mut left = limit;
+    while left > 0 {
+        // SQLite plans with a bound LIMIT's value: binding another one re-prepares the
+        // statement, and the worker's limit (its free slots) changes from claim to claim. So
+        // each chunk is a power of two written into its own cached statement.
+        let chunk = 1 << left.ilog2();
         let mut stmt = c.prepare_cached(&format!(
-            "UPDATE deliveries SET lease_until = ?1, lease_owner = ?4 WHERE seq IN ( \
+            "UPDATE deliveries SET lease_until = ?1, lease_owner = ?3 WHERE seq IN ( \
                SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?2 \
-               AND (lease_until IS NULL OR lease_until < ?2) ORDER BY next_attempt_at LIMIT ?3) \
-             RETURNING {COLUMNS}"
+               AND (lease_until IS NULL OR lease_until < ?2) ORDER BY next_attempt_at \
+               LIMIT {chunk}) \
+             RETURNING {STORED_DELIVERY_COLUMNS}, NULL AS message_body"
         ))?;
-        let rows = stmt.query_map(
-            params![lease_until, now, limit as i64, owner.0],
-            attempt_row,
-        )?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
+        let before = attempts.len();
+        for row in stmt.query_map(params![lease_until, now, owner.0], attempt_row)? {
+            attempts.push(row?);
+        }
+        if attempts.len() - before < chunk {
+            break;
+        }
+        left -= chunk;
+    }
+    // Each webhook once per claim, however many of its attempts are in it.
+    let mut webhooks: HashMap<WebhookId, Option<Webhook>> = HashMap::new();
     let mut out = Vec::with_capacity(attempts.len());
     for attempt in attempts {
         let body: String = c
@@ -66,7 +81,14 @@ pub(super) fn claim_due(
             .query_row([&attempt.message_id], |r| col(r, "body"))
             .optional()?
             .unwrap_or_default();
-        let webhook = super::webhooks::get(c, &attempt.webhook_id, keys)?;
+        let webhook = match webhooks.get(&attempt.webhook_id) {
+            Some(w) => w.clone(),
+            None => {
+                let w = super::webhooks::get(c, &attempt.webhook_id, keys)?;
+                webhooks.insert(attempt.webhook_id.clone(), w.clone());
+                w
+            }
+        };
         out.push(Claimed {
             attempt,
             body,
@@ -84,7 +106,6 @@ pub(super) fn complete(c: &Connection, done: &Completion) -> Result<()> {
         a.duration_ms,
         a.error,
         json_text(&a.request_headers),
-        a.request_body,
         json_text(&a.response_headers),
         a.response_body,
         a.next_attempt_at,
