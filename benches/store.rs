@@ -1,7 +1,7 @@
 //! Delivery-log query time with 1,000,000 attempt rows, and the store's size on disk.
 //!
 //! Run: `cargo bench --bench store -- [rows]` (default 1000000). Rows are spread over 50
-//! webhooks, one in ten failed. Measures `Store::query_deliveries` (one webhook's failures,
+//! webhooks, one in ten failed. Measures `DeliveryLog::query_deliveries` (one webhook's failures,
 //! newest first, one page of 50) beside the same query written the naive way
 //! (`?x IS NULL OR col = ?x` for every optional filter), which no index can serve.
 

@@ -22,7 +22,9 @@ pub enum Error {
     /// The operation is valid but cannot run in this server's configuration or state.
     #[error("{0}")]
     Unavailable(String),
-    /// The store failed; nothing was changed. Backends convert their own errors into this.
+    /// The store holds something this release cannot read (a NULL or unexpected column, a
+    /// secret sealed under a key this process does not hold), with no underlying error to keep;
+    /// nothing was changed. A failure with a cause is `Backend`.
     #[error("storage error: {0}")]
     Store(String),
     /// The store's database failed (a SQLite or PostgreSQL error, a pool without connections);

@@ -2,11 +2,11 @@
 //! store as peers:
 //!
 //! - the **change feed**: the one publisher on this process's event bus. This process's own
-//!   commits are announced by the store's writer (`Store::subscribe_commits`) and go on the bus
+//!   commits are announced by the store's writer (`Cluster::subscribe_commits`) and go on the bus
 //!   as written while they follow on from the feed's cursor, with no read; it reads
-//!   `Store::changes_since` from its cursor when they do not (another process committed in
+//!   `Cluster::changes_since` from its cursor when they do not (another process committed in
 //!   between, which only a read can show) and when the store may have changed
-//!   (`Store::wait_for_change`: another process). On PostgreSQL an event commits with a `seq`
+//!   (`Cluster::wait_for_change`: another process). On PostgreSQL an event commits with a `seq`
 //!   that another instance's open batch may come before, so the feed reads to announce it,
 //!   and reads again soon while the store says events are settling (`Changes::settling`). Each
 //!   event is announced exactly once per

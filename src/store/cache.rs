@@ -7,7 +7,7 @@ use crate::model::{Webhook, WebhookId};
 
 /// Webhook rows by id, as last read from the store. A change made through this process drops
 /// the rows it touched at once; a change made by another process drops them when this
-/// process's change feed reads it (`Store::invalidate_webhooks`). Unknown ids are not cached:
+/// process's change feed reads it (`Cluster::invalidate_webhooks`). Unknown ids are not cached:
 /// junk URLs cannot grow it.
 #[derive(Default)]
 pub struct WebhookCache {

@@ -1,5 +1,5 @@
 //! The `meta` table's statements, written once for both backends: the store's id and the
-//! write check (`Store::check_writable`).
+//! write check (`Maintenance::check_writable`).
 
 /// The id every process on this store shares (made once, by the first migration).
 pub(crate) const STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";

@@ -1,11 +1,19 @@
-//! The store interface: everything the service and the delivery worker persist or read, as one
-//! trait that every backend implements (`sqlite/` today). The conformance suite in
-//! `tests/store_conformance.rs` is written once against this trait and run against each backend.
+//! The store interface: everything the service and the delivery worker persist or read, as
+//! role traits (`Webhooks`, `Events`, `DeliveryLog`, `Queue`, `Subscriptions`, `Cluster`,
+//! `Maintenance`) that every backend implements (`sqlite/`, `postgres/`), and `Store`, all of
+//! them at once. The conformance suite in `tests/store_conformance.rs` is written once against
+//! `Store` and run against each backend.
+//!
+//! The statements both backends run are written once, one module per role (`webhooks`,
+//! `events`, `log`, `queue`, `subscriptions`, `instances`, `retention`, `meta`, rendered per
+//! dialect by `sql`); a backend keeps only what truly differs (its transactions, locks and
+//! notifications).
 //!
 //! Why a trait object (`Arc<dyn Store>`) and not an enum over backends: a backend is added by
-//! implementing the trait in its own folder, with no match arm to edit elsewhere; tests and the
+//! implementing the traits in its own folder, with no match arm to edit elsewhere; tests and the
 //! conformance suite take any `dyn Store`. The cost, one boxed future per call, is nothing next to
-//! a hop to the blocking pool or a network round trip.
+//! a hop to the blocking pool or a network round trip. A caller holding `dyn Store` calls any
+//! role's method without importing the role.
 
 pub mod cache;
 mod events;
@@ -43,19 +51,34 @@ pub fn migrations() -> (&'static [&'static str], &'static [&'static str]) {
     (sqlite::MIGRATIONS, postgres::MIGRATIONS)
 }
 
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // --- webhooks -------------------------------------------------------------------------
+/// A whole store: every role. Implemented for every type that implements them all.
+pub trait Store:
+    Webhooks + Events + DeliveryLog + Queue + Subscriptions + Cluster + Maintenance + 'static
+{
+}
 
+impl<T> Store for T where
+    T: Webhooks + Events + DeliveryLog + Queue + Subscriptions + Cluster + Maintenance + 'static
+{
+}
+
+/// Webhook rows: the receiver's and the dispatcher's configuration, with a change log the
+/// change feed reads (`Cluster::changes_since`).
+#[async_trait]
+pub trait Webhooks: Send + Sync {
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
+
     /// One webhook. Backends may serve it from a cache, but never a row older than a change
     /// committed through this store.
     async fn get_webhook(&self, id: &WebhookId) -> Result<Option<Webhook>>;
+
     /// Oldest first.
     /// The owner of a webhook's history (`webhook_keys`), whether or not the webhook still
     /// exists; `None` for an id that never held anything.
     async fn owner_of(&self, id: &WebhookId) -> Result<Option<crate::model::Principal>>;
+
     async fn list_webhooks(&self, filter: WebhookFilter) -> Result<Vec<Webhook>>;
+
     /// Applies only the fields `change` sets, in one statement (a concurrent change to other
     /// fields, such as an auto-disable, is kept). `None` when there is no such webhook.
     async fn update_webhook(
@@ -63,6 +86,7 @@ pub trait Store: Send + Sync + 'static {
         id: &WebhookId,
         change: WebhookChange,
     ) -> Result<Option<Webhook>>;
+
     /// Makes `secret` current; the secret it replaces stays valid until `grace_until` (or not at
     /// all when `None`). Atomic: two concurrent rotations cannot resurrect an older secret.
     async fn rotate_secret(
@@ -72,53 +96,67 @@ pub trait Store: Send + Sync + 'static {
         grace_until: Option<Millis>,
         now: Millis,
     ) -> Result<Option<Webhook>>;
+
     /// Webhooks whose previous secret's grace ended at or before `now`, with that instant.
     async fn expired_previous_secrets(&self, now: Millis) -> Result<Vec<(WebhookId, Millis)>>;
+
     /// Drops the previous secret of `id` if it is still the one that expired at `expired_at`
     /// (a rotation since then is left alone); records the change.
     async fn forget_previous_secret(&self, id: &WebhookId, expired_at: Millis) -> Result<()>;
+
     /// Deletes the webhook; its events and delivery log stay (they are history).
     async fn delete_webhook(&self, id: &WebhookId) -> Result<bool>;
+}
 
-    // --- events ---------------------------------------------------------------------------
-
+/// Stored inbound events, read by id or by cursor.
+#[async_trait]
+pub trait Events: Send + Sync {
     /// Stores a verified event (and queues its relays) durably before it returns, unless the
     /// webhook already holds an event with the same provider event id: then only the receipt
     /// is logged, marked duplicate. A stored event is its own receipt (see `log`): no second
     /// row is written. Concurrent calls may share one commit.
     async fn insert_event(&self, ingest: Ingest) -> Result<InsertOutcome>;
+
     async fn get_event(&self, id: &EventId) -> Result<Option<Event>>;
+
     /// Events by cursor: every event committed before the call that passes the query (unless
     /// a stalled batch holds it back, see `Changes::settling`), and
     /// never one before an event that can still commit below it: a cursor moved to the last
     /// event listed skips nothing that commits later.
     async fn list_events(&self, query: EventQuery) -> Result<Vec<Event>>;
+
     /// "Now" as an event cursor (0 when empty): the highest `seq` such that every event at or
     /// below it that will ever be stored is stored, including every event committed before
     /// the call (a reader by cursor can move to it without skipping anything).
     async fn max_event_seq(&self) -> Result<i64>;
+
     /// The highest event `seq` retention deleted (0: none): a cursor below it has lost events.
     async fn events_pruned_through(&self) -> Result<i64>;
-    /// What changed after `since`: events stored and webhooks changed (created, updated,
-    /// rotated, disabled, deleted), at most `limit` of each, and the cursor to ask from next.
-    /// The change feed across processes reads this; it sees what `list_events` sees.
-    async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes>;
+}
 
-    // --- the delivery log -----------------------------------------------------------------
-
+/// The delivery log: receipts of requests that stored nothing and attempts made outside the
+/// queue; a stored event is its own receipt (`store::log`).
+#[async_trait]
+pub trait DeliveryLog: Send + Sync {
     /// Logs a request that stored no event (refused, filtered out, a handshake).
     async fn log_receipt(&self, receipt: Receipt) -> Result<()>;
+
     /// Logs an attempt made outside the queue (test_webhook), already finished.
     async fn log_attempt(&self, attempt: Attempt) -> Result<()>;
+
     /// One row of the log; the id of a stored event's receipt is the event's id.
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>>;
+
     /// Newest first: `deliveries` rows and receipts of stored events, merged (`log::merge`).
     async fn query_deliveries(&self, query: DeliveryQuery) -> Result<log::LogPage>;
+}
 
-    // --- the outbound queue ---------------------------------------------------------------
-
+/// The durable outbound queue: messages, their attempts and leases.
+#[async_trait]
+pub trait Queue: Send + Sync {
     /// Queues messages with their first attempts, in one transaction.
     async fn enqueue(&self, items: Vec<Outgoing>) -> Result<()>;
+
     /// Queues `items` under an idempotency key, in one transaction: when `key` was stored
     /// after `fresh_after`, nothing is queued and the `result` stored with it by the first call
     /// is returned; otherwise the items are queued, `result` is kept under the key, and `None`
@@ -131,8 +169,10 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         fresh_after: Millis,
     ) -> Result<Option<String>>;
+
     /// Queues further attempts of existing messages.
     async fn enqueue_attempts(&self, attempts: Vec<Attempt>) -> Result<()>;
+
     /// Claims up to `limit` due, unleased (or lease-expired) attempts for `owner`, leasing them
     /// until `lease_until`. An attempt is claimed by one caller at a time, across processes.
     async fn claim_due(
@@ -142,15 +182,16 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         lease_until: Millis,
     ) -> Result<Vec<Claimed>>;
+
     /// Writes finished attempts, their follow-ups and webhook health in one transaction.
     async fn complete(&self, batch: Vec<Completion>) -> Result<()>;
+
     /// When the earliest unleased pending attempt is due.
     async fn next_due_at(&self) -> Result<Option<Millis>>;
+
     /// Pending attempts in the whole store, and when the oldest of them was created.
     async fn queue_stats(&self) -> Result<(u64, Option<Millis>)>;
-    /// Frees the leases `owner` holds (it stops cleanly; its unfinished attempts are due again
-    /// at once) and forgets the instance.
-    async fn retire_instance(&self, owner: &InstanceId) -> Result<usize>;
+
     /// The newest attempt of every message of `webhook_id` created in the window whose newest
     /// attempt failed for good (no retry scheduled).
     async fn finally_failed(
@@ -159,20 +200,25 @@ pub trait Store: Send + Sync + 'static {
         since: Millis,
         until: Millis,
     ) -> Result<Vec<Attempt>>;
+
     /// The highest attempt number of a message so far, and whether one is pending.
     async fn message_state(&self, message_id: &MessageId) -> Result<MessageState>;
+}
 
-    // --- MCP Events webhook subscriptions ------------------------------------------------
-    //
-    // A subscription is a row of its own (key, cursor, expiry) plus an outbound webhook row
-    // with the same id (callback URL, secret, health), through which the outbound engine
-    // delivers. `list_webhooks` leaves subscription rows out.
-
+/// MCP Events webhook subscriptions.
+///
+/// A subscription is a row of its own (key, cursor, expiry) plus an outbound webhook row with
+/// the same id (callback URL, secret, health), through which the outbound engine delivers.
+/// `list_webhooks` leaves subscription rows out.
+#[async_trait]
+pub trait Subscriptions: Send + Sync {
     /// Creates the subscription and its webhook row in one transaction; false (and nothing
     /// written) when a subscription with this id exists.
     async fn insert_subscription(&self, sub: &EventSubscription, webhook: &Webhook)
         -> Result<bool>;
+
     async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<EventSubscription>>;
+
     /// Sets a subscription's expiry at a refresh; false when there is no such subscription.
     async fn refresh_subscription(
         &self,
@@ -180,8 +226,10 @@ pub trait Store: Send + Sync + 'static {
         expires_at: Option<Millis>,
         now: Millis,
     ) -> Result<bool>;
+
     /// Subscriptions not expired at `now`, oldest first.
     async fn list_subscriptions(&self, now: Millis) -> Result<Vec<EventSubscription>>;
+
     /// Moves the cursor of `id` from `from` to `to` and queues `items`, in one transaction, if
     /// the cursor is still `from`; false (nothing queued) when another process moved it first.
     /// This is what makes delivery exactly-once per subscription across processes.
@@ -192,32 +240,52 @@ pub trait Store: Send + Sync + 'static {
         to: i64,
         items: Vec<Outgoing>,
     ) -> Result<bool>;
+
     /// The lowest event `seq` among the subscription's deliveries still pending: its cursor
     /// watermark is just below it.
     async fn subscription_backlog(&self, id: &SubscriptionId) -> Result<Option<i64>>;
+
     /// Deletes the subscription and its webhook row (its delivery log stays).
     async fn delete_subscription(&self, id: &SubscriptionId) -> Result<bool>;
+
     /// Subscriptions whose expiry is at or before `now`.
     async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<SubscriptionId>>;
+}
 
-    // --- many processes, one store --------------------------------------------------------
+/// Many processes, one store: who is alive, who holds which job, and the change feed that
+/// tells each process what the others committed.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// What changed after `since`: events stored and webhooks changed (created, updated,
+    /// rotated, disabled, deleted), at most `limit` of each, and the cursor to ask from next.
+    /// The change feed across processes reads this; it sees what `list_events` sees.
+    async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes>;
+
+    /// Frees the leases `owner` holds (it stops cleanly; its unfinished attempts are due again
+    /// at once) and forgets the instance.
+    async fn retire_instance(&self, owner: &InstanceId) -> Result<usize>;
 
     /// A random id fixed when the store was created: two processes with the same id share one
     /// store (a receiver port held by a sibling is waited for, not an error).
     fn store_id(&self) -> &str;
+
     /// Records that `instance` is alive at `now` (inserting it the first time).
     async fn heartbeat(&self, instance: &InstanceId, now: Millis) -> Result<()>;
+
     /// Forgets instances silent since before `stale_before` and frees the leases they (or
     /// owners never registered) hold, so that their attempts are claimed again. Returns the
     /// number of leases freed.
     async fn reap_dead_instances(&self, stale_before: Millis) -> Result<usize>;
+
     /// How many instances heartbeated at or after `since`: the processes serving this store.
     async fn live_instances(&self, since: Millis) -> Result<u64>;
+
     /// The database server's clock, for a store on another machine (PostgreSQL); `None` when
     /// the store shares this process's clock.
     async fn server_time(&self) -> Result<Option<Millis>> {
         Ok(None)
     }
+
     /// Takes or renews the lock on the periodic job `name` for `owner` until `until`; false when
     /// another owner holds it unexpired. One process at a time runs a singleton job.
     async fn try_job_lock(
@@ -227,38 +295,47 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         until: Millis,
     ) -> Result<bool>;
+
     /// The change-feed cursor of this instant: nothing before it will be reported.
     async fn change_cursor(&self) -> Result<ChangeCursor>;
+
     /// Returns when the store may have changed (another process committed), or after
     /// `max_wait`. A hint, not a guarantee: the caller reads `changes_since` either way.
     async fn wait_for_change(&self, max_wait: std::time::Duration);
+
     /// Drops cached copies of these webhooks (another process changed them).
     fn invalidate_webhooks(&self, ids: &[WebhookId]);
+
     /// The events this process commits, announced by its writer as each commit lands, in
     /// commit order: the change feed announces them without reading them back while they
     /// follow on from its cursor (see `Commits`).
     fn subscribe_commits(&self) -> tokio::sync::broadcast::Receiver<CommittedEvents>;
+}
+
+/// Retention, space and health of the store itself.
+#[async_trait]
+pub trait Maintenance: Send + Sync {
     /// Commits a tiny write: Ok when the store can take writes now (disk not full, not
     /// read-only, database reachable).
     async fn check_writable(&self) -> Result<()>;
-
-    // --- retention ------------------------------------------------------------------------
 
     /// Deletes at most `limit` rows of each kind of history older than its cutoff, in one short
     /// transaction: events with the receipts that stored them; finished delivery-log rows
     /// (never a pending attempt); messages no attempt refers to any more; old webhook change
     /// log rows. Callers repeat until a batch deletes fewer than `limit` of each.
     async fn prune(&self, cutoffs: PruneCutoffs, limit: usize) -> Result<Pruned>;
+
     /// Gives the space freed by pruning back to the file system where the backend manages its
     /// own file (SQLite's incremental vacuum; PostgreSQL's autovacuum reuses it in place).
     /// `full` rewrites the whole file when incremental vacuum is not enabled (an older store):
     /// it blocks writers meanwhile, so only an explicit `prune` command asks for it.
     async fn compact(&self, full: bool) -> Result<()>;
+
     /// The store's size on disk in bytes, when the backend can tell.
     async fn size_bytes(&self) -> Result<Option<u64>>;
 }
 
-/// What `Store::prune` deletes: rows older than these instants. `None` keeps that kind.
+/// What `Maintenance::prune` deletes: rows older than these instants. `None` keeps that kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneCutoffs {
     /// Events received before this (and the receipts of those events).

@@ -41,7 +41,7 @@ fn enumerated<T: DeserializeOwned>(c: &impl Columns, name: &str) -> Result<T> {
 
 fn json<T: DeserializeOwned>(c: &impl Columns, name: &str) -> Result<T> {
     serde_json::from_str(&text(c, name)?)
-        .map_err(|e| Error::Store(format!("column `{name}`: not the JSON expected ({e})")))
+        .map_err(|e| Error::backend(format!("column `{name}`: not the JSON expected ({e})"), e))
 }
 
 /// The columns of an `event_subscriptions` row, in both schemas.
@@ -157,7 +157,7 @@ pub(crate) fn webhook(c: &impl Columns, keys: &Keyring) -> Result<Webhook> {
     // One column holds either kind of header map, by direction.
     let headers: BTreeMap<String, String> =
         serde_json::from_str(&keys.open(&id, &text(c, "headers")?)?)
-            .map_err(|e| Error::Store(format!("column `headers`: {e}")))?;
+            .map_err(|e| Error::backend(format!("column `headers`: {e}"), e))?;
     let (extra_headers, required_headers) = match direction {
         Direction::Outbound => (headers, BTreeMap::new()),
         Direction::Inbound => (
@@ -201,7 +201,7 @@ pub(crate) fn webhook(c: &impl Columns, keys: &Keyring) -> Result<Webhook> {
             .text("filter")?
             .map(|f| crate::model::Filter::parse_text(&f))
             .transpose()
-            .map_err(|e| Error::Store(format!("column `filter`: {e}")))?,
+            .map_err(|e| Error::backend(format!("column `filter`: {e}"), e))?,
         owner: crate::model::Principal::new(text(c, "owner")?),
     })
 }

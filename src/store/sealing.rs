@@ -200,7 +200,7 @@ impl Keyring {
         })?;
         let data = B64
             .decode(data)
-            .map_err(|_| Error::Store("a sealed secret is malformed".into()))?;
+            .map_err(|e| Error::backend("a sealed secret is malformed", e))?;
         if data.len() < 12 {
             return Err(Error::Store("a sealed secret is malformed".into()));
         }
@@ -220,7 +220,7 @@ impl Keyring {
                      moved from another row)"
                 ))
             })?;
-        String::from_utf8(plain).map_err(|_| Error::Store("a sealed secret is not text".into()))
+        String::from_utf8(plain).map_err(|e| Error::backend("a sealed secret is not text", e))
     }
 
     /// Whether a stored value is not sealed under the sealing key (plain, or an older key).
@@ -274,10 +274,10 @@ fn parse_keys(text: &str) -> Result<Vec<SecretsKey>> {
 
 fn read_key_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| {
-        Error::Internal(format!(
-            "cannot read the secrets key {}: {e}",
-            path.display()
-        ))
+        Error::backend(
+            format!("cannot read the secrets key {}: {e}", path.display()),
+            e,
+        )
     })
 }
 
@@ -286,10 +286,10 @@ pub fn write_key_file(path: &Path, keys: &[SecretsKey]) -> Result<()> {
     let tmp = write_temp(path, keys)?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::Internal(format!(
-            "cannot write the secrets key {}: {e}",
-            path.display()
-        ))
+        Error::backend(
+            format!("cannot write the secrets key {}: {e}", path.display()),
+            e,
+        )
     })
 }
 
@@ -303,10 +303,10 @@ fn create_key_file(path: &Path, keys: &[SecretsKey]) -> Result<bool> {
     match linked {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(Error::Internal(format!(
-            "cannot write the secrets key {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(Error::backend(
+            format!("cannot write the secrets key {}: {e}", path.display()),
+            e,
+        )),
     }
 }
 
@@ -317,10 +317,10 @@ fn write_temp(path: &Path, keys: &[SecretsKey]) -> Result<PathBuf> {
     getrandom::fill(&mut unique).expect("the OS random source is available");
     let tmp = path.with_extension(format!("key.{}.tmp", hex::encode(unique)));
     let fail = |e: std::io::Error| {
-        Error::Internal(format!(
-            "cannot write the secrets key {}: {e}",
-            path.display()
-        ))
+        Error::backend(
+            format!("cannot write the secrets key {}: {e}", path.display()),
+            e,
+        )
     };
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

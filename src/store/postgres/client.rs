@@ -127,7 +127,7 @@ pub(super) fn col<T: for<'a> tokio_postgres::types::FromSql<'a>>(
     name: &str,
 ) -> Result<T> {
     row.try_get(name)
-        .map_err(|e| Error::Store(format!("column `{name}`: {e}")))
+        .map_err(|e| Error::backend(format!("column `{name}`: {e}"), e))
 }
 
 /// Binds a shared statement's arguments.

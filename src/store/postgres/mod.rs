@@ -58,8 +58,9 @@ use super::webhooks as statements;
 use super::{
     json_text, ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventNotice, EventQuery,
     HealthChange, Ingest, InsertOutcome, InstanceId, MessageState, Outgoing, PruneCutoffs, Pruned,
-    Store, WebhookChange, WebhookFilter,
+    WebhookChange, WebhookFilter,
 };
+use super::{Cluster, DeliveryLog, Events, Maintenance, Queue, Subscriptions, Webhooks};
 use crate::error::{Error, Result};
 use crate::model::{
     enum_text, Attempt, Delivery, DeliveryId, Event, EventId, EventSubscription, MessageId, Millis,
@@ -350,7 +351,7 @@ async fn insert_webhook_row(c: &impl GenericClient, w: &Webhook, keys: &Keyring)
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl Webhooks for PgStore {
     async fn insert_webhook(&self, w: &Webhook) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -479,111 +480,10 @@ impl Store for PgStore {
         self.forget(std::slice::from_ref(id));
         result
     }
+}
 
-    async fn insert_subscription(&self, sub: &EventSubscription, w: &Webhook) -> Result<bool> {
-        let result = async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            lock_changes(&tx).await?;
-            let inserted = execute(&tx, &subscriptions::insert(sub)).await?;
-            if inserted == 0 {
-                return Ok(false);
-            }
-            execute(&tx, &statements::delete(&w.id)).await?;
-            insert_webhook_row(&tx, w, &self.keys).await?;
-            record_change(&tx, &self.channel, &w.id, w.updated_at).await?;
-            tx.commit().await?;
-            Ok(true)
-        }
-        .await;
-        self.forget(std::slice::from_ref(&w.id));
-        result
-    }
-
-    async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<EventSubscription>> {
-        query_opt(&self.client().await?, &subscriptions::by_id(id))
-            .await?
-            .map(|r| subscription_row(&r))
-            .transpose()
-    }
-
-    async fn refresh_subscription(
-        &self,
-        id: &SubscriptionId,
-        expires_at: Option<Millis>,
-        now: Millis,
-    ) -> Result<bool> {
-        let refresh = subscriptions::refresh(id, expires_at, now);
-        Ok(execute(&self.client().await?, &refresh).await? == 1)
-    }
-
-    async fn list_subscriptions(&self, now: Millis) -> Result<Vec<EventSubscription>> {
-        let rows = query(&self.client().await?, &subscriptions::live(now)).await?;
-        rows.iter().map(subscription_row).collect()
-    }
-
-    async fn advance_subscription(
-        &self,
-        id: &SubscriptionId,
-        from: i64,
-        to: i64,
-        items: Vec<Outgoing>,
-    ) -> Result<bool> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // A concurrent advance waits on the row lock and then finds the cursor moved.
-        let moved = execute(&tx, &subscriptions::advance(id, from, to)).await?;
-        if moved == 0 {
-            return Ok(false);
-        }
-        for o in &items {
-            insert_outgoing(&tx, o).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn subscription_backlog(&self, id: &SubscriptionId) -> Result<Option<i64>> {
-        let s = subscriptions::backlog(id);
-        let row = self
-            .client()
-            .await?
-            .query_one_cached(&s.numbered(), &bind(&s))
-            .await?;
-        Ok(row.get(0))
-    }
-
-    async fn delete_subscription(&self, id: &SubscriptionId) -> Result<bool> {
-        let result = async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            lock_changes(&tx).await?;
-            let deleted = execute(&tx, &subscriptions::delete(id)).await? == 1;
-            if execute(&tx, &statements::delete(&id.delivery_row())).await? == 1 {
-                record_change(
-                    &tx,
-                    &self.channel,
-                    &id.delivery_row(),
-                    crate::model::now_millis(),
-                )
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(deleted)
-        }
-        .await;
-        self.forget(&[id.delivery_row()]);
-        result
-    }
-
-    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<SubscriptionId>> {
-        let rows = query(&self.client().await?, &subscriptions::expired(now)).await?;
-        Ok(rows
-            .iter()
-            .map(|r| SubscriptionId::from(r.get::<_, String>(0)))
-            .collect())
-    }
-
+#[async_trait]
+impl Events for PgStore {
     async fn insert_event(&self, ingest: Ingest) -> Result<InsertOutcome> {
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::Unavailable("the store's writer has stopped".into());
@@ -628,55 +528,10 @@ impl Store for PgStore {
         let client = self.client().await?;
         settled(&client).await?.now(&client).await
     }
+}
 
-    async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes> {
-        let client = self.client().await?;
-        let settled = settled(&client).await?;
-        // A stalled batch held events back: the feed reads again soon. What commits later
-        // announces itself (NOTIFY, or this process's writer).
-        let settling = !settled.complete;
-        let limit = limit as i64;
-        let events = client
-            .query_cached(
-                &numbered(crate::store::events::CHANGES),
-                &[&since.event_seq, &settled.bound, &limit],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(EventNotice {
-                    seq: col(r, "seq")?,
-                    id: col::<String>(r, "id")?.into(),
-                    webhook_id: col::<String>(r, "webhook_id")?.into(),
-                    event: col(r, "event")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut webhooks: Vec<WebhookId> = vec![];
-        let mut webhook_rev = since.webhook_rev;
-        for r in query(
-            &client,
-            &statements::changes_after(since.webhook_rev, limit as usize),
-        )
-        .await?
-        {
-            webhook_rev = col(&r, "rev")?;
-            let id = WebhookId::from(col::<String>(&r, "webhook_id")?);
-            webhooks.retain(|w| *w != id);
-            webhooks.push(id);
-        }
-        let cursor = ChangeCursor {
-            event_seq: events.last().map_or(since.event_seq, |e| e.seq),
-            webhook_rev,
-        };
-        Ok(Changes {
-            events,
-            webhooks,
-            cursor,
-            settling,
-        })
-    }
-
+#[async_trait]
+impl DeliveryLog for PgStore {
     async fn log_receipt(&self, receipt: Receipt) -> Result<()> {
         insert_receipts(&self.client().await?, &[&receipt]).await
     }
@@ -714,7 +569,10 @@ impl Store for PgStore {
         };
         Ok(log::merge(found, stored, &q))
     }
+}
 
+#[async_trait]
+impl Queue for PgStore {
     async fn enqueue_idempotent(
         &self,
         key: &str,
@@ -904,28 +762,6 @@ impl Store for PgStore {
         result
     }
 
-    async fn live_instances(&self, since: Millis) -> Result<u64> {
-        let s = instances::live_count(since);
-        let row = self
-            .client()
-            .await?
-            .query_one_cached(&s.numbered(), &bind(&s))
-            .await?;
-        Ok(row.get::<_, i64>(0) as u64)
-    }
-
-    async fn server_time(&self) -> Result<Option<Millis>> {
-        let row = self
-            .client()
-            .await?
-            .query_one_cached(
-                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-                &[],
-            )
-            .await?;
-        Ok(Some(row.get::<_, i64>(0)))
-    }
-
     async fn queue_stats(&self) -> Result<(u64, Option<Millis>)> {
         let row = self
             .client()
@@ -942,17 +778,6 @@ impl Store for PgStore {
             .query_one_cached(queue::NEXT_DUE, &[])
             .await?
             .try_get(0)?)
-    }
-
-    async fn retire_instance(&self, owner: &InstanceId) -> Result<usize> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let [leases, instance, locks] = instances::retire(owner);
-        let freed = execute(&tx, &leases).await?;
-        execute(&tx, &instance).await?;
-        execute(&tx, &locks).await?;
-        tx.commit().await?;
-        Ok(freed as usize)
     }
 
     async fn finally_failed(
@@ -992,6 +817,197 @@ impl Store for PgStore {
             last_attempt: col(&row, "last_attempt")?,
             pending: col(&row, "pending")?,
         })
+    }
+}
+
+#[async_trait]
+impl Subscriptions for PgStore {
+    async fn insert_subscription(&self, sub: &EventSubscription, w: &Webhook) -> Result<bool> {
+        let result = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_changes(&tx).await?;
+            let inserted = execute(&tx, &subscriptions::insert(sub)).await?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            execute(&tx, &statements::delete(&w.id)).await?;
+            insert_webhook_row(&tx, w, &self.keys).await?;
+            record_change(&tx, &self.channel, &w.id, w.updated_at).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+        .await;
+        self.forget(std::slice::from_ref(&w.id));
+        result
+    }
+
+    async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<EventSubscription>> {
+        query_opt(&self.client().await?, &subscriptions::by_id(id))
+            .await?
+            .map(|r| subscription_row(&r))
+            .transpose()
+    }
+
+    async fn refresh_subscription(
+        &self,
+        id: &SubscriptionId,
+        expires_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<bool> {
+        let refresh = subscriptions::refresh(id, expires_at, now);
+        Ok(execute(&self.client().await?, &refresh).await? == 1)
+    }
+
+    async fn list_subscriptions(&self, now: Millis) -> Result<Vec<EventSubscription>> {
+        let rows = query(&self.client().await?, &subscriptions::live(now)).await?;
+        rows.iter().map(subscription_row).collect()
+    }
+
+    async fn advance_subscription(
+        &self,
+        id: &SubscriptionId,
+        from: i64,
+        to: i64,
+        items: Vec<Outgoing>,
+    ) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // A concurrent advance waits on the row lock and then finds the cursor moved.
+        let moved = execute(&tx, &subscriptions::advance(id, from, to)).await?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        for o in &items {
+            insert_outgoing(&tx, o).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn subscription_backlog(&self, id: &SubscriptionId) -> Result<Option<i64>> {
+        let s = subscriptions::backlog(id);
+        let row = self
+            .client()
+            .await?
+            .query_one_cached(&s.numbered(), &bind(&s))
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn delete_subscription(&self, id: &SubscriptionId) -> Result<bool> {
+        let result = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_changes(&tx).await?;
+            let deleted = execute(&tx, &subscriptions::delete(id)).await? == 1;
+            if execute(&tx, &statements::delete(&id.delivery_row())).await? == 1 {
+                record_change(
+                    &tx,
+                    &self.channel,
+                    &id.delivery_row(),
+                    crate::model::now_millis(),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(deleted)
+        }
+        .await;
+        self.forget(&[id.delivery_row()]);
+        result
+    }
+
+    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<SubscriptionId>> {
+        let rows = query(&self.client().await?, &subscriptions::expired(now)).await?;
+        Ok(rows
+            .iter()
+            .map(|r| SubscriptionId::from(r.get::<_, String>(0)))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Cluster for PgStore {
+    async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes> {
+        let client = self.client().await?;
+        let settled = settled(&client).await?;
+        // A stalled batch held events back: the feed reads again soon. What commits later
+        // announces itself (NOTIFY, or this process's writer).
+        let settling = !settled.complete;
+        let limit = limit as i64;
+        let events = client
+            .query_cached(
+                &numbered(crate::store::events::CHANGES),
+                &[&since.event_seq, &settled.bound, &limit],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(EventNotice {
+                    seq: col(r, "seq")?,
+                    id: col::<String>(r, "id")?.into(),
+                    webhook_id: col::<String>(r, "webhook_id")?.into(),
+                    event: col(r, "event")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut webhooks: Vec<WebhookId> = vec![];
+        let mut webhook_rev = since.webhook_rev;
+        for r in query(
+            &client,
+            &statements::changes_after(since.webhook_rev, limit as usize),
+        )
+        .await?
+        {
+            webhook_rev = col(&r, "rev")?;
+            let id = WebhookId::from(col::<String>(&r, "webhook_id")?);
+            webhooks.retain(|w| *w != id);
+            webhooks.push(id);
+        }
+        let cursor = ChangeCursor {
+            event_seq: events.last().map_or(since.event_seq, |e| e.seq),
+            webhook_rev,
+        };
+        Ok(Changes {
+            events,
+            webhooks,
+            cursor,
+            settling,
+        })
+    }
+
+    async fn live_instances(&self, since: Millis) -> Result<u64> {
+        let s = instances::live_count(since);
+        let row = self
+            .client()
+            .await?
+            .query_one_cached(&s.numbered(), &bind(&s))
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    async fn server_time(&self) -> Result<Option<Millis>> {
+        let row = self
+            .client()
+            .await?
+            .query_one_cached(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                &[],
+            )
+            .await?;
+        Ok(Some(row.get::<_, i64>(0)))
+    }
+
+    async fn retire_instance(&self, owner: &InstanceId) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let [leases, instance, locks] = instances::retire(owner);
+        let freed = execute(&tx, &leases).await?;
+        execute(&tx, &instance).await?;
+        execute(&tx, &locks).await?;
+        tx.commit().await?;
+        Ok(freed as usize)
     }
 
     fn store_id(&self) -> &str {
@@ -1048,7 +1064,10 @@ impl Store for PgStore {
     fn subscribe_commits(&self) -> tokio::sync::broadcast::Receiver<super::CommittedEvents> {
         self.commits.subscribe()
     }
+}
 
+#[async_trait]
+impl Maintenance for PgStore {
     async fn check_writable(&self) -> Result<()> {
         self.client()
             .await?

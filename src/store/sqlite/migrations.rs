@@ -117,7 +117,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX deliveries_by_webhook_status ON deliveries (webhook_id, status, seq);
     "#,
-    // 4: the webhook change log, read by the change feed (`Store::changes_since`): one row per
+    // 4: the webhook change log, read by the change feed (`Cluster::changes_since`): one row per
     // committed change to a webhook (create, update, rotate, health, delete). Receipts written
     // from now on say `received` as their trigger: they have none.
     r#"

@@ -27,8 +27,9 @@ use super::log::LogPage;
 use super::sealing::Keyring;
 use super::{
     ChangeCursor, Changes, Claimed, Completion, DeliveryQuery, EventQuery, Ingest, InsertOutcome,
-    InstanceId, MessageState, Outgoing, PruneCutoffs, Pruned, Store, WebhookChange, WebhookFilter,
+    InstanceId, MessageState, Outgoing, PruneCutoffs, Pruned, WebhookChange, WebhookFilter,
 };
+use super::{Cluster, DeliveryLog, Events, Maintenance, Queue, Subscriptions, Webhooks};
 use crate::error::{Error, Result};
 use crate::model::{
     enum_from_text, enum_text, Attempt, Delivery, DeliveryId, DeliveryStatus, Direction, Event,
@@ -183,7 +184,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Webhooks for SqliteStore {
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()> {
         let (w, keys) = (webhook.clone(), self.keys.clone());
         self.write(move |tx| webhooks::insert(tx, &w, &keys)).await
@@ -269,70 +270,10 @@ impl Store for SqliteStore {
         self.forget(std::slice::from_ref(id));
         deleted
     }
+}
 
-    async fn insert_subscription(
-        &self,
-        sub: &EventSubscription,
-        webhook: &Webhook,
-    ) -> Result<bool> {
-        let (s, w, keys) = (sub.clone(), webhook.clone(), self.keys.clone());
-        let inserted = self
-            .write(move |tx| subscriptions::insert(tx, &s, &w, &keys))
-            .await;
-        self.forget(std::slice::from_ref(&webhook.id));
-        inserted
-    }
-
-    async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<EventSubscription>> {
-        let owned = id.clone();
-        self.read(move |c| subscriptions::get(c, &owned)).await
-    }
-
-    async fn refresh_subscription(
-        &self,
-        id: &SubscriptionId,
-        expires_at: Option<Millis>,
-        now: Millis,
-    ) -> Result<bool> {
-        let owned = id.clone();
-        self.write(move |tx| subscriptions::refresh(tx, &owned, expires_at, now))
-            .await
-    }
-
-    async fn list_subscriptions(&self, now: Millis) -> Result<Vec<EventSubscription>> {
-        self.read(move |c| subscriptions::live(c, now)).await
-    }
-
-    async fn advance_subscription(
-        &self,
-        id: &SubscriptionId,
-        from: i64,
-        to: i64,
-        items: Vec<Outgoing>,
-    ) -> Result<bool> {
-        let owned = id.clone();
-        self.write(move |tx| subscriptions::advance(tx, &owned, from, to, &items))
-            .await
-    }
-
-    async fn subscription_backlog(&self, id: &SubscriptionId) -> Result<Option<i64>> {
-        let owned = id.clone();
-        self.read(move |c| subscriptions::backlog(c, &owned)).await
-    }
-
-    async fn delete_subscription(&self, id: &SubscriptionId) -> Result<bool> {
-        let owned = id.clone();
-        let deleted = self
-            .write(move |tx| subscriptions::delete(tx, &owned))
-            .await;
-        self.forget(&[id.delivery_row()]);
-        deleted
-    }
-
-    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<SubscriptionId>> {
-        self.read(move |c| subscriptions::expired(c, now)).await
-    }
-
+#[async_trait]
+impl Events for SqliteStore {
     async fn insert_event(&self, ingest: Ingest) -> Result<InsertOutcome> {
         events::submit(&self.receipts, ingest).await
     }
@@ -360,12 +301,10 @@ impl Store for SqliteStore {
     async fn max_event_seq(&self) -> Result<i64> {
         self.read(events::max_seq).await
     }
+}
 
-    async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes> {
-        self.read(move |c| events::changes_since(c, since, limit))
-            .await
-    }
-
+#[async_trait]
+impl DeliveryLog for SqliteStore {
     async fn log_receipt(&self, receipt: Receipt) -> Result<()> {
         events::submit_receipt(&self.receipts, receipt).await
     }
@@ -383,7 +322,10 @@ impl Store for SqliteStore {
     async fn query_deliveries(&self, query: DeliveryQuery) -> Result<LogPage> {
         self.read(move |c| deliveries::query(c, &query)).await
     }
+}
 
+#[async_trait]
+impl Queue for SqliteStore {
     async fn enqueue(&self, items: Vec<Outgoing>) -> Result<()> {
         self.write(move |tx| queue::enqueue(tx, &items)).await
     }
@@ -465,18 +407,6 @@ impl Store for SqliteStore {
         result
     }
 
-    async fn live_instances(&self, since: Millis) -> Result<u64> {
-        self.read(move |c| {
-            let s = crate::store::instances::live_count(since);
-            Ok(
-                c.query_row(&s.sql, rusqlite::params_from_iter(&s.args), |r| {
-                    r.get::<_, i64>(0)
-                })? as u64,
-            )
-        })
-        .await
-    }
-
     async fn queue_stats(&self) -> Result<(u64, Option<Millis>)> {
         self.read(|c| {
             Ok(c.query_row(crate::store::queue::PENDING, [], |r| {
@@ -488,11 +418,6 @@ impl Store for SqliteStore {
 
     async fn next_due_at(&self) -> Result<Option<Millis>> {
         self.read(queue::next_due_at).await
-    }
-
-    async fn retire_instance(&self, owner: &InstanceId) -> Result<usize> {
-        let owner = owner.clone();
-        self.write(move |tx| queue::retire(tx, &owner)).await
     }
 
     async fn finally_failed(
@@ -509,6 +434,97 @@ impl Store for SqliteStore {
     async fn message_state(&self, message_id: &MessageId) -> Result<MessageState> {
         let id = message_id.clone();
         self.read(move |c| queue::message_state(c, &id)).await
+    }
+}
+
+#[async_trait]
+impl Subscriptions for SqliteStore {
+    async fn insert_subscription(
+        &self,
+        sub: &EventSubscription,
+        webhook: &Webhook,
+    ) -> Result<bool> {
+        let (s, w, keys) = (sub.clone(), webhook.clone(), self.keys.clone());
+        let inserted = self
+            .write(move |tx| subscriptions::insert(tx, &s, &w, &keys))
+            .await;
+        self.forget(std::slice::from_ref(&webhook.id));
+        inserted
+    }
+
+    async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<EventSubscription>> {
+        let owned = id.clone();
+        self.read(move |c| subscriptions::get(c, &owned)).await
+    }
+
+    async fn refresh_subscription(
+        &self,
+        id: &SubscriptionId,
+        expires_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<bool> {
+        let owned = id.clone();
+        self.write(move |tx| subscriptions::refresh(tx, &owned, expires_at, now))
+            .await
+    }
+
+    async fn list_subscriptions(&self, now: Millis) -> Result<Vec<EventSubscription>> {
+        self.read(move |c| subscriptions::live(c, now)).await
+    }
+
+    async fn advance_subscription(
+        &self,
+        id: &SubscriptionId,
+        from: i64,
+        to: i64,
+        items: Vec<Outgoing>,
+    ) -> Result<bool> {
+        let owned = id.clone();
+        self.write(move |tx| subscriptions::advance(tx, &owned, from, to, &items))
+            .await
+    }
+
+    async fn subscription_backlog(&self, id: &SubscriptionId) -> Result<Option<i64>> {
+        let owned = id.clone();
+        self.read(move |c| subscriptions::backlog(c, &owned)).await
+    }
+
+    async fn delete_subscription(&self, id: &SubscriptionId) -> Result<bool> {
+        let owned = id.clone();
+        let deleted = self
+            .write(move |tx| subscriptions::delete(tx, &owned))
+            .await;
+        self.forget(&[id.delivery_row()]);
+        deleted
+    }
+
+    async fn expired_subscriptions(&self, now: Millis) -> Result<Vec<SubscriptionId>> {
+        self.read(move |c| subscriptions::expired(c, now)).await
+    }
+}
+
+#[async_trait]
+impl Cluster for SqliteStore {
+    async fn changes_since(&self, since: ChangeCursor, limit: usize) -> Result<Changes> {
+        self.read(move |c| events::changes_since(c, since, limit))
+            .await
+    }
+
+    async fn live_instances(&self, since: Millis) -> Result<u64> {
+        self.read(move |c| {
+            let s = crate::store::instances::live_count(since);
+            Ok(
+                c.query_row(&s.sql, rusqlite::params_from_iter(&s.args), |r| {
+                    r.get::<_, i64>(0)
+                })? as u64,
+            )
+        })
+        .await
+    }
+
+    async fn retire_instance(&self, owner: &InstanceId) -> Result<usize> {
+        let owner = owner.clone();
+        self.write(move |tx| queue::retire(tx, &owner)).await
     }
 
     fn store_id(&self) -> &str {
@@ -553,7 +569,10 @@ impl Store for SqliteStore {
     fn subscribe_commits(&self) -> tokio::sync::broadcast::Receiver<crate::store::CommittedEvents> {
         self.commits.subscribe()
     }
+}
 
+#[async_trait]
+impl Maintenance for SqliteStore {
     async fn check_writable(&self) -> Result<()> {
         // A real change: an update to the same value may write nothing at all.
         let now = crate::model::now_millis().to_string();
@@ -634,10 +653,10 @@ impl Readers {
 /// release left the umask's 0644).
 fn private_file(path: &Path) -> Result<()> {
     let cannot = |e: std::io::Error| {
-        Error::Store(format!(
-            "cannot make {} private to its owner: {e}",
-            path.display()
-        ))
+        Error::backend(
+            format!("cannot make {} private to its owner: {e}", path.display()),
+            e,
+        )
     };
     #[cfg(unix)]
     {
