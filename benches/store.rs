@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::params;
 use webhook_mcp::model::DeliveryStatus;
 use webhook_mcp::store::sqlite::SqliteStore;
-use webhook_mcp::store::{DeliveryQuery, Store};
+use webhook_mcp::store::{DeliveryLog, DeliveryQuery};
 
 fn pct(v: &mut [Duration], p: usize) -> f64 {
     v.sort();
