@@ -4,6 +4,11 @@
 //! webhooks, one in ten failed. Measures `DeliveryLog::query_deliveries` (one webhook's failures,
 //! newest first, one page of 50) beside the same query written the naive way
 //! (`?x IS NULL OR col = ?x` for every optional filter), which no index can serve.
+//!
+//! Rows are laid out as the engine writes them: each attempt's message in `messages`, the body
+//! stored there once and read by the log from it. `BENCH_BODY_PER_ATTEMPT=1` also copies the
+//! body into the attempt's row, as releases before the body was stored once did (to compare the
+//! two layouts' size and query time with one harness).
 
 use std::time::{Duration, Instant};
 
@@ -32,25 +37,38 @@ async fn main() {
         let mut c = rusqlite::Connection::open(&path).unwrap();
         c.pragma_update(None, "synchronous", "OFF").unwrap();
         let tx = c.transaction().unwrap();
+        let body_per_attempt = std::env::var("BENCH_BODY_PER_ATTEMPT").is_ok_and(|v| v == "1");
         {
+            let mut message = tx
+                .prepare(
+                    "INSERT INTO messages (id, webhook_id, event, body, created_at) \
+                     VALUES (?1, ?2, 'order.paid', ?3, ?4)",
+                )
+                .unwrap();
             let mut insert = tx
                 .prepare(
                     "INSERT INTO deliveries (id, webhook_id, event, direction, trigger, attempt, url, status, \
-                     status_code, duration_ms, request_headers, request_body, response_headers, response_body, created_at) \
+                     status_code, duration_ms, request_headers, request_body, response_headers, response_body, created_at, message_id) \
                      VALUES (?1, ?2, 'order.paid', 'outbound', 'scheduled', 1, 'https://example.com/hook', ?3, ?4, 12, \
-                     '{\"content-type\":\"application/json\"}', ?5, '{}', 'ok', ?6)",
+                     '{\"content-type\":\"application/json\"}', ?5, '{}', 'ok', ?6, ?7)",
                 )
                 .unwrap();
             for i in 0..rows {
                 let failed = (i / 50) % 10 == 0; // one in ten of every webhook's rows
+                let body = format!("{{\"id\":\"msg_{i}\",\"event\":\"order.paid\",\"timestamp\":\"2026-11-24T10:00:00Z\",\"data\":{{\"amount\":4200,\"customer\":\"cus_{i}\"}}}}");
+                let at = 1_700_000_000_000i64 + i as i64;
+                message
+                    .execute(params![format!("m{i}"), format!("w{}", i % 50), body, at])
+                    .unwrap();
                 insert
                     .execute(params![
                         format!("d{i}"),
                         format!("w{}", i % 50),
                         if failed { "failed" } else { "succeeded" },
                         if failed { 500 } else { 200 },
-                        format!("{{\"id\":\"msg_{i}\",\"event\":\"order.paid\",\"timestamp\":\"2026-11-24T10:00:00Z\",\"data\":{{\"amount\":4200,\"customer\":\"cus_{i}\"}}}}"),
-                        1_700_000_000_000i64 + i as i64,
+                        body_per_attempt.then_some(&body),
+                        at,
+                        format!("m{i}"),
                     ])
                     .unwrap();
             }
@@ -90,6 +108,17 @@ async fn main() {
         newest.push(t.elapsed());
         assert_eq!(page.rows.len(), 50);
     }
+    // One row whole, as the delivery resource shows it: with the body it sent (read from its
+    // message, or its own copy).
+    let mut one = vec![];
+    for i in 0..200 {
+        let id = webhook_mcp::model::DeliveryId::from(format!("d{}", i * 4999 % rows));
+        let t = Instant::now();
+        let row = store.get_delivery(&id).await.unwrap();
+        one.push(t.elapsed());
+        assert!(matches!(row, Some(webhook_mcp::model::Delivery::Attempt(a))
+            if a.request_body.as_deref().is_some_and(|b| b.contains("msg_"))));
+    }
     let naive_conn = rusqlite::Connection::open(&path).unwrap();
     let mut naive = vec![];
     for i in 0..20 {
@@ -126,6 +155,11 @@ async fn main() {
         "| query_deliveries {{}} (newest 50), p50 / p99 | {:.2} ms / {:.2} ms |",
         pct(&mut newest, 50),
         pct(&mut newest, 99)
+    );
+    println!(
+        "| get_delivery (one row whole, with its body), p50 / p99 | {:.2} ms / {:.2} ms |",
+        pct(&mut one, 50),
+        pct(&mut one, 99)
     );
     println!(
         "| baseline: same filter as `?x IS NULL OR col = ?x` SQL, p50 | {:.2} ms |",

@@ -148,6 +148,7 @@ pub trait DeliveryLog: Send + Sync {
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>>;
 
     /// Newest first: `deliveries` rows and receipts of stored events, merged (`log::merge`).
+    /// A queued attempt's body, its message's, is left out of a page (`get_delivery` has it).
     async fn query_deliveries(&self, query: DeliveryQuery) -> Result<log::LogPage>;
 }
 

@@ -232,8 +232,8 @@ pub(crate) const STORED_DELIVERY_COLUMNS: &str = stored_delivery_columns!();
 /// A delivery-log row as `delivery` and `attempt` read it: the stored columns and
 /// `message_body`, the first `LOG_BODY_LIMIT` + 1 characters of a queued attempt's message (the
 /// body it sent, stored once per message; see `store::queue::COMPLETE`), NULL for rows without
-/// one. The queue's claim, which reads the body whole, selects `STORED_DELIVERY_COLUMNS` and
-/// `NULL AS message_body`.
+/// one. The queue's claim, which reads the body whole, and a page of the log, shown without
+/// bodies, select `STORED_DELIVERY_COLUMNS` and `NULL AS message_body`.
 pub(crate) const DELIVERY_COLUMNS: &str = concat!(
     stored_delivery_columns!(),
     ", (SELECT substr(body, 1, 65537) FROM messages WHERE messages.id = message_id) AS message_body"
