@@ -252,6 +252,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 14: retention marks how far it pruned (`store::events::PRUNED_MIGRATION`, PostgreSQL's
     // 10), instead of readers taking the lowest kept `seq` for it.
     crate::store::events::PRUNED_MIGRATION,
+    // 15: one index less on every attempt. Each query of pending attempts (claims, the next due
+    // time, the queue's depth, leases freed) uses `deliveries_due`, which holds only pending
+    // rows; a page of the log by status alone reads newest first by `seq` (as on PostgreSQL,
+    // which never had this index) instead of sorting every row of that status. Every attempt's
+    // insert and completion (status and due time both change) updated this index too.
+    r#"
+    DROP INDEX IF EXISTS deliveries_by_status;
+    "#,
 ];
 
 /// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the
