@@ -979,6 +979,35 @@ mod checks {
         assert_eq!(retried[0].attempt.id, retry.id);
         assert_eq!(retried[0].attempt.number, 2);
 
+        // The queued attempts, newest first, a page at a time; the finished one is not among
+        // them (SQLite reads these from the index of pending attempts, `store::log`).
+        let pending = |before| DeliveryQuery {
+            status: Some(DeliveryStatus::Pending),
+            limit: 1,
+            before,
+            ..Default::default()
+        };
+        let first = s.query_deliveries(pending(None)).await.unwrap();
+        let second = s.query_deliveries(pending(first.next)).await.unwrap();
+        let ids = |p: &webhook_mcp::store::log::LogPage| {
+            p.rows.iter().map(|r| r.id().clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            (ids(&first), ids(&second)),
+            (vec![retry.id.clone()], vec![later.first.id.clone()])
+        );
+        let third = s.query_deliveries(pending(second.next)).await.unwrap();
+        assert!(third.rows.is_empty(), "{third:?}");
+        let failed = s
+            .query_deliveries(DeliveryQuery {
+                status: Some(DeliveryStatus::Failed),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(&failed), vec![done.id.clone()]);
+
         // An attempt of a deleted webhook is claimed without one.
         s.delete_webhook(&o.id).await.unwrap();
         let orphans = s
