@@ -3,10 +3,33 @@
 //! own typed values; what differs between them (SQLite's claim under the write lock,
 //! PostgreSQL's `FOR UPDATE SKIP LOCKED`, batching) stays in the backend.
 
+use super::rows::DELIVERY_COLUMNS;
+use super::sql::{Arg, Statement};
+use crate::model::{Millis, WebhookId};
+
 /// A message: the exact body every attempt sends. Arguments: id, webhook_id, event, event_id,
 /// body, created_at.
 pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages \
     (id, webhook_id, event, event_id, body, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+
+/// The newest attempt of every message of `webhook_id` created in `since..=until` whose newest
+/// attempt failed for good (`Queue::finally_failed`), oldest first.
+pub(crate) fn finally_failed(webhook_id: &WebhookId, since: Millis, until: Millis) -> Statement {
+    Statement {
+        sql: format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE webhook_id = ? \
+             AND direction = 'outbound' AND message_id IS NOT NULL \
+             AND created_at BETWEEN ? AND ? \
+             AND seq = (SELECT MAX(seq) FROM deliveries WHERE message_id = d.message_id) \
+             AND status = 'failed' ORDER BY seq"
+        ),
+        args: vec![
+            Arg::Text(webhook_id.as_str().to_string()),
+            Arg::Int(since),
+            Arg::Int(until),
+        ],
+    }
+}
 
 /// A claimed attempt's body. Argument: the message id.
 pub(crate) const MESSAGE_BODY: &str = "SELECT body FROM messages WHERE id = ?";

@@ -295,7 +295,7 @@ async fn record_change(
 
 use crate::store::events::COLUMNS as EVENT_COLUMNS;
 
-use super::rows::{DELIVERY_COLUMNS, STORED_DELIVERY_COLUMNS};
+use super::rows::STORED_DELIVERY_COLUMNS;
 
 fn subscription_row(r: &Row) -> Result<EventSubscription> {
     rows::subscription(r)
@@ -786,19 +786,8 @@ impl Queue for PgStore {
         since: Millis,
         until: Millis,
     ) -> Result<Vec<Attempt>> {
-        let rows = self
-            .client()
-            .await?
-            .query_cached(
-                &format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE webhook_id = $1 AND direction = 'outbound' \
-                     AND message_id IS NOT NULL AND created_at BETWEEN $2 AND $3 \
-                     AND seq = (SELECT MAX(seq) FROM deliveries WHERE message_id = d.message_id) \
-                     AND status = 'failed' ORDER BY seq"
-                ),
-                &[&webhook_id.as_str(), &since, &until],
-            )
-            .await?;
+        let s = queue::finally_failed(webhook_id, since, until);
+        let rows = query(&self.client().await?, &s).await?;
         rows.iter().map(rows::attempt).collect()
     }
 

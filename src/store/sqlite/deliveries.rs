@@ -6,11 +6,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use crate::error::Result;
 use crate::model::{enum_text, Attempt, Delivery, DeliveryId, Direction, Receipt};
 use crate::store::log::{self, LogPage};
-use crate::store::rows::DELIVERY_COLUMNS;
 use crate::store::sql::Statement;
 use crate::store::{json_text, DeliveryQuery};
-
-pub(super) const COLUMNS: &str = DELIVERY_COLUMNS;
 
 const INSERT: &str = "INSERT INTO deliveries (id, webhook_id, event_id, event, direction, \
     trigger, attempt, url, status, status_code, duration_ms, error, request_headers, request_body, \

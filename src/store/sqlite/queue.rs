@@ -11,7 +11,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::attempt_row;
 use super::col;
-use super::deliveries::{insert_attempt, COLUMNS};
+use super::deliveries::insert_attempt;
 use super::webhooks::record_change;
 use crate::error::Result;
 use crate::model::{Attempt, MessageId, Millis, Webhook, WebhookId};
@@ -180,13 +180,9 @@ pub(super) fn finally_failed(
     since: Millis,
     until: Millis,
 ) -> Result<Vec<Attempt>> {
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM deliveries d WHERE webhook_id = ?1 AND direction = 'outbound' \
-         AND message_id IS NOT NULL AND created_at BETWEEN ?2 AND ?3 \
-         AND seq = (SELECT MAX(seq) FROM deliveries WHERE message_id = d.message_id) \
-         AND status = 'failed' ORDER BY seq"
-    ))?;
-    let rows = stmt.query_map(params![webhook_id, since, until], attempt_row)?;
+    let s = crate::store::queue::finally_failed(webhook_id, since, until);
+    let mut stmt = c.prepare_cached(&s.sql)?;
+    let rows = stmt.query_map(params_from_iter(&s.args), attempt_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
