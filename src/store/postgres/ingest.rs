@@ -1,12 +1,17 @@
 //! Ingest: one writer task per process commits whatever receipts have queued up in one
 //! transaction, with array inserts, holding the store's ingest lock in shared mode (see the
-//! module doc of `postgres` for why that lets readers by cursor skip nothing).
+//! module doc of `postgres` for why that lets readers by cursor skip nothing). The batch's
+//! statements are pipelined: a batch without relays is one round trip. Duplicates are the
+//! rows the insert skipped (`ON CONFLICT DO NOTHING`), looked up and logged after the commit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use deadpool_postgres::{GenericClient, Pool};
+use futures_util::future::{join, join3};
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 
 use super::client::{col, Cached};
 use super::insert_outgoing;
@@ -48,19 +53,23 @@ pub(super) async fn ingest_writer(
     while let Some(first) = jobs.recv().await {
         let mut batch = crate::store::batch_after(first, MAX_BATCH, || jobs.try_recv().ok());
         let started = std::time::Instant::now();
-        match write_batch(&pool, &mut batch, &announce, &keys, ingest_lock).await {
-            Ok((outcomes, made)) => {
-                keys.extend(made);
+        match write_batch(&pool, &batch, &announce, &mut keys, ingest_lock).await {
+            Ok(stored) => {
                 tracing::debug!(
                     receipts = batch.len(),
                     commit_us = started.elapsed().as_micros() as u64,
                     "receipt batch committed"
                 );
-                announce
-                    .commits
-                    .announce(batch.iter().map(|j| &j.ingest.event).zip(&outcomes));
+                // Announced before any sender hears back, duplicates' receipts after.
+                announce.commits.announce(
+                    batch
+                        .iter()
+                        .zip(&stored)
+                        .filter_map(|(j, s)| Some((&j.ingest.event, s.as_ref()?))),
+                );
+                let outcomes = settle_duplicates(&pool, &mut batch, stored, &keys).await;
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
+                    let _ = job.reply.send(outcome);
                 }
             }
             Err(e) => {
@@ -73,150 +82,237 @@ pub(super) async fn ingest_writer(
     }
 }
 
-/// Writes one batch; returns each job's outcome and the webhook keys the batch made (known only
-/// once it commits).
+const BEGIN: &str = "BEGIN";
+const COMMIT: &str = "COMMIT";
+const LOCK: &str = "SELECT pg_advisory_xact_lock_shared($1, $2)";
+/// `seq` from the transaction's id and the place in the batch (schema 11). Rows go in by
+/// (webhook, provider id), so that two instances' batches take the unique index's entries in
+/// one order and never deadlock; a provider id stored before, by another instance meanwhile or
+/// earlier in the same batch (`place` breaks the tie: the first one sent wins) is skipped, and
+/// the rows not returned are the batch's duplicates.
+const INSERT: &str = "INSERT INTO events (seq, id, webhook, provider_event_id, event, headers, payload, received_at, request) \
+     SELECT event_seq(u.place), u.id, u.webhook, u.pid, u.event, u.headers, u.payload, u.received_at, u.request \
+     FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
+         WITH ORDINALITY AS u(id, webhook, pid, event, headers, payload, received_at, request, place) \
+     ORDER BY u.webhook, u.pid, u.place \
+     ON CONFLICT (webhook, provider_event_id) DO NOTHING \
+     RETURNING id, seq";
+/// Sent after the commit, in a transaction of its own: a `NOTIFY` inside the batch's
+/// transaction would hold the server-wide notify lock (`PreCommit_Notify`, taken on "database
+/// 0" until the transaction ends) across the commit's WAL flush, and so make every instance's
+/// ingest commits wait for each other's. Lost only if the process dies
+/// between the two, which costs the other instances' feeds latency (they also poll), never
+/// an event.
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
+/// Writes one batch's new events (and their relays) in one transaction; returns each job's
+/// `seq` when its event was stored, `None` for a duplicate (`settle_duplicates` looks it up).
+///
+/// The statements go out pipelined: a batch without relays is one round trip (`BEGIN`, the
+/// shared ingest lock before the transaction has an id, the insert, `COMMIT`, the notify);
+/// with relays, their inserts and the commit follow the insert's answer.
 async fn write_batch(
     pool: &Pool,
-    batch: &mut [IngestJob],
+    batch: &[IngestJob],
     announce: &Announce,
-    known_keys: &HashMap<WebhookId, i64>,
+    keys: &mut HashMap<WebhookId, i64>,
     ingest_lock: i32,
-) -> Result<(Vec<InsertOutcome>, HashMap<WebhookId, i64>)> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    // Before the transaction has an id: readers find it among the holders (schema 11).
-    tx.execute_cached(
-        "SELECT pg_advisory_xact_lock_shared($1, $2)",
-        &[&INGEST_LOCK_CLASS, &ingest_lock],
-    )
-    .await?;
-    let made = webhook_keys(
-        &tx,
-        batch
-            .iter()
-            .map(|j| &j.ingest.event.webhook_id)
-            .filter(|w| !known_keys.contains_key(*w)),
-    )
-    .await?;
+) -> Result<Vec<Option<InsertOutcome>>> {
+    let client = pool.get().await?;
+    let unknown: Vec<&WebhookId> = batch
+        .iter()
+        .map(|j| &j.ingest.event.webhook_id)
+        .filter(|w| !keys.contains_key(*w))
+        .collect();
+    if !unknown.is_empty() {
+        // A webhook's first event in this process: its key, committed on its own (a key is
+        // never deleted, so one made for a batch that then fails stays right).
+        keys.extend(webhook_keys(&client, unknown.into_iter()).await?);
+    }
     let key_of = |w: &WebhookId| -> Result<i64> {
-        known_keys
-            .get(w)
-            .or_else(|| made.get(w))
+        keys.get(w)
             .copied()
             .ok_or_else(|| Error::Store(format!("webhook {w} has no key")))
     };
-    // Which provider ids are stored already: one query for the batch.
-    let mut known = known_provider_ids(&tx, batch.iter().map(|j| &j.ingest.event), &key_of).await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut new_events: Vec<usize> = vec![];
-    for (i, job) in batch.iter_mut().enumerate() {
-        let Ingest { event, receipt, .. } = &mut job.ingest;
-        let key = match &event.provider_event_id {
-            Some(p) => Some((key_of(&event.webhook_id)?, p.clone())),
-            None => None,
-        };
-        match key.as_ref().and_then(|k| known.get(k)) {
-            Some(id) => {
-                mark_duplicate(receipt, id);
-                outcomes.push(InsertOutcome::Duplicate(id.clone()));
-            }
-            None => {
-                if let Some(k) = key {
-                    // A repeat later in the same batch is a duplicate of this one.
-                    known.insert(k, event.id.clone());
-                }
-                // The event is its request's receipt: no row of its own.
-                new_events.push(i);
-                outcomes.push(InsertOutcome::Stored(0));
-            }
-        }
+    let mut cols: [Vec<Option<&str>>; 5] = Default::default();
+    let mut headers: Vec<String> = Vec::with_capacity(batch.len());
+    let mut webhooks: Vec<i64> = Vec::with_capacity(batch.len());
+    let mut received: Vec<i64> = Vec::with_capacity(batch.len());
+    let mut request: Vec<bool> = Vec::with_capacity(batch.len());
+    let ids: Vec<String> = batch
+        .iter()
+        .map(|j| j.ingest.event.id.to_string())
+        .collect();
+    for (j, id) in batch.iter().map(|j| &j.ingest).zip(&ids) {
+        let e = &j.event;
+        headers.push(json_text(&e.headers));
+        webhooks.push(key_of(&e.webhook_id)?);
+        received.push(e.received_at);
+        request.push(j.receipt.is_some());
+        cols[0].push(Some(id));
+        cols[1].push(e.provider_event_id.as_deref());
+        cols[2].push(Some(&e.event));
+        cols[4].push(Some(&j.body));
     }
-    if !new_events.is_empty() {
-        let mut cols: [Vec<Option<String>>; 5] = Default::default();
-        let mut webhooks: Vec<i64> = vec![];
-        let mut received: Vec<i64> = vec![];
-        let mut request: Vec<bool> = vec![];
-        for &i in &new_events {
-            let j = &batch[i].ingest;
-            let e = &j.event;
-            cols[0].push(Some(e.id.to_string()));
-            webhooks.push(key_of(&e.webhook_id)?);
-            cols[1].push(e.provider_event_id.clone());
-            cols[2].push(Some(e.event.clone()));
-            cols[3].push(Some(json_text(&e.headers)));
-            cols[4].push(Some(j.body.clone()));
-            received.push(e.received_at);
-            request.push(j.receipt.is_some());
-        }
-        let rows = tx
-            .query_cached(
-                // `seq` from the transaction's id and the place in the batch (schema 11); rows
-                // go in by (webhook, provider id), so that two instances' batches take the
-                // unique index's entries in one order and never deadlock. A provider id
-                // another insert stored meanwhile is skipped, reported below.
-                "INSERT INTO events (seq, id, webhook, provider_event_id, event, headers, payload, received_at, request) \
-                 SELECT event_seq(u.place), u.id, u.webhook, u.pid, u.event, u.headers, u.payload, u.received_at, u.request \
-                 FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
-                     WITH ORDINALITY AS u(id, webhook, pid, event, headers, payload, received_at, request, place) \
-                 ORDER BY u.webhook, u.pid \
-                 ON CONFLICT (webhook, provider_event_id) DO NOTHING \
-                 RETURNING id, seq",
-                &[&cols[0], &webhooks, &cols[1], &cols[2], &cols[3], &cols[4], &received, &request],
-            )
-            .await?;
-        let mut seqs: HashMap<String, i64> = HashMap::new();
-        for row in rows {
-            seqs.insert(col(&row, "id")?, col(&row, "seq")?);
-        }
-        let mut raced = vec![];
-        for &i in &new_events {
-            let id = batch[i].ingest.event.id.to_string();
-            match seqs.get(&id) {
-                Some(&seq) => {
-                    outcomes[i] = InsertOutcome::Stored(seq);
-                    for relay in &batch[i].ingest.relays {
-                        insert_outgoing(&tx, relay).await?;
+    cols[3] = headers.iter().map(|h| Some(h.as_str())).collect();
+    let lock = client.prepare_cached(LOCK).await?;
+    let insert = client.prepare_cached(INSERT).await?;
+    let notify = client.prepare_cached(NOTIFY).await?;
+    let insert_params: [&(dyn ToSql + Sync); 8] = [
+        &cols[0], &webhooks, &cols[1], &cols[2], &cols[3], &cols[4], &received, &request,
+    ];
+    let notify_params: [&(dyn ToSql + Sync); 2] = [&&*announce.channel, &&*announce.own_events];
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&INGEST_LOCK_CLASS, &ingest_lock];
+    let relays = batch.iter().any(|j| !j.ingest.relays.is_empty());
+    // Sent in this order on the connection when first polled (`join*` polls in order).
+    let opened = join3(
+        client.batch_execute(BEGIN),
+        client.execute(&lock, &lock_params),
+        client.query(&insert, &insert_params),
+    );
+    let stored = if relays {
+        // The relays go in the events' transaction: only those of events stored.
+        let written = async {
+            let (begun, locked, rows) = opened.await;
+            begun?;
+            locked?;
+            let stored = seqs(&rows?, &ids)?;
+            for (job, seq) in batch.iter().zip(&stored) {
+                if seq.is_some() {
+                    for relay in &job.ingest.relays {
+                        insert_outgoing(&client, relay).await?;
                     }
                 }
-                None => raced.push(i),
             }
+            Ok::<_, Error>(stored)
         }
-        if !raced.is_empty() {
-            // Another instance committed the same provider ids first: duplicates of its events.
-            let theirs =
-                known_provider_ids(&tx, raced.iter().map(|&i| &batch[i].ingest.event), &key_of)
-                    .await?;
-            for i in raced {
-                let Ingest { event, receipt, .. } = &mut batch[i].ingest;
-                let key = (
-                    key_of(&event.webhook_id)?,
-                    event.provider_event_id.clone().unwrap_or_default(),
-                );
-                let id = theirs.get(&key).cloned().ok_or_else(|| {
-                    Error::Store("an event conflicted with one that cannot be found".into())
-                })?;
-                mark_duplicate(receipt, &id);
-                outcomes[i] = InsertOutcome::Duplicate(id);
+        .await;
+        let stored = match written {
+            Ok(stored) => stored,
+            Err(e) => {
+                // Never back into the pool inside a transaction.
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
             }
-        }
+        };
+        let (committed, notified) = join(
+            client.batch_execute(COMMIT),
+            client.execute(&notify, &notify_params),
+        )
+        .await;
+        committed?;
+        warn_unnotified(notified);
+        stored
+    } else {
+        let ((begun, locked, rows), committed, notified) = join3(
+            opened,
+            client.batch_execute(COMMIT),
+            client.execute(&notify, &notify_params),
+        )
+        .await;
+        // A failed statement aborts the transaction, and `COMMIT` then rolls it back.
+        begun?;
+        locked?;
+        let rows = rows?;
+        committed?;
+        warn_unnotified(notified);
+        seqs(&rows, &ids)?
+    };
+    Ok(stored
+        .into_iter()
+        .map(|s| s.map(InsertOutcome::Stored))
+        .collect())
+}
+
+/// Each job's `seq` from the insert's returned rows, `None` where its row was skipped.
+fn seqs(rows: &[Row], ids: &[String]) -> Result<Vec<Option<i64>>> {
+    let mut seqs: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        seqs.insert(col(row, "id")?, col(row, "seq")?);
     }
-    // Receipts of duplicates only: a stored event is its own.
+    Ok(ids.iter().map(|id| seqs.get(id).copied()).collect())
+}
+
+fn warn_unnotified(notified: std::result::Result<u64, tokio_postgres::Error>) {
+    if let Err(e) = notified {
+        // The events are committed; other instances find them at their next look.
+        tracing::warn!(error = %e, "could not notify other instances of committed events");
+    }
+}
+
+/// The outcome of every job once its batch committed: the skipped rows are duplicates of the
+/// event stored under the same (webhook, provider id), before or earlier in the batch; their
+/// receipts are logged as such. A failure here fails only the duplicates (the sender retries).
+async fn settle_duplicates(
+    pool: &Pool,
+    batch: &mut [IngestJob],
+    stored: Vec<Option<InsertOutcome>>,
+    keys: &HashMap<WebhookId, i64>,
+) -> Vec<Result<InsertOutcome>> {
+    if stored.iter().all(Option::is_some) {
+        return stored
+            .into_iter()
+            .map(|s| Ok(s.expect("all stored")))
+            .collect();
+    }
+    let key_of = |w: &WebhookId| -> Result<i64> {
+        keys.get(w)
+            .copied()
+            .ok_or_else(|| Error::Store(format!("webhook {w} has no key")))
+    };
+    let looked_up = async {
+        let client = pool.get().await?;
+        let skipped = batch
+            .iter()
+            .zip(&stored)
+            .filter(|(_, s)| s.is_none())
+            .map(|(j, _)| &j.ingest.event);
+        known_provider_ids(&client, skipped, &key_of).await
+    }
+    .await;
+    let known = match looked_up {
+        Ok(known) => known,
+        Err(e) => {
+            return stored
+                .into_iter()
+                .map(|s| s.ok_or_else(|| Error::Unavailable(e.to_string())))
+                .collect()
+        }
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (job, s) in batch.iter_mut().zip(stored) {
+        outcomes.push(match s {
+            Some(s) => Ok(s),
+            None => {
+                let Ingest { event, receipt, .. } = &mut job.ingest;
+                let id = key_of(&event.webhook_id).and_then(|k| {
+                    let pid = event.provider_event_id.clone().unwrap_or_default();
+                    known.get(&(k, pid)).cloned().ok_or_else(|| {
+                        Error::Store("an event conflicted with one that cannot be found".into())
+                    })
+                });
+                id.map(|id| {
+                    mark_duplicate(receipt, &id);
+                    InsertOutcome::Duplicate(id)
+                })
+            }
+        });
+    }
     let receipts: Vec<&Receipt> = batch
         .iter()
         .zip(&outcomes)
-        .filter(|(_, o)| matches!(o, InsertOutcome::Duplicate(_)))
+        .filter(|(_, o)| matches!(o, Ok(InsertOutcome::Duplicate(_))))
         .filter_map(|(j, _)| j.ingest.receipt.as_ref())
         .collect();
-    insert_receipts(&tx, &receipts).await?;
-    if !new_events.is_empty() {
-        tx.execute_cached(
-            "SELECT pg_notify($1, $2)",
-            &[&&*announce.channel, &&*announce.own_events],
-        )
-        .await?;
+    let logged = async { insert_receipts(&pool.get().await?, &receipts).await }.await;
+    if let Err(e) = logged {
+        for o in outcomes.iter_mut() {
+            if matches!(o, Ok(InsertOutcome::Duplicate(_))) {
+                *o = Err(Error::Unavailable(e.to_string()));
+            }
+        }
     }
-    tx.commit().await?;
-    Ok((outcomes, made))
+    outcomes
 }
 
 /// The keys of `ids` (made for those that have none yet), in the caller's transaction.

@@ -1,9 +1,9 @@
 //! The PostgreSQL backend: any number of instances on any number of hosts share one database.
 //!
 //! - **Ingest** goes through one writer task per process that commits whatever receipts have
-//!   queued up in one transaction, with array inserts (a few round trips per batch, not per
-//!   event), and no lock that makes instances wait for each other: their batches commit in
-//!   parallel. An event's `seq` is its transaction's id × 1024 + its place in the batch
+//!   queued up in one transaction, with array inserts and its statements pipelined (one round
+//!   trip per batch), and no lock that makes instances wait for each other: their batches
+//!   commit in parallel. An event's `seq` is its transaction's id × 1024 + its place in the batch
 //!   (`event_seq()`, schema 11), so `seq` order is transaction order, not commit order. Each
 //!   ingest transaction holds the store's `ingest_lock` in shared mode from before it has an
 //!   id; `settled_seq()` is the lowest seq any holder can still commit (the lowest holder's
@@ -17,8 +17,11 @@
 //!   NOTHING`) and reported as a duplicate rather than failing the batch. Webhook changes,
 //!   which are rare, take an advisory lock to commit in `rev` order.
 //! - **Change feed**: every commit that adds events or changes a webhook sends `NOTIFY` on the
-//!   store's channel; one listening connection per process turns it into a wake-up, and the
-//!   feed catches up by cursor (so a dropped connection costs latency, never an event).
+//!   store's channel (ingest right after its commit, outside the transaction: a notifying
+//!   transaction holds the server-wide notify lock through its commit, which would make every
+//!   instance's ingest commit wait for the others' WAL flushes); one listening connection per
+//!   process turns it into a wake-up, and the feed catches up by cursor (so a dropped
+//!   connection costs latency, never an event).
 //! - **Queue**: claims use `FOR UPDATE SKIP LOCKED`, so concurrent claimers on any instance take
 //!   disjoint attempts without waiting on each other.
 //! - **Migrations** run under a session advisory lock.
