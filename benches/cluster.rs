@@ -142,11 +142,31 @@ impl Instance {
     }
 }
 
-/// `n` signed POSTs at concurrency 64, spread over `urls`; requests/s, p50, p99.
-async fn ingest(urls: &[String], n: usize) -> (f64, f64, f64) {
+/// The machine's busy and total CPU time so far (`/proc/stat`, all cores, in ticks).
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    // idle and iowait
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// `n` signed POSTs at concurrency 64, spread over `urls`; requests/s, p50, p99, and the share
+/// of the machine's CPU that was busy meanwhile (all processes: the harness, the instances and
+/// PostgreSQL).
+async fn ingest(urls: &[String], n: usize) -> (f64, f64, f64, f64) {
     let http = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let run = uuid::Uuid::new_v4().simple().to_string();
+    let (busy_before, total_before) = cpu_ticks();
     let started = Instant::now();
     let mut workers = vec![];
     for w in 0..CONCURRENCY {
@@ -186,8 +206,10 @@ async fn ingest(urls: &[String], n: usize) -> (f64, f64, f64) {
         all.extend(w.await.unwrap());
     }
     let per_sec = n as f64 / started.elapsed().as_secs_f64();
+    let (busy_after, total_after) = cpu_ticks();
+    let busy = (busy_after - busy_before) as f64 / (total_after - total_before).max(1) as f64;
     all.sort();
-    (per_sec, pct(&all, 50), pct(&all, 99))
+    (per_sec, pct(&all, 50), pct(&all, 99), busy)
 }
 
 /// POST to `from`'s receiver, time until `to`'s session is told: `n` sequential events.
@@ -347,12 +369,12 @@ async fn main() {
 
     println!("## Many instances, one store (harness generator, concurrency {CONCURRENCY}, {n} events per ingest run)");
     println!();
-    println!("| store | instances | ingest req/s | p50 | p99 | vs SQLite, 1 process |");
-    println!("|---|---|---|---|---|---|");
+    println!("| store | instances | ingest req/s | p50 | p99 | CPU busy | vs SQLite, 1 process |");
+    println!("|---|---|---|---|---|---|---|");
     let mut rows = vec![];
     let (sqlite, sqlite_urls) = cluster(&[], 1, &dir.path().join("single")).await;
-    let (base_rate, p50, p99) = ingest(&sqlite_urls, n).await;
-    rows.push(("SQLite".to_string(), 1, base_rate, p50, p99));
+    let (base_rate, p50, p99, busy) = ingest(&sqlite_urls, n).await;
+    rows.push(("SQLite".to_string(), 1, base_rate, p50, p99, busy));
     drop(sqlite);
     let mut schemas = vec![];
     for count in [1, 2, 3] {
@@ -364,19 +386,20 @@ async fn main() {
             &dir.path().join("pg"),
         )
         .await;
-        let (rate, p50, p99) = ingest(&urls, n).await;
-        rows.push(("PostgreSQL".to_string(), count, rate, p50, p99));
+        let (rate, p50, p99, busy) = ingest(&urls, n).await;
+        rows.push(("PostgreSQL".to_string(), count, rate, p50, p99, busy));
         drop(instances);
     }
     let one_pg = rows[1].2;
-    for (store, count, rate, p50, p99) in &rows {
+    for (store, count, rate, p50, p99, busy) in &rows {
         let vs_one = if store == "PostgreSQL" && *count > 1 {
             format!(" ({:.2}× one instance)", rate / one_pg)
         } else {
             String::new()
         };
         println!(
-            "| {store} | {count} | {rate:.0} | {p50:.2} ms | {p99:.2} ms | {:.2}{vs_one} |",
+            "| {store} | {count} | {rate:.0} | {p50:.2} ms | {p99:.2} ms | {:.0} % | {:.2}{vs_one} |",
+            busy * 100.0,
             rate / base_rate
         );
     }

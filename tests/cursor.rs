@@ -269,3 +269,74 @@ async fn postgres_list_readers_skip_nothing_while_instances_write() {
     }
     assert_eq!(seen.len(), total);
 }
+
+/// Each instance's change feed (the bus its sessions, waits and pumps are woken by) while
+/// every instance writes: it announces every event of every instance once, in increasing
+/// `seq`, its own commits without reading them back where they follow on, the others' after
+/// a read.
+async fn every_feed_announces_every_event_once_in_order(stores: Vec<SharedStore>) {
+    use webhook_mcp::service::{Service, Settings};
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut buses = vec![];
+    let mut feeds = vec![];
+    for store in &stores {
+        let svc = Arc::new(Service::new(store.clone(), Settings::default()));
+        buses.push(svc.subscribe_events());
+        feeds.push(svc.follow_changes(stop.clone()).await.unwrap());
+    }
+    let (tasks, total) = spawn_writers(&stores, 4, 50, 10_000);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (i, bus) in buses.iter_mut().enumerate() {
+        let (mut seen, mut last) = (HashSet::new(), 0i64);
+        while seen.len() < total {
+            let notice = tokio::time::timeout(std::time::Duration::from_secs(20), bus.recv())
+                .await
+                .unwrap_or_else(|_| panic!("feed {i} announced {} of {total}", seen.len()))
+                .unwrap();
+            assert!(notice.seq > last, "feed {i}: {} after {last}", notice.seq);
+            last = notice.seq;
+            assert!(
+                seen.insert(notice.id.clone()),
+                "feed {i}: {} twice",
+                notice.id
+            );
+        }
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(300), bus.recv())
+                .await
+                .is_err(),
+            "feed {i} announced more than was stored"
+        );
+    }
+    stop_tx.send(true).unwrap();
+    for f in feeds {
+        f.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_every_feed_announces_every_event_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhook-mcp.db");
+    let stores: Vec<SharedStore> = (0..3)
+        .map(|_| -> SharedStore {
+            Arc::new(webhook_mcp::store::sqlite::SqliteStore::open(&path).unwrap())
+        })
+        .collect();
+    every_feed_announces_every_event_once_in_order(stores).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_every_feed_announces_every_event_once_in_order() {
+    let Some(schema) = pg::TestSchema::create("cursor::postgres_feeds").await else {
+        return;
+    };
+    every_feed_announces_every_event_once_in_order(pg_instances(&schema, 3).await).await;
+    // One instance alone: its commits follow on from each other and are announced as written.
+    let schema = pg::TestSchema::create("cursor::postgres_feed_alone")
+        .await
+        .unwrap();
+    every_feed_announces_every_event_once_in_order(pg_instances(&schema, 1).await).await;
+}

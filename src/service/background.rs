@@ -294,7 +294,8 @@ impl HeldBack {
 /// announced (they lie past a gap the store must fill first).
 struct Feed {
     cursor: ChangeCursor,
-    own: BTreeMap<i64, EventNotice>,
+    /// By `seq`: what each event follows on from (`None`: unknown), and its notice.
+    own: BTreeMap<i64, (Option<i64>, EventNotice)>,
 }
 
 impl Feed {
@@ -306,22 +307,26 @@ impl Feed {
     }
 
     /// Takes one of this process's commits.
-    fn heard(&mut self, events: &[EventNotice]) {
-        for n in events.iter().filter(|n| n.seq > self.cursor.event_seq) {
-            self.own.insert(n.seq, n.clone());
+    fn heard(&mut self, commit: &CommittedEvents) {
+        let mut follows = commit.follows;
+        for n in commit.events.iter() {
+            if n.seq > self.cursor.event_seq {
+                self.own.insert(n.seq, (follows, n.clone()));
+            }
+            follows = Some(n.seq);
         }
     }
 
     /// This process's events that follow on from the cursor with no gap, in order: announced
-    /// as written. A gap is an event another process committed (or a `seq` a rolled-back
-    /// transaction used up), which only a read can tell.
+    /// as written. A gap is an event another process committed, or may still commit (or a
+    /// `seq` a rolled-back transaction used up), which only a read can tell.
     fn next_own(&mut self) -> Vec<EventNotice> {
         let mut next = vec![];
         while let Some(entry) = self.own.first_entry() {
-            if *entry.key() != self.cursor.event_seq + 1 {
+            if entry.get().0 != Some(self.cursor.event_seq) {
                 break;
             }
-            let notice = entry.remove();
+            let (_, notice) = entry.remove();
             self.cursor.event_seq = notice.seq;
             next.push(notice);
         }
@@ -353,6 +358,22 @@ mod tests {
         }
     }
 
+    /// A commit of contiguous seqs (SQLite's kind).
+    fn commit(seqs: &[i64]) -> CommittedEvents {
+        CommittedEvents {
+            events: seqs.iter().map(|&s| notice(s)).collect(),
+            follows: Some(seqs[0] - 1),
+        }
+    }
+
+    /// A commit of sparse seqs (PostgreSQL's kind).
+    fn commit_after(follows: Option<i64>, seqs: &[i64]) -> CommittedEvents {
+        CommittedEvents {
+            events: seqs.iter().map(|&s| notice(s)).collect(),
+            follows,
+        }
+    }
+
     fn seqs(notices: &[EventNotice]) -> Vec<i64> {
         notices.iter().map(|n| n.seq).collect()
     }
@@ -368,14 +389,14 @@ mod tests {
     fn own_commits_that_follow_on_are_announced_without_a_read() {
         let mut feed = Feed::new(at(10));
         // Commits heard out of order are put back in order.
-        feed.heard(&[notice(13), notice(14)]);
+        feed.heard(&commit(&[13, 14]));
         assert!(feed.next_own().is_empty());
-        feed.heard(&[notice(11), notice(12)]);
+        feed.heard(&commit(&[11, 12]));
         assert_eq!(seqs(&feed.next_own()), [11, 12, 13, 14]);
         assert!(!feed.behind());
         assert_eq!(feed.cursor.event_seq, 14);
         // A commit from before the cursor (heard late) is not announced twice.
-        feed.heard(&[notice(9), notice(14)]);
+        feed.heard(&commit_after(Some(8), &[9, 14]));
         assert!(feed.next_own().is_empty() && !feed.behind());
     }
 
@@ -383,7 +404,7 @@ mod tests {
     fn a_gap_waits_for_a_read_that_announces_what_it_covers_once() {
         let mut feed = Feed::new(at(10));
         // Seq 11 and 12 are another process's: ours (13, 14) wait behind them.
-        feed.heard(&[notice(13), notice(14)]);
+        feed.heard(&commit(&[13, 14]));
         assert!(feed.next_own().is_empty());
         assert!(feed.behind());
         // The read returned 11..=13 (14 committed after it looked).
@@ -391,9 +412,32 @@ mod tests {
         assert_eq!(seqs(&feed.next_own()), [14]);
         assert!(!feed.behind());
         // A read that saw everything leaves nothing to announce again.
-        feed.heard(&[notice(16)]);
+        feed.heard(&commit(&[16]));
         feed.read(at(16));
         assert!(feed.next_own().is_empty() && !feed.behind());
         assert_eq!(feed.cursor.event_seq, 16);
+    }
+
+    #[test]
+    fn sparse_commits_follow_on_from_what_their_writer_saw_before_them() {
+        let mut feed = Feed::new(at(1_000));
+        // Nothing lies between 1000 and 5121: announced without a read; so is the next commit
+        // that follows on from 5122.
+        feed.heard(&commit_after(Some(1_000), &[5_121, 5_122]));
+        feed.heard(&commit_after(Some(5_122), &[9_217]));
+        assert_eq!(seqs(&feed.next_own()), [5_121, 5_122, 9_217]);
+        assert!(!feed.behind());
+        // Another instance's event (9300) lies before this one: it waits for a read.
+        feed.heard(&commit_after(Some(9_300), &[10_241]));
+        assert!(feed.next_own().is_empty() && feed.behind());
+        // Unknown (another batch could still commit below): waits for a read too.
+        feed.heard(&commit_after(None, &[11_265]));
+        assert!(feed.next_own().is_empty());
+        // The read announced 9300 and 10241 and stopped there: 11265 is still unknown.
+        feed.read(at(10_241));
+        assert!(feed.next_own().is_empty() && feed.behind());
+        feed.read(at(11_265));
+        assert!(!feed.behind());
+        assert_eq!(feed.cursor.event_seq, 11_265);
     }
 }

@@ -509,8 +509,16 @@ impl EventNotice {
     }
 }
 
-/// The events of one commit, in `seq` order.
-pub type CommittedEvents = Arc<[EventNotice]>;
+/// The events of one commit, in `seq` order, and where they follow on from.
+#[derive(Debug, Clone)]
+pub struct CommittedEvents {
+    pub events: Arc<[EventNotice]>,
+    /// A `seq` below the commit's first such that no event lies between the two, nor can ever
+    /// be committed there (within the commit, too, each event follows on from the one before
+    /// it): a feed whose cursor stands there announces the commit without a read. `None` when
+    /// the writer cannot tell, and only a read of the store can.
+    pub follows: Option<i64>,
+}
 
 /// Where a backend's writer announces what it committed. A receiver that lags behind loses
 /// announcements, never events: the change feed then reads the store by cursor, as it does for
@@ -526,8 +534,13 @@ impl Default for Commits {
 
 impl Commits {
     /// Announces the events one commit stored, from each written event and its outcome
-    /// (duplicates stored nothing), in `seq` order; nothing when it stored none.
-    pub fn announce<'a>(&self, written: impl IntoIterator<Item = (&'a Event, &'a InsertOutcome)>) {
+    /// (duplicates stored nothing), in `seq` order; nothing when it stored none. `follows`
+    /// gets the lowest `seq` and says what it follows on from (`CommittedEvents::follows`).
+    pub fn announce<'a>(
+        &self,
+        written: impl IntoIterator<Item = (&'a Event, &'a InsertOutcome)>,
+        follows: impl FnOnce(i64) -> Option<i64>,
+    ) {
         let mut events: Vec<EventNotice> = written
             .into_iter()
             .filter_map(|(event, outcome)| match outcome {
@@ -536,9 +549,13 @@ impl Commits {
             })
             .collect();
         events.sort_by_key(|n| n.seq);
-        if !events.is_empty() {
+        if let Some(first) = events.first() {
+            let follows = follows(first.seq);
             // No receivers is normal (no change feed runs, as in `events ls`).
-            let _ = self.0.send(events.into());
+            let _ = self.0.send(CommittedEvents {
+                events: events.into(),
+                follows,
+            });
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use deadpool_postgres::{GenericClient, Pool};
-use futures_util::future::{join, join3};
+use futures_util::future::{join, join3, join5};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -54,7 +54,7 @@ pub(super) async fn ingest_writer(
         let mut batch = crate::store::batch_after(first, MAX_BATCH, || jobs.try_recv().ok());
         let started = std::time::Instant::now();
         match write_batch(&pool, &batch, &announce, &mut keys, ingest_lock).await {
-            Ok(stored) => {
+            Ok((stored, follows)) => {
                 tracing::debug!(
                     receipts = batch.len(),
                     commit_us = started.elapsed().as_micros() as u64,
@@ -66,6 +66,7 @@ pub(super) async fn ingest_writer(
                         .iter()
                         .zip(&stored)
                         .filter_map(|(j, s)| Some((&j.ingest.event, s.as_ref()?))),
+                    |_| follows,
                 );
                 let outcomes = settle_duplicates(&pool, &mut batch, stored, &keys).await;
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
@@ -104,20 +105,26 @@ const INSERT: &str = "INSERT INTO events (seq, id, webhook, provider_event_id, e
 /// between the two, which costs the other instances' feeds latency (they also poll), never
 /// an event.
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+/// Read inside the batch after its insert, in this order (schema 13): first whether another
+/// batch can still commit below this one's events, then the newest event below its first.
+const OTHERS_SETTLED: &str = "SELECT settled_seq_others()";
+const NEWEST_BEFORE: &str = "SELECT MAX(seq) FROM events WHERE seq < (SELECT event_seq(0))";
 
 /// Writes one batch's new events (and their relays) in one transaction; returns each job's
-/// `seq` when its event was stored, `None` for a duplicate (`settle_duplicates` looks it up).
+/// `seq` when its event was stored, `None` for a duplicate (`settle_duplicates` looks it up),
+/// and what the stored events follow on from (`CommittedEvents::follows`).
 ///
 /// The statements go out pipelined: a batch without relays is one round trip (`BEGIN`, the
-/// shared ingest lock before the transaction has an id, the insert, `COMMIT`, the notify);
-/// with relays, their inserts and the commit follow the insert's answer.
+/// shared ingest lock before the transaction has an id, the insert, the two reads that tell
+/// what it follows on from, `COMMIT`, the notify); with relays, their inserts and the commit
+/// follow the insert's answer.
 async fn write_batch(
     pool: &Pool,
     batch: &[IngestJob],
     announce: &Announce,
     keys: &mut HashMap<WebhookId, i64>,
     ingest_lock: i32,
-) -> Result<Vec<Option<InsertOutcome>>> {
+) -> Result<(Vec<Option<InsertOutcome>>, Option<i64>)> {
     let client = pool.get().await?;
     let unknown: Vec<&WebhookId> = batch
         .iter()
@@ -158,6 +165,8 @@ async fn write_batch(
     let lock = client.prepare_cached(LOCK).await?;
     let insert = client.prepare_cached(INSERT).await?;
     let notify = client.prepare_cached(NOTIFY).await?;
+    let others_settled = client.prepare_cached(OTHERS_SETTLED).await?;
+    let newest_before = client.prepare_cached(NEWEST_BEFORE).await?;
     let insert_params: [&(dyn ToSql + Sync); 8] = [
         &cols[0], &webhooks, &cols[1], &cols[2], &cols[3], &cols[4], &received, &request,
     ];
@@ -165,18 +174,21 @@ async fn write_batch(
     let lock_params: [&(dyn ToSql + Sync); 2] = [&INGEST_LOCK_CLASS, &ingest_lock];
     let relays = batch.iter().any(|j| !j.ingest.relays.is_empty());
     // Sent in this order on the connection when first polled (`join*` polls in order).
-    let opened = join3(
+    let opened = join5(
         client.batch_execute(BEGIN),
         client.execute(&lock, &lock_params),
         client.query(&insert, &insert_params),
+        client.query_one(&others_settled, &[]),
+        client.query_one(&newest_before, &[]),
     );
-    let stored = if relays {
+    let (stored, follows) = if relays {
         // The relays go in the events' transaction: only those of events stored.
         let written = async {
-            let (begun, locked, rows) = opened.await;
+            let (begun, locked, rows, settled, before) = opened.await;
             begun?;
             locked?;
             let stored = seqs(&rows?, &ids)?;
+            let follows = follows_on(&stored, settled?, before?)?;
             for (job, seq) in batch.iter().zip(&stored) {
                 if seq.is_some() {
                     for relay in &job.ingest.relays {
@@ -184,11 +196,11 @@ async fn write_batch(
                     }
                 }
             }
-            Ok::<_, Error>(stored)
+            Ok::<_, Error>((stored, follows))
         }
         .await;
-        let stored = match written {
-            Ok(stored) => stored,
+        let (stored, follows) = match written {
+            Ok(written) => written,
             Err(e) => {
                 // Never back into the pool inside a transaction.
                 let _ = client.batch_execute("ROLLBACK").await;
@@ -202,9 +214,9 @@ async fn write_batch(
         .await;
         committed?;
         warn_unnotified(notified);
-        stored
+        (stored, follows)
     } else {
-        let ((begun, locked, rows), committed, notified) = join3(
+        let ((begun, locked, rows, settled, before), committed, notified) = join3(
             opened,
             client.batch_execute(COMMIT),
             client.execute(&notify, &notify_params),
@@ -214,14 +226,29 @@ async fn write_batch(
         begun?;
         locked?;
         let rows = rows?;
+        let (settled, before) = (settled?, before?);
         committed?;
         warn_unnotified(notified);
-        seqs(&rows, &ids)?
+        let stored = seqs(&rows, &ids)?;
+        let follows = follows_on(&stored, settled, before)?;
+        (stored, follows)
     };
-    Ok(stored
+    let stored = stored
         .into_iter()
         .map(|s| s.map(InsertOutcome::Stored))
-        .collect())
+        .collect();
+    Ok((stored, follows))
+}
+
+/// What a batch's stored events follow on from: the newest event below them when no other
+/// batch could still commit below the newest of them, else unknown.
+fn follows_on(stored: &[Option<i64>], settled: Row, before: Row) -> Result<Option<i64>> {
+    let Some(newest) = stored.iter().flatten().max() else {
+        return Ok(None);
+    };
+    let settled: i64 = settled.try_get(0).map_err(Error::from)?;
+    let before: Option<i64> = before.try_get(0).map_err(Error::from)?;
+    Ok((settled > *newest).then_some(before.unwrap_or(0)))
 }
 
 /// Each job's `seq` from the insert's returned rows, `None` where its row was skipped.

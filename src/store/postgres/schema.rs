@@ -227,4 +227,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     END
     $migration$;
     "#,
+    // 13: `settled_seq_others()`: `settled_seq()` as the ingest writer sees it from inside its
+    // own open batch (its own hold on the lock left out). Read after its insert, it tells
+    // whether any other batch can still commit below its events; if none can, the newest
+    // event below its first, read next, is what the batch follows on from, and this process's
+    // change feed announces it without reading it back (`CommittedEvents::follows`).
+    r#"
+    DO $migration$
+    DECLARE
+        body TEXT := (SELECT prosrc FROM pg_proc WHERE oid = 'settled_seq()'::regprocedure);
+        others TEXT := replace(body, 'WHERE a.locktype = ''advisory'')',
+            'WHERE a.locktype = ''advisory'' AND a.pid <> pg_backend_pid())');
+    BEGIN
+        IF others = body THEN
+            RAISE EXCEPTION 'settled_seq() does not have the body schema 11 gave it';
+        END IF;
+        EXECUTE format(
+            'CREATE FUNCTION settled_seq_others() RETURNS BIGINT LANGUAGE plpgsql VOLATILE AS %L',
+            others);
+    END
+    $migration$;
+    "#,
 ];

@@ -99,12 +99,20 @@ pub(super) fn receipt_writer(
             Ok(outcomes) => {
                 // Announced before any sender hears back: a sender that then reads the feed
                 // finds its event announced (or about to be).
-                commits.announce(batch.iter().zip(&outcomes).filter_map(|(job, outcome)| {
-                    match (&job.work, outcome) {
-                        (Work::Event(ingest, _), Some(outcome)) => Some((&ingest.event, outcome)),
-                        _ => None,
-                    }
-                }));
+                // The write lock keeps every other writer out of the transaction, and `seq`
+                // counts up from the newest committed one: a commit follows on from the seq
+                // before its first.
+                commits.announce(
+                    batch.iter().zip(&outcomes).filter_map(|(job, outcome)| {
+                        match (&job.work, outcome) {
+                            (Work::Event(ingest, _), Some(outcome)) => {
+                                Some((&ingest.event, outcome))
+                            }
+                            _ => None,
+                        }
+                    }),
+                    |first| Some(first - 1),
+                );
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }
