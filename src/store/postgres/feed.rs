@@ -14,6 +14,9 @@ use super::client::{col, Cached, Tls};
 use crate::error::{Error, Result};
 use crate::store::sql::numbered;
 
+/// The shortest time between two wake-ups of the change feed by other instances' commits.
+const COALESCE: Duration = Duration::from_millis(2);
+
 /// Keeps one connection LISTENing on the store's channel, reconnecting when it drops; every
 /// notification (and every reconnect, after which something may have been missed) wakes the
 /// change feed, which then reads by cursor.
@@ -71,7 +74,11 @@ where
         .await?;
     changed.notify_one(); // anything committed before LISTEN took effect is read now
     while rx.recv().await.is_some() {
+        while rx.try_recv().is_ok() {}
         changed.notify_one();
+        // At most one wake-up per `COALESCE`, the first at once: under load the feed reads
+        // several other instances' commits in one go instead of one read per commit.
+        tokio::time::sleep(COALESCE).await;
     }
     drop(client);
     driver.await.map_err(|e| Error::Internal(e.to_string()))?
