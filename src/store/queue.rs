@@ -52,6 +52,13 @@ pub(crate) const HEALTHY: &str = "UPDATE webhooks SET failure_count = 0, \
 pub(crate) const NEXT_DUE: &str = "SELECT MIN(next_attempt_at) FROM deliveries \
     WHERE status = 'pending' AND lease_until IS NULL";
 
+/// A message's newest attempt number and whether an attempt of it is still pending (what a
+/// redelivery checks). Argument: the message id.
+pub(crate) const MESSAGE_STATE: &str =
+    "SELECT CAST(COALESCE(MAX(attempt), 0) AS BIGINT) AS last_attempt, \
+    COUNT(CASE WHEN status = 'pending' THEN 1 END) > 0 AS pending \
+    FROM deliveries WHERE message_id = ?";
+
 /// The queue's depth and its oldest pending attempt (the metrics' gauges).
 pub(crate) const PENDING: &str =
     "SELECT count(*), MIN(created_at) FROM deliveries WHERE status = 'pending'";

@@ -798,12 +798,7 @@ impl Queue for PgStore {
         let row = self
             .client()
             .await?
-            .query_one_cached(
-                "SELECT COALESCE(MAX(attempt), 0)::int8 AS last_attempt, \
-                        COALESCE(bool_or(status = 'pending'), FALSE) AS pending \
-                 FROM deliveries WHERE message_id = $1",
-                &[&message_id.as_str()],
-            )
+            .query_one_cached(&numbered(queue::MESSAGE_STATE), &[&message_id.as_str()])
             .await?;
         Ok(MessageState {
             last_attempt: col(&row, "last_attempt")?,

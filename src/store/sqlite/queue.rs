@@ -187,16 +187,10 @@ pub(super) fn finally_failed(
 }
 
 pub(super) fn message_state(c: &Connection, id: &MessageId) -> Result<MessageState> {
-    Ok(c.query_row(
-        "SELECT COALESCE(MAX(attempt), 0) AS last_attempt, \
-                COALESCE(SUM(status = 'pending'), 0) > 0 AS pending \
-         FROM deliveries WHERE message_id = ?1",
-        [id],
-        |r| {
-            Ok(MessageState {
-                last_attempt: col(r, "last_attempt")?,
-                pending: col(r, "pending")?,
-            })
-        },
-    )?)
+    Ok(c.query_row(statements::MESSAGE_STATE, [id], |r| {
+        Ok(MessageState {
+            last_attempt: col(r, "last_attempt")?,
+            pending: col(r, "pending")?,
+        })
+    })?)
 }
