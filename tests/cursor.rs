@@ -340,3 +340,37 @@ async fn postgres_every_feed_announces_every_event_once_in_order() {
         .unwrap();
     every_feed_announces_every_event_once_in_order(pg_instances(&schema, 1).await).await;
 }
+
+/// A writer alone says what each commit follows on from (so that its feed needs no read): the
+/// one before it. Committed events are announced to the store's subscribers.
+async fn a_lone_writer_s_commits_follow_on(store: SharedStore) {
+    let mut commits = store.subscribe_commits();
+    let mut last = None;
+    for n in 0..5 {
+        store.insert_event(ingest(20_000 + n)).await.unwrap();
+        let commit = commits.recv().await.unwrap();
+        assert_eq!(commit.events.len(), 1);
+        if let Some(last) = last {
+            assert_eq!(commit.follows, Some(last), "commit {n}");
+        }
+        last = Some(commit.events[0].seq);
+    }
+}
+
+#[tokio::test]
+async fn sqlite_a_lone_writer_s_commits_follow_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedStore = Arc::new(
+        webhook_mcp::store::sqlite::SqliteStore::open(&dir.path().join("webhook-mcp.db")).unwrap(),
+    );
+    a_lone_writer_s_commits_follow_on(store).await;
+}
+
+#[tokio::test]
+async fn postgres_a_lone_writer_s_commits_follow_on() {
+    let Some(schema) = pg::TestSchema::create("cursor::postgres_lone_writer").await else {
+        return;
+    };
+    let store = pg_instances(&schema, 1).await.pop().unwrap();
+    a_lone_writer_s_commits_follow_on(store).await;
+}

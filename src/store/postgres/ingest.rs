@@ -58,6 +58,7 @@ pub(super) async fn ingest_writer(
                 tracing::debug!(
                     receipts = batch.len(),
                     commit_us = started.elapsed().as_micros() as u64,
+                    follows = ?follows,
                     "receipt batch committed"
                 );
                 // Announced before any sender hears back, duplicates' receipts after.

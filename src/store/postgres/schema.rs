@@ -227,24 +227,42 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     END
     $migration$;
     "#,
-    // 13: `settled_seq_others()`: `settled_seq()` as the ingest writer sees it from inside its
-    // own open batch (its own hold on the lock left out). Read after its insert, it tells
-    // whether any other batch can still commit below its events; if none can, the newest
-    // event below its first, read next, is what the batch follows on from, and this process's
-    // change feed announces it without reading it back (`CommittedEvents::follows`).
+    // 13: `settled_seq_others()`, for the ingest writer inside its own open batch, after its
+    // insert: no other batch can commit a seq below it any more. Read first, it tells whether
+    // any other batch can still commit below the batch's events; if none can, the newest event
+    // below its first, read next, is what the batch follows on from, and this process's change
+    // feed announces it without reading it back (`CommittedEvents::follows`). Another holder of
+    // the ingest lock bounds it by its id; one whose id is not (yet) seen in `pg_locks` makes
+    // it 0 (unknown); with none it is as high as it goes. A batch that takes the lock later
+    // gets an id above this one's (which is assigned), so it never matters.
     r#"
     DO $migration$
     DECLARE
-        body TEXT := (SELECT prosrc FROM pg_proc WHERE oid = 'settled_seq()'::regprocedure);
-        others TEXT := replace(body, 'WHERE a.locktype = ''advisory'')',
-            'WHERE a.locktype = ''advisory'' AND a.pid <> pg_backend_pid())');
+        lock INT4 := (SELECT value::int4 FROM meta WHERE key = 'ingest_lock');
+        base BIGINT := (SELECT event_seq(0) - pg_current_xact_id()::text::bigint * 1024);
     BEGIN
-        IF others = body THEN
-            RAISE EXCEPTION 'settled_seq() does not have the body schema 11 gave it';
-        END IF;
         EXECUTE format(
             'CREATE FUNCTION settled_seq_others() RETURNS BIGINT LANGUAGE plpgsql VOLATILE AS %L',
-            others);
+            format($body$ BEGIN RETURN (
+                WITH me AS (SELECT pg_current_xact_id()::text::bigint AS x),
+                locks AS MATERIALIZED (
+                    SELECT pid, locktype, transactionid FROM pg_locks
+                    WHERE granted AND pid <> pg_backend_pid()
+                        AND ((locktype = 'advisory' AND classid = 2003133032
+                            AND objid = %s AND objsubid = 2)
+                        OR (locktype = 'transactionid' AND mode = 'ExclusiveLock'))),
+                others AS (
+                    SELECT t.transactionid::text::bigint AS x32 FROM locks a
+                    LEFT JOIN locks t ON t.pid = a.pid AND t.locktype = 'transactionid'
+                    WHERE a.locktype = 'advisory')
+                SELECT CASE
+                    WHEN NOT EXISTS (SELECT 1 FROM others) THEN 9223372036854775807
+                    WHEN EXISTS (SELECT 1 FROM others WHERE x32 IS NULL) THEN 0
+                    ELSE %s + 1024 * (SELECT MIN(me.x
+                        + (o.x32 - me.x %% 4294967296 + 6442450944) %% 4294967296 - 2147483648)
+                        FROM me, others o)
+                    END
+            ); END $body$, lock::oid, base));
     END
     $migration$;
     "#,
