@@ -1,7 +1,7 @@
 //! The PostgreSQL backend: any number of instances on any number of hosts share one database.
 //!
-//! - **Ingest** goes through one writer task per process that commits whatever receipts have
-//!   queued up in one transaction, with array inserts and its statements pipelined (one round
+//! - **Ingest** goes through one writer per process (on a thread and runtime of its own, with
+//!   its own connections) that commits whatever receipts have queued up in one transaction, with array inserts and its statements pipelined (one round
 //!   trip per batch), and no lock that makes instances wait for each other: their batches
 //!   commit in parallel. An event's `seq` is its transaction's id × 1024 + its place in the batch
 //!   (`event_seq()`, schema 11), so `seq` order is transaction order, not commit order. Each
@@ -136,24 +136,38 @@ impl PgStore {
         // NOTIFY, which carries this tag, is no news to its own listener.
         let own_events: Arc<str> = format!("events {}", uuid::Uuid::new_v4().simple()).into();
         tokio::spawn(listen(
-            config,
-            tls,
+            config.clone(),
+            tls.clone(),
             channel.clone(),
             own_events.clone(),
             changed.clone(),
         ));
         let (writer, jobs) = mpsc::channel(super::RECEIPT_QUEUE);
         let commits = super::Commits::default();
-        tokio::spawn(ingest_writer(
-            pool.clone(),
-            jobs,
-            Announce {
-                channel: channel.clone(),
-                own_events,
-                commits: commits.clone(),
-            },
-            ingest_lock,
-        ));
+        // The writer runs on a thread and runtime of its own, with connections of its own
+        // (made, and so driven, there): its wake-ups never queue behind the request tasks.
+        let writer_pool = Pool::builder(match &tls {
+            Tls::Plain => Manager::from_config(config.clone(), NoTls, manager_config()),
+            Tls::Rustls(t) => Manager::from_config(config.clone(), t.clone(), manager_config()),
+        })
+        .max_size(2)
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build the connection pool: {e}")))?;
+        let announce = Announce {
+            channel: channel.clone(),
+            own_events,
+            commits: commits.clone(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start the ingest writer: {e}")))?;
+        std::thread::Builder::new()
+            .name("pg-ingest-writer".into())
+            .spawn(move || {
+                runtime.block_on(ingest_writer(writer_pool, jobs, announce, ingest_lock))
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the ingest writer: {e}")))?;
         Ok(PgStore {
             pool,
             cache: Arc::default(),
