@@ -1,8 +1,9 @@
 //! Ingest: one writer per process, on a thread and runtime of its own (`PgStore::connect`),
-//! commits whatever receipts have queued up in one transaction, with array inserts, holding the store's ingest lock in shared mode (see the
-//! module doc of `postgres` for why that lets readers by cursor skip nothing). The batch's
-//! statements are pipelined: a batch without relays is one round trip. Duplicates are the
-//! rows the insert skipped (`ON CONFLICT DO NOTHING`), looked up and logged after the commit.
+//! commits whatever receipts have queued up in one transaction, with array inserts, holding
+//! the store's ingest lock in shared mode (see the module doc of `postgres` for why that lets
+//! readers by cursor skip nothing). The batch's statements are pipelined: a batch without
+//! relays is one round trip. Duplicates are the rows the insert skipped (`ON CONFLICT DO
+//! NOTHING`), looked up and logged after the commit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
