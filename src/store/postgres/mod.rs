@@ -1,9 +1,9 @@
 //! The PostgreSQL backend: any number of instances on any number of hosts share one database.
 //!
 //! - **Ingest** goes through one writer per process (on a thread and runtime of its own, with
-//!   its own connections) that commits whatever receipts have queued up in one transaction, with array inserts and its statements pipelined (one round
-//!   trip per batch), and no lock that makes instances wait for each other: their batches
-//!   commit in parallel. An event's `seq` is its transaction's id × 1024 + its place in the batch
+//!   its own connections) that commits whatever receipts have queued up in one transaction,
+//!   with array inserts and its statements pipelined (one round trip per batch), and no lock
+//!   that makes instances wait for each other: their batches commit in parallel. An event's `seq` is its transaction's id × 1024 + its place in the batch
 //!   (`event_seq()`, schema 11), so `seq` order is transaction order, not commit order. Each
 //!   ingest transaction holds the store's `ingest_lock` in shared mode from before it has an
 //!   id; `settled_seq()` is the lowest seq any holder can still commit (the lowest holder's
