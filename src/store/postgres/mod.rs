@@ -101,14 +101,7 @@ impl PgStore {
         let config = tokio_postgres::Config::from_str(url)
             .map_err(|e| Error::invalid(format!("--database-url is not a PostgreSQL URL: {e}")))?;
         let tls = Tls::for_mode(config.get_ssl_mode())?;
-        let manager = match &tls {
-            Tls::Plain => Manager::from_config(config.clone(), NoTls, manager_config()),
-            Tls::Rustls(t) => Manager::from_config(config.clone(), t.clone(), manager_config()),
-        };
-        let pool = Pool::builder(manager)
-            .max_size(16)
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot build the connection pool: {e}")))?;
+        let pool = new_pool(&config, &tls, 16)?;
         migrate(&pool).await?;
         let mut client = pool.get().await?;
         client
@@ -146,13 +139,7 @@ impl PgStore {
         let commits = super::Commits::default();
         // The writer runs on a thread and runtime of its own, with connections of its own
         // (made, and so driven, there): its wake-ups never queue behind the request tasks.
-        let writer_pool = Pool::builder(match &tls {
-            Tls::Plain => Manager::from_config(config.clone(), NoTls, manager_config()),
-            Tls::Rustls(t) => Manager::from_config(config.clone(), t.clone(), manager_config()),
-        })
-        .max_size(2)
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot build the connection pool: {e}")))?;
+        let writer_pool = new_pool(&config, &tls, 2)?;
         let announce = Announce {
             channel: channel.clone(),
             own_events,
@@ -198,6 +185,19 @@ impl PgStore {
     fn forget(&self, ids: &[WebhookId]) {
         self.cache.forget(ids.iter());
     }
+}
+
+/// A pool of at most `size` connections, each made (and its connection task spawned) on the
+/// runtime that first needs it.
+fn new_pool(config: &tokio_postgres::Config, tls: &Tls, size: usize) -> Result<Pool> {
+    let manager = match tls {
+        Tls::Plain => Manager::from_config(config.clone(), NoTls, manager_config()),
+        Tls::Rustls(t) => Manager::from_config(config.clone(), t.clone(), manager_config()),
+    };
+    Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build the connection pool: {e}")))
 }
 
 async fn migrate(pool: &Pool) -> Result<()> {
