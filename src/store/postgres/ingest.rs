@@ -138,11 +138,7 @@ async fn write_batch(
         // never deleted, so one made for a batch that then fails stays right).
         keys.extend(webhook_keys(&client, unknown.into_iter()).await?);
     }
-    let key_of = |w: &WebhookId| -> Result<i64> {
-        keys.get(w)
-            .copied()
-            .ok_or_else(|| Error::Store(format!("webhook {w} has no key")))
-    };
+    let key_of = |w: &WebhookId| key_in(keys, w);
     let mut cols: [Vec<Option<&str>>; 5] = Default::default();
     let mut headers: Vec<String> = Vec::with_capacity(batch.len());
     let mut webhooks: Vec<i64> = Vec::with_capacity(batch.len());
@@ -253,6 +249,13 @@ fn follows_on(stored: &[Option<i64>], settled: Row, before: Row) -> Result<Optio
     Ok((settled > *newest).then_some(before.unwrap_or(0)))
 }
 
+/// The integer key events name webhook `w` by, among those this writer knows.
+fn key_in(keys: &HashMap<WebhookId, i64>, w: &WebhookId) -> Result<i64> {
+    keys.get(w)
+        .copied()
+        .ok_or_else(|| Error::Store(format!("webhook {w} has no key")))
+}
+
 /// Each job's `seq` from the insert's returned rows, `None` where its row was skipped.
 fn seqs(rows: &[Row], ids: &[String]) -> Result<Vec<Option<i64>>> {
     let mut seqs: HashMap<String, i64> = HashMap::with_capacity(rows.len());
@@ -284,11 +287,7 @@ async fn settle_duplicates(
             .map(|s| Ok(s.expect("all stored")))
             .collect();
     }
-    let key_of = |w: &WebhookId| -> Result<i64> {
-        keys.get(w)
-            .copied()
-            .ok_or_else(|| Error::Store(format!("webhook {w} has no key")))
-    };
+    let key_of = |w: &WebhookId| key_in(keys, w);
     let looked_up = async {
         let client = pool.get().await?;
         let skipped = batch
