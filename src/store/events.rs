@@ -5,6 +5,12 @@
 //! they saw never skips a late commit. SQLite's is `i64::MAX` (one writer hands out `seq` in
 //! commit order); PostgreSQL's is `settled_seq()`, read in an earlier statement (see its
 //! module doc).
+//!
+//! Ingest's statements live here too: the columns an accepted event is written with (SQLite
+//! binds one row, PostgreSQL one array per column), the webhook's key, and the stored event a
+//! duplicate repeats.
+
+use std::sync::LazyLock;
 
 use super::sql::{Arg, Filters, Statement};
 use super::EventQuery;
@@ -62,3 +68,55 @@ pub(crate) fn list(q: &EventQuery, bound: i64) -> Statement {
         vec![Arg::Int(q.limit as i64)],
     )
 }
+
+// --- ingest ----------------------------------------------------------------------------------
+
+/// The columns an accepted event is written with, in the order both backends bind them, each
+/// with its PostgreSQL type (`seq` is each backend's own: SQLite's rowid, PostgreSQL's
+/// `event_seq()`).
+pub(crate) const INSERT_COLUMNS: [(&str, &str); 8] = [
+    ("id", "text"),
+    ("webhook", "int8"),
+    ("provider_event_id", "text"),
+    ("event", "text"),
+    ("headers", "text"),
+    ("payload", "text"),
+    ("received_at", "int8"),
+    ("request", "bool"),
+];
+
+/// What PostgreSQL's insert does with an event whose (webhook, provider id) is stored already:
+/// nothing (the writer then looks up `DUPLICATE_OF`). SQLite's writer looks first instead:
+/// under its write lock nothing can come in between, and `AUTOINCREMENT` would spend a `seq`
+/// on a skipped row (a commit's events must follow on from the one before, `Commits`).
+pub(crate) const ON_DUPLICATE: &str = "ON CONFLICT (webhook, provider_event_id) DO NOTHING";
+
+/// `INSERT_COLUMNS` joined, each name after `prefix`.
+pub(crate) fn insert_column_list(prefix: &str) -> String {
+    INSERT_COLUMNS
+        .iter()
+        .map(|(name, _)| format!("{prefix}{name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One event, its arguments in `INSERT_COLUMNS` order (SQLite's writer).
+pub(crate) static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
+    let marks = vec!["?"; INSERT_COLUMNS.len()].join(", ");
+    format!(
+        "INSERT INTO events ({}) VALUES ({marks})",
+        insert_column_list("")
+    )
+});
+
+/// The stored event a duplicate repeats. Arguments: the webhook's key, the provider id.
+pub(crate) const DUPLICATE_OF: &str =
+    "SELECT id FROM events WHERE webhook = ? AND provider_event_id = ?";
+
+/// A webhook's key for its events, made if it has none yet (a webhook gets its key when it is
+/// made; this covers one deleted meanwhile). Argument: the webhook id.
+pub(crate) const MAKE_KEY: &str =
+    "INSERT INTO webhook_keys (id) VALUES (?) ON CONFLICT (id) DO NOTHING";
+
+/// A webhook's key. Argument: the webhook id.
+pub(crate) const KEY: &str = "SELECT key FROM webhook_keys WHERE id = ?";

@@ -9,10 +9,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::model::{enum_text, log_excerpt, Delivery, DeliveryStatus, Direction, Receipt};
+use crate::model::{enum_text, log_excerpt, Attempt, Delivery, DeliveryStatus, Direction, Receipt};
 use crate::store::rows::{DELIVERY_COLUMNS, STORED_DELIVERY_COLUMNS, STORED_RECEIPT_COLUMNS};
 use crate::store::sql::{Arg, Filters, Statement};
-use crate::store::DeliveryQuery;
+use crate::store::{json_text, DeliveryQuery};
 
 /// Where a page of the log stopped: the next page reads `deliveries` rows with `seq` below
 /// `rows_before` and stored events with `seq` below `events_before`. Shown to clients as
@@ -96,6 +96,71 @@ impl From<StoredReceipt> for Receipt {
             request_body: Some(log_excerpt(s.payload.as_bytes())),
             created_at: s.received_at,
         }
+    }
+}
+
+/// A new row of the log: every column but `seq` and the lease.
+const INSERT: &str = "INSERT INTO deliveries (id, webhook_id, event_id, event, direction, \
+    trigger, attempt, url, status, status_code, duration_ms, error, request_headers, request_body, \
+    response_headers, response_body, created_at, next_attempt_at, message_id) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// What the `trigger` column holds for a receipt: receipts have no trigger of their own.
+const RECEIPT_TRIGGER: &str = "received";
+
+/// The receipt of a request that stored nothing (a stored event is its own receipt).
+pub(crate) fn insert_receipt(r: &Receipt) -> Statement {
+    Statement {
+        sql: INSERT.into(),
+        args: vec![
+            Arg::Text(r.id.to_string()),
+            Arg::Text(r.webhook_id.to_string()),
+            Arg::OptEventId(r.event_id.as_ref().map(|e| e.to_string())),
+            Arg::OptText(r.event.clone()),
+            Arg::Text(enum_text(&Direction::Inbound)),
+            Arg::Text(RECEIPT_TRIGGER.into()),
+            Arg::Int(1),
+            Arg::Text(r.url.clone()),
+            Arg::Text(enum_text(&r.status)),
+            Arg::OptInt(r.status_code),
+            Arg::OptInt(None),
+            Arg::OptText(r.error.clone()),
+            Arg::Text(json_text(&r.request_headers)),
+            Arg::OptText(r.request_body.clone()),
+            Arg::Text("{}".into()),
+            Arg::OptText(None),
+            Arg::Int(r.created_at),
+            Arg::OptInt(None),
+            Arg::OptText(None),
+        ],
+    }
+}
+
+/// An outbound attempt, queued or done.
+pub(crate) fn insert_attempt(a: &Attempt) -> Statement {
+    Statement {
+        sql: INSERT.into(),
+        args: vec![
+            Arg::Text(a.id.to_string()),
+            Arg::Text(a.webhook_id.to_string()),
+            Arg::OptEventId(a.event_id.as_ref().map(|e| e.to_string())),
+            Arg::OptText(Some(a.event.clone())),
+            Arg::Text(enum_text(&Direction::Outbound)),
+            Arg::Text(enum_text(&a.trigger)),
+            Arg::Int(a.number),
+            Arg::Text(a.url.clone()),
+            Arg::Text(enum_text(&a.status)),
+            Arg::OptInt(a.status_code),
+            Arg::OptInt(a.duration_ms),
+            Arg::OptText(a.error.clone()),
+            Arg::Text(json_text(&a.request_headers)),
+            Arg::OptText(a.request_body.clone()),
+            Arg::Text(json_text(&a.response_headers)),
+            Arg::OptText(a.response_body.clone()),
+            Arg::Int(a.created_at),
+            Arg::OptInt(a.next_attempt_at),
+            Arg::OptText(Some(a.message_id.to_string())),
+        ],
     }
 }
 

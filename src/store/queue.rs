@@ -12,6 +12,19 @@ use crate::model::{Millis, WebhookId};
 pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages \
     (id, webhook_id, event, event_id, body, created_at) VALUES (?, ?, ?, ?, ?, ?)";
 
+/// An idempotent send (`Queue::enqueue_idempotent`) takes the same steps on both backends, in
+/// the transaction that queues its messages: claim the key (`CLAIM_KEY`); when it was claimed
+/// before, read what that call answered (`KEY_CLAIMED`, the row locked on PostgreSQL) and, when
+/// that is no longer fresh, claim it anew (`RENEW_KEY`). Arguments: key, result, created_at.
+pub(crate) const CLAIM_KEY: &str = "INSERT INTO idempotency_keys (key, result, created_at) \
+    VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING";
+/// What the call that claimed a key answered, and when. Argument: the key.
+pub(crate) const KEY_CLAIMED: &str =
+    "SELECT result, created_at FROM idempotency_keys WHERE key = ?";
+/// Arguments: result, created_at, key.
+pub(crate) const RENEW_KEY: &str =
+    "UPDATE idempotency_keys SET result = ?, created_at = ? WHERE key = ?";
+
 /// The newest attempt of every message of `webhook_id` created in `since..=until` whose newest
 /// attempt failed for good (`Queue::finally_failed`), oldest first.
 pub(crate) fn finally_failed(webhook_id: &WebhookId, since: Millis, until: Millis) -> Statement {

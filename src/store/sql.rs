@@ -11,6 +11,8 @@ pub(crate) enum Arg {
     Text(String),
     /// An event id: text to PostgreSQL, its 16 bytes to SQLite when it is a UUID.
     EventId(String),
+    /// An event id or none (stored as `EventId` is).
+    OptEventId(Option<String>),
     /// A flag: `BOOLEAN` to PostgreSQL, 0 or 1 to SQLite.
     Bool(bool),
     /// Nullable values, typed (PostgreSQL checks a NULL parameter's type too).

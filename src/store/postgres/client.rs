@@ -139,7 +139,7 @@ pub(super) fn bind(s: &Statement) -> Params<'_> {
             Arg::Text(t) | Arg::EventId(t) => t as &(dyn ToSql + Sync),
             Arg::Bool(b) => b as &(dyn ToSql + Sync),
             Arg::OptInt(i) => i as &(dyn ToSql + Sync),
-            Arg::OptText(t) => t as &(dyn ToSql + Sync),
+            Arg::OptText(t) | Arg::OptEventId(t) => t as &(dyn ToSql + Sync),
         })
         .collect()
 }

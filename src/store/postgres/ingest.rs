@@ -6,10 +6,10 @@
 //! NOTHING`), looked up and logged after the commit.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use deadpool_postgres::{GenericClient, Pool};
-use futures_util::future::{join, join3, join5};
+use futures_util::future::{join, join3, join5, try_join_all};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -17,8 +17,9 @@ use tokio_postgres::Row;
 use super::client::{col, Cached};
 use super::insert_outgoing;
 use crate::error::{Error, Result};
-use crate::model::{enum_text, Event, EventId, Receipt, WebhookId};
-use crate::store::{json_text, Ingest, InsertOutcome};
+use crate::model::{Event, EventId, Receipt, WebhookId};
+use crate::store::sql::numbered;
+use crate::store::{events, json_text, Ingest, InsertOutcome};
 
 /// Every ingest transaction holds `(INGEST_LOCK_CLASS, the store's ingest_lock)` in shared
 /// mode; `settled_seq()` (schema 11) looks for its holders under the same two keys.
@@ -88,18 +89,28 @@ pub(super) async fn ingest_writer(
 const BEGIN: &str = "BEGIN";
 const COMMIT: &str = "COMMIT";
 const LOCK: &str = "SELECT pg_advisory_xact_lock_shared($1, $2)";
-/// `seq` from the transaction's id and the place in the batch (schema 11). Rows go in by
-/// (webhook, provider id), so that two instances' batches take the unique index's entries in
-/// one order and never deadlock; a provider id stored before, by another instance meanwhile or
-/// earlier in the same batch (`place` breaks the tie: the first one sent wins) is skipped, and
-/// the rows not returned are the batch's duplicates.
-const INSERT: &str = "INSERT INTO events (seq, id, webhook, provider_event_id, event, headers, payload, received_at, request) \
-     SELECT event_seq(u.place), u.id, u.webhook, u.pid, u.event, u.headers, u.payload, u.received_at, u.request \
-     FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
-         WITH ORDINALITY AS u(id, webhook, pid, event, headers, payload, received_at, request, place) \
-     ORDER BY u.webhook, u.pid, u.place \
-     ON CONFLICT (webhook, provider_event_id) DO NOTHING \
-     RETURNING id, seq";
+/// The batch's events from one array per column (`store::events::INSERT_COLUMNS`), `seq` from
+/// the transaction's id and the place in the batch (schema 11). Rows go in by (webhook,
+/// provider id), so that two instances' batches take the unique index's entries in one order
+/// and never deadlock; a provider id stored before, by another instance meanwhile or earlier in
+/// the same batch (`place` breaks the tie: the first one sent wins) is skipped, and the rows not
+/// returned are the batch's duplicates.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    let arrays: Vec<String> = events::INSERT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, pg_type))| format!("${}::{pg_type}[]", i + 1))
+        .collect();
+    format!(
+        "INSERT INTO events (seq, {columns}) SELECT event_seq(u.place), {values} \
+         FROM unnest({arrays}) WITH ORDINALITY AS u({columns}, place) \
+         ORDER BY u.webhook, u.provider_event_id, u.place {on_duplicate} RETURNING id, seq",
+        columns = events::insert_column_list(""),
+        values = events::insert_column_list("u."),
+        arrays = arrays.join(", "),
+        on_duplicate = events::ON_DUPLICATE,
+    )
+});
 /// Sent after the commit, in a transaction of its own: a `NOTIFY` inside the batch's
 /// transaction would hold the server-wide notify lock (`PreCommit_Notify`, taken on "database
 /// 0" until the transaction ends) across the commit's WAL flush, and so make every instance's
@@ -161,7 +172,7 @@ async fn write_batch(
     }
     cols[3] = headers.iter().map(|h| Some(h.as_str())).collect();
     let lock = client.prepare_cached(LOCK).await?;
-    let insert = client.prepare_cached(INSERT).await?;
+    let insert = client.prepare_cached(&INSERT).await?;
     let notify = client.prepare_cached(NOTIFY).await?;
     let others_settled = client.prepare_cached(OTHERS_SETTLED).await?;
     let newest_before = client.prepare_cached(NEWEST_BEFORE).await?;
@@ -343,64 +354,53 @@ async fn settle_duplicates(
     outcomes
 }
 
-/// The keys of `ids` (made for those that have none yet), in the caller's transaction.
+/// The keys of `ids`, made for those that have none yet (each committed on its own).
 async fn webhook_keys<'a>(
     c: &impl GenericClient,
     ids: impl Iterator<Item = &'a WebhookId>,
 ) -> Result<HashMap<WebhookId, i64>> {
-    let mut ids: Vec<&str> = ids.map(|w| w.as_str()).collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
+    let mut ids: Vec<&WebhookId> = ids.collect();
     ids.sort_unstable();
     ids.dedup();
-    c.execute_cached(
-        "INSERT INTO webhook_keys (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING",
-        &[&ids],
-    )
-    .await?;
-    c.query_cached(
-        "SELECT key, id FROM webhook_keys WHERE id = ANY($1)",
-        &[&ids],
-    )
-    .await?
-    .iter()
-    .map(|r| Ok((WebhookId::from(col::<String>(r, "id")?), col(r, "key")?)))
-    .collect()
+    let mut keys = HashMap::with_capacity(ids.len());
+    for id in ids {
+        c.execute_cached(&numbered(events::MAKE_KEY), &[&id.as_str()])
+            .await?;
+        let row = c
+            .query_one_cached(&numbered(events::KEY), &[&id.as_str()])
+            .await?;
+        keys.insert(id.clone(), col(&row, "key")?);
+    }
+    Ok(keys)
 }
 
-/// The stored events that have the (webhook, provider id) of one of `events`, by that pair
-/// (the webhook by its key): one query for any number of events.
+/// The stored events that have the (webhook, provider id) of one of `skipped`, by that pair
+/// (the webhook by its key): one lookup each, pipelined.
 async fn known_provider_ids<'a>(
     c: &impl GenericClient,
-    events: impl Iterator<Item = &'a Event>,
+    skipped: impl Iterator<Item = &'a Event>,
     key_of: &impl Fn(&WebhookId) -> Result<i64>,
 ) -> Result<HashMap<(i64, String), EventId>> {
-    let mut hooks: Vec<i64> = vec![];
-    let mut pids: Vec<&str> = vec![];
-    for e in events {
+    let mut pairs: Vec<(i64, &str)> = vec![];
+    for e in skipped {
         if let Some(p) = &e.provider_event_id {
-            hooks.push(key_of(&e.webhook_id)?);
-            pids.push(p);
+            pairs.push((key_of(&e.webhook_id)?, p));
         }
     }
+    let sql = numbered(events::DUPLICATE_OF);
+    let found = try_join_all(pairs.iter().map(|(hook, pid)| {
+        let sql = &sql;
+        async move { c.query_opt_cached(sql, &[hook, pid]).await }
+    }))
+    .await?;
     let mut known = HashMap::new();
-    if hooks.is_empty() {
-        return Ok(known);
-    }
-    let rows = c
-        .query_cached(
-            "SELECT e.id, e.webhook, e.provider_event_id FROM events e \
-             JOIN unnest($1::int8[], $2::text[]) AS k(w, p) \
-             ON e.webhook = k.w AND e.provider_event_id = k.p",
-            &[&hooks, &pids],
-        )
-        .await?;
-    for row in rows {
-        known.insert(
-            (col(&row, "webhook")?, col(&row, "provider_event_id")?),
-            EventId::from(col::<String>(&row, "id")?),
-        );
+    for ((hook, pid), row) in pairs.into_iter().zip(found) {
+        if let Some(row) = row {
+            known.insert(
+                (hook, pid.to_string()),
+                EventId::from(col::<String>(&row, "id")?),
+            );
+        }
     }
     Ok(known)
 }
@@ -415,38 +415,12 @@ fn mark_duplicate(receipt: &mut Option<Receipt>, id: &EventId) {
     }
 }
 
+/// Writes `receipts`, pipelined on `c`.
 pub(super) async fn insert_receipts(c: &impl GenericClient, receipts: &[&Receipt]) -> Result<()> {
-    if receipts.is_empty() {
-        return Ok(());
-    }
-    let mut text: [Vec<Option<String>>; 8] = Default::default();
-    let mut ints: [Vec<Option<i64>>; 2] = Default::default();
-    for r in receipts {
-        text[0].push(Some(r.id.to_string()));
-        text[1].push(Some(r.webhook_id.to_string()));
-        text[2].push(r.event_id.as_ref().map(|e| e.to_string()));
-        text[3].push(r.event.clone());
-        text[4].push(Some(r.url.clone()));
-        text[5].push(Some(enum_text(&r.status)));
-        text[6].push(r.error.clone());
-        text[7].push(r.request_body.clone());
-        ints[0].push(r.status_code);
-        ints[1].push(Some(r.created_at));
-    }
-    let headers: Vec<String> = receipts
-        .iter()
-        .map(|r| json_text(&r.request_headers))
-        .collect();
-    c.execute_cached(
-        "INSERT INTO deliveries (id, webhook_id, event_id, event, url, status, error, request_body, \
-           status_code, created_at, request_headers, direction, trigger, attempt) \
-         SELECT *, 'inbound', 'received', 1 FROM unnest($1::text[], $2::text[], $3::text[], \
-           $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[])",
-        &[
-            &text[0], &text[1], &text[2], &text[3], &text[4], &text[5], &text[6], &text[7],
-            &ints[0], &ints[1], &headers,
-        ],
-    )
+    try_join_all(receipts.iter().map(|r| async move {
+        let s = crate::store::log::insert_receipt(r);
+        super::client::execute(c, &s).await
+    }))
     .await?;
     Ok(())
 }

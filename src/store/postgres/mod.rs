@@ -244,29 +244,7 @@ async fn migrate(pool: &Pool) -> Result<()> {
 }
 
 async fn insert_attempt(c: &impl GenericClient, a: &Attempt) -> Result<()> {
-    let (id, webhook, msg) = (
-        a.id.to_string(),
-        a.webhook_id.to_string(),
-        a.message_id.to_string(),
-    );
-    let event_id = a.event_id.as_ref().map(|e| e.to_string());
-    let (trigger, status) = (enum_text(&a.trigger), enum_text(&a.status));
-    let (req_h, resp_h) = (
-        json_text(&a.request_headers),
-        json_text(&a.response_headers),
-    );
-    c.execute_cached(
-        "INSERT INTO deliveries (id, webhook_id, event_id, event, direction, trigger, attempt, url, \
-         status, status_code, duration_ms, error, request_headers, request_body, response_headers, \
-         response_body, created_at, next_attempt_at, message_id) \
-         VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        &[
-            &id, &webhook, &event_id, &a.event, &trigger, &a.number, &a.url, &status,
-            &a.status_code, &a.duration_ms, &a.error, &req_h, &a.request_body, &resp_h,
-            &a.response_body, &a.created_at, &a.next_attempt_at, &msg,
-        ],
-    )
-    .await?;
+    execute(c, &log::insert_attempt(a)).await?;
     Ok(())
 }
 
@@ -602,29 +580,18 @@ impl Queue for PgStore {
         let tx = client.transaction().await?;
         // A concurrent first call with the same key waits here on the key's index entry until
         // it commits, and then finds its result.
-        let inserted = tx
-            .execute_cached(
-                "INSERT INTO idempotency_keys (key, result, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO NOTHING",
-                &[&key, &result, &now],
-            )
+        let claimed = tx
+            .execute_cached(&numbered(queue::CLAIM_KEY), &[&key, &result, &now])
             .await?;
-        if inserted == 0 {
-            let row = tx
-                .query_one_cached(
-                    "SELECT result, created_at FROM idempotency_keys WHERE key = $1 FOR UPDATE",
-                    &[&key],
-                )
-                .await?;
-            let (first, at): (String, i64) = (row.get(0), row.get(1));
+        if claimed == 0 {
+            let locked = format!("{} FOR UPDATE", numbered(queue::KEY_CLAIMED));
+            let row = tx.query_one_cached(&locked, &[&key]).await?;
+            let (first, at): (String, i64) = (col(&row, "result")?, col(&row, "created_at")?);
             if at > fresh_after {
                 return Ok(Some(first));
             }
-            tx.execute_cached(
-                "UPDATE idempotency_keys SET result = $2, created_at = $3 WHERE key = $1",
-                &[&key, &result, &now],
-            )
-            .await?;
+            tx.execute_cached(&numbered(queue::RENEW_KEY), &[&result, &now, &key])
+                .await?;
         }
         for o in &items {
             insert_outgoing(&tx, o).await?;

@@ -1,69 +1,25 @@
 //! The delivery log: receipts (direction `inbound`) of requests that stored nothing and
 //! attempts (`outbound`) in one table; a stored event's receipt is the event (`store::log`).
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
 use crate::error::Result;
-use crate::model::{enum_text, Attempt, Delivery, DeliveryId, Direction, Receipt};
+use crate::model::{Attempt, Delivery, DeliveryId, Receipt};
 use crate::store::log::{self, LogPage};
 use crate::store::sql::Statement;
-use crate::store::{json_text, DeliveryQuery};
-
-const INSERT: &str = "INSERT INTO deliveries (id, webhook_id, event_id, event, direction, \
-    trigger, attempt, url, status, status_code, duration_ms, error, request_headers, request_body, \
-    response_headers, response_body, created_at, next_attempt_at, message_id) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
-
-/// What the `trigger` column holds for a receipt: receipts have no trigger of their own.
-const RECEIPT_TRIGGER: &str = "received";
+use crate::store::DeliveryQuery;
 
 pub(super) fn insert_receipt(c: &Connection, r: &Receipt) -> Result<()> {
-    c.prepare_cached(INSERT)?.execute(params![
-        r.id,
-        r.webhook_id,
-        r.event_id,
-        r.event,
-        Direction::Inbound,
-        RECEIPT_TRIGGER,
-        1,
-        r.url,
-        r.status,
-        r.status_code,
-        None::<i64>,
-        r.error,
-        json_text(&r.request_headers),
-        r.request_body,
-        "{}",
-        None::<String>,
-        r.created_at,
-        None::<i64>,
-        None::<String>,
-    ])?;
-    Ok(())
+    run(c, &log::insert_receipt(r))
 }
 
 pub(super) fn insert_attempt(c: &Connection, a: &Attempt) -> Result<()> {
-    c.prepare_cached(INSERT)?.execute(params![
-        a.id,
-        a.webhook_id,
-        a.event_id,
-        a.event,
-        Direction::Outbound,
-        enum_text(&a.trigger),
-        a.number,
-        a.url,
-        a.status,
-        a.status_code,
-        a.duration_ms,
-        a.error,
-        json_text(&a.request_headers),
-        a.request_body,
-        json_text(&a.response_headers),
-        a.response_body,
-        a.created_at,
-        a.next_attempt_at,
-        a.message_id,
-    ])?;
+    run(c, &log::insert_attempt(a))
+}
+
+fn run(c: &Connection, s: &Statement) -> Result<()> {
+    c.prepare_cached(&s.sql)?
+        .execute(params_from_iter(&s.args))?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use crate::store::{
     json_text, ChangeCursor, Changes, Commits, EventNotice, EventQuery, Ingest, InsertOutcome,
 };
 
-use crate::store::events::COLUMNS;
+use crate::store::events::{self as statements, COLUMNS};
 
 /// One job for the writer thread: an event with its receipt, or a receipt alone (a refused,
 /// filtered or handshake request: unauthenticated traffic shares the group commit too, rather
@@ -145,10 +145,9 @@ impl WebhookKeys {
         if let Some((_, k)) = self.made.iter().find(|(w, _)| w == id) {
             return Ok(*k);
         }
-        tx.prepare_cached("INSERT OR IGNORE INTO webhook_keys (id) VALUES (?1)")?
-            .execute([id])?;
+        tx.prepare_cached(statements::MAKE_KEY)?.execute([id])?;
         let k: i64 = tx
-            .prepare_cached("SELECT key FROM webhook_keys WHERE id = ?1")?
+            .prepare_cached(statements::KEY)?
             .query_row([id], |r| r.get(0))?;
         self.made.push((id.clone(), k));
         Ok(k)
@@ -205,9 +204,7 @@ fn write_batch_once(
         // Sees earlier jobs of the same batch too: duplicates within a batch are caught.
         let existing: Option<EventId> = match &event.provider_event_id {
             Some(pid) => tx
-                .prepare_cached(
-                    "SELECT id FROM events WHERE webhook = ?1 AND provider_event_id = ?2",
-                )?
+                .prepare_cached(statements::DUPLICATE_OF)?
                 .query_row(params![webhook, pid], |r| col(r, "id"))
                 .optional()?,
             None => None,
@@ -223,20 +220,17 @@ fn write_batch_once(
                 InsertOutcome::Duplicate(id)
             }
             None => {
-                tx.prepare_cached(
-                    "INSERT INTO events (id, webhook, provider_event_id, event, received_at, headers, payload, request) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    event.id,
-                    webhook,
-                    event.provider_event_id,
-                    event.event,
-                    event.received_at,
-                    *headers,
-                    *body,
-                    receipt.is_some(),
-                ])?;
+                tx.prepare_cached(&statements::INSERT_ROW)?
+                    .execute(params![
+                        event.id,
+                        webhook,
+                        event.provider_event_id,
+                        event.event,
+                        *headers,
+                        *body,
+                        event.received_at,
+                        receipt.is_some(),
+                    ])?;
                 let seq = tx.last_insert_rowid();
                 // The event is its request's receipt: no row of its own.
                 *receipt = None;

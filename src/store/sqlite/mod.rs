@@ -340,24 +340,20 @@ impl Queue for SqliteStore {
     ) -> Result<Option<String>> {
         let key = key.to_string();
         self.write(move |tx| {
-            let first: Option<(String, i64)> = tx
-                .query_row(
-                    "SELECT result, created_at FROM idempotency_keys WHERE key = ?1",
-                    [&key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            if let Some((first, at)) = first {
+            // The write lock is held: no other call can claim the key meanwhile.
+            let claimed = tx
+                .prepare_cached(crate::store::queue::CLAIM_KEY)?
+                .execute(rusqlite::params![key, result, now])?;
+            if claimed == 0 {
+                let (first, at): (String, i64) = tx
+                    .prepare_cached(crate::store::queue::KEY_CLAIMED)?
+                    .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 if at > fresh_after {
                     return Ok(Some(first));
                 }
+                tx.prepare_cached(crate::store::queue::RENEW_KEY)?
+                    .execute(rusqlite::params![result, now, key])?;
             }
-            tx.execute(
-                "INSERT INTO idempotency_keys (key, result, created_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET result = excluded.result, \
-                 created_at = excluded.created_at",
-                rusqlite::params![key, result, now],
-            )?;
             queue::enqueue(tx, &items)?;
             Ok(None)
         })
@@ -820,10 +816,11 @@ impl ToSql for crate::store::sql::Arg {
             Arg::Bool(b) => ToSqlOutput::from(*b as i64),
             Arg::OptInt(i) => i.to_sql()?,
             Arg::OptText(t) => t.to_sql()?,
-            Arg::EventId(id) => match canonical_uuid(id) {
+            Arg::EventId(id) | Arg::OptEventId(Some(id)) => match canonical_uuid(id) {
                 Some(u) => ToSqlOutput::from(u.as_bytes().to_vec()),
                 None => ToSqlOutput::from(id.as_str()),
             },
+            Arg::OptEventId(None) => ToSqlOutput::from(rusqlite::types::Null),
         })
     }
 }
