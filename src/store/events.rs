@@ -19,6 +19,14 @@ use super::EventQuery;
 pub(crate) const COLUMNS: &str =
     "seq, id, webhook_id, provider_event_id, event, received_at, headers, payload";
 
+/// One event by its id.
+pub(crate) fn by_id(id: &crate::model::EventId) -> Statement {
+    Statement {
+        sql: format!("SELECT {COLUMNS} FROM event_rows WHERE id = ?"),
+        args: vec![Arg::EventId(id.as_str().to_string())],
+    }
+}
+
 /// The change feed's page of notices after a `seq`. Arguments: the seq, the bound, the limit.
 pub(crate) const CHANGES: &str = "SELECT seq, id, webhook_id, event FROM event_rows \
     WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?";

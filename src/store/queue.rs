@@ -61,6 +61,25 @@ pub(crate) const COMPLETE: &str = "UPDATE deliveries SET status = ?, status_code
 pub(crate) const HEALTHY: &str = "UPDATE webhooks SET failure_count = 0, \
     first_failure_at = NULL WHERE id = ? AND (failure_count != 0 OR first_failure_at IS NOT NULL)";
 
+/// A failure adds to a webhook's failure streak (its start kept), and disables it when
+/// `disable` gives the reason.
+pub(crate) fn failing(webhook_id: &WebhookId, at: Millis, disable: Option<&str>) -> Statement {
+    let reason = || Arg::OptText(disable.map(str::to_string));
+    Statement {
+        sql: "UPDATE webhooks SET failure_count = failure_count + 1, \
+              first_failure_at = COALESCE(first_failure_at, ?), \
+              enabled = CASE WHEN CAST(? AS TEXT) IS NULL THEN enabled ELSE FALSE END, \
+              disabled_reason = COALESCE(?, disabled_reason) WHERE id = ?"
+            .into(),
+        args: vec![
+            Arg::Int(at),
+            reason(),
+            reason(),
+            Arg::Text(webhook_id.as_str().to_string()),
+        ],
+    }
+}
+
 /// When the worker has something to claim next (unleased pending attempts).
 pub(crate) const NEXT_DUE: &str = "SELECT MIN(next_attempt_at) FROM deliveries \
     WHERE status = 'pending' AND lease_until IS NULL";

@@ -95,9 +95,6 @@ pub(crate) struct StoredSecrets {
     pub headers: String,
 }
 
-/// The columns [`StoredSecrets::read`] reads.
-pub(crate) const STORED_SECRETS: &str = "id, secret, previous_secret, headers";
-
 impl StoredSecrets {
     pub fn read(c: &impl Columns) -> Result<Self> {
         Ok(StoredSecrets {

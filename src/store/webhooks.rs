@@ -92,6 +92,10 @@ pub(crate) fn owner_of(id: &WebhookId) -> Statement {
     }
 }
 
+/// Every webhook's secret columns as stored, as `rows::StoredSecrets::read` reads them
+/// (re-sealing).
+pub(crate) const ALL_SECRETS: &str = "SELECT id, secret, previous_secret, headers FROM webhooks";
+
 pub(crate) fn by_id(id: &WebhookId) -> Statement {
     Statement {
         sql: format!("SELECT {COLUMNS} FROM webhooks WHERE id = ?"),

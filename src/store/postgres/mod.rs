@@ -288,8 +288,6 @@ async fn record_change(
     Ok(())
 }
 
-use crate::store::events::COLUMNS as EVENT_COLUMNS;
-
 use super::rows::STORED_DELIVERY_COLUMNS;
 
 fn subscription_row(r: &Row) -> Result<EventSubscription> {
@@ -320,10 +318,10 @@ async fn reseal(c: &mut deadpool_postgres::Client, keys: &Keyring) -> Result<usi
         }
         Ok(out)
     };
-    let select = format!("SELECT {} FROM webhooks", rows::STORED_SECRETS);
+    let select = statements::ALL_SECRETS;
     // A look without locks first: at most starts nothing needs sealing, and then no row is
     // locked.
-    if stale(&c.query_cached(&select, &[]).await?)?.is_empty() {
+    if stale(&c.query_cached(select, &[]).await?)?.is_empty() {
         return Ok(0);
     }
     let tx = c.transaction().await?;
@@ -492,12 +490,7 @@ impl Events for PgStore {
     }
 
     async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
-        self.client()
-            .await?
-            .query_opt_cached(
-                &format!("SELECT {EVENT_COLUMNS} FROM event_rows WHERE id = $1"),
-                &[&id.as_str()],
-            )
+        query_opt(&self.client().await?, &crate::store::events::by_id(id))
             .await?
             .map(|r| rows::event(&r))
             .transpose()
@@ -722,14 +715,8 @@ impl Queue for PgStore {
                             .await?
                     }
                     HealthChange::Failure { disable } => {
-                        tx.execute_cached(
-                            "UPDATE webhooks SET failure_count = failure_count + 1, \
-                             first_failure_at = COALESCE(first_failure_at, $2), \
-                             enabled = CASE WHEN $3::text IS NULL THEN enabled ELSE FALSE END, \
-                             disabled_reason = COALESCE($3, disabled_reason) WHERE id = $1",
-                            &[&a.webhook_id.as_str(), &a.created_at, disable],
-                        )
-                        .await?
+                        let s = queue::failing(&a.webhook_id, a.created_at, disable.as_deref());
+                        execute(&tx, &s).await?
                     }
                 };
                 if changed > 0 {

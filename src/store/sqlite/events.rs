@@ -18,7 +18,7 @@ use crate::store::{
     json_text, ChangeCursor, Changes, Commits, EventNotice, EventQuery, Ingest, InsertOutcome,
 };
 
-use crate::store::events::{self as statements, COLUMNS};
+use crate::store::events as statements;
 
 /// One job for the writer thread: an event with its receipt, or a receipt alone (a refused,
 /// filtered or handshake request: unauthenticated traffic shares the group commit too, rather
@@ -248,11 +248,12 @@ fn write_batch_once(
 }
 
 pub(super) fn get(c: &Connection, id: &EventId) -> Result<Option<Event>> {
-    Ok(
-        c.prepare_cached(&format!("SELECT {COLUMNS} FROM event_rows WHERE id = ?1"))?
-            .query_row([id], super::event_row)
-            .optional()?,
-    )
+    Ok({
+        let s = statements::by_id(id);
+        c.prepare_cached(&s.sql)?
+            .query_row(params_from_iter(&s.args), super::event_row)
+            .optional()?
+    })
 }
 
 pub(super) fn list(c: &Connection, q: &EventQuery) -> Result<Vec<Event>> {

@@ -122,14 +122,11 @@ pub(super) fn complete(c: &Connection, done: &Completion) -> Result<()> {
         HealthChange::Success => c
             .prepare_cached(statements::HEALTHY)?
             .execute([&a.webhook_id])?,
-        HealthChange::Failure { disable } => c
-            .prepare_cached(
-                "UPDATE webhooks SET failure_count = failure_count + 1, \
-                 first_failure_at = COALESCE(first_failure_at, ?2), \
-                 enabled = CASE WHEN ?3 IS NULL THEN enabled ELSE 0 END, \
-                 disabled_reason = COALESCE(?3, disabled_reason) WHERE id = ?1",
-            )?
-            .execute(params![a.webhook_id, a.created_at, disable])?,
+        HealthChange::Failure { disable } => {
+            let s = statements::failing(&a.webhook_id, a.created_at, disable.as_deref());
+            c.prepare_cached(&s.sql)?
+                .execute(params_from_iter(&s.args))?
+        }
     };
     if changed > 0 {
         record_change(c, &a.webhook_id, a.created_at)?;

@@ -6,7 +6,7 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use super::col;
 use crate::error::Result;
 use crate::model::{Millis, Secret, Webhook, WebhookId};
-use crate::store::rows::{self, StoredSecrets, STORED_SECRETS};
+use crate::store::rows::{self, StoredSecrets};
 use crate::store::sealing::Keyring;
 use crate::store::sql::Statement;
 use crate::store::webhooks as statements;
@@ -149,7 +149,7 @@ pub(super) fn reseal(c: &Connection, keys: &Keyring) -> Result<usize> {
 
 /// The secret columns of every webhook not sealed under the keyring's sealing key.
 pub(super) fn unsealed(c: &Connection, keys: &Keyring) -> Result<Vec<StoredSecrets>> {
-    let mut stmt = c.prepare(&format!("SELECT {STORED_SECRETS} FROM webhooks"))?;
+    let mut stmt = c.prepare(statements::ALL_SECRETS)?;
     let all = stmt
         .query_map([], |r| Ok(StoredSecrets::read(r)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
