@@ -262,28 +262,36 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// Brings the schema up to date. Each step runs in an IMMEDIATE transaction that reads the
-/// version inside it: of several processes opening a new store at once, one applies each step
-/// and the others, waiting on the write lock, find it applied.
+/// Brings the schema up to date: every pending step in one IMMEDIATE transaction that reads
+/// the version inside it, so that of several processes opening a new store at once one applies
+/// them and the others, waiting on the write lock, find them applied. One commit for all the
+/// steps: a new store is made with one sync, not one per step, and an upgrade that fails at
+/// any step leaves the store as it was.
 pub fn apply(conn: &mut Connection) -> Result<()> {
-    loop {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if current > MIGRATIONS.len() as i64 {
-            return Err(Error::Internal(format!(
-                "the store's schema version {current} is newer than this binary knows ({}); \
-                 upgrade webhook-mcp or point --data-dir elsewhere",
-                MIGRATIONS.len()
-            )));
-        }
-        let Some(sql) = MIGRATIONS.get(current as usize) else {
-            return Ok(());
-        };
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", current + 1)?;
-        tx.commit()?;
-        tracing::info!(version = current + 1, "applied store migration");
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > MIGRATIONS.len() as i64 {
+        return Err(Error::Internal(format!(
+            "the store's schema version {current} is newer than this binary knows ({}); \
+             upgrade webhook-mcp or point --data-dir elsewhere",
+            MIGRATIONS.len()
+        )));
     }
+    let pending = &MIGRATIONS[current as usize..];
+    if pending.is_empty() {
+        return Ok(());
+    }
+    for sql in pending {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    tx.commit()?;
+    tracing::info!(
+        from = current,
+        to = MIGRATIONS.len(),
+        "applied store migrations"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
