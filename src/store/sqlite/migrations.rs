@@ -1,8 +1,10 @@
-//! Schema migrations, versioned in the binary and tracked with `PRAGMA user_version`.
+//! Schema migrations, versioned in the binary and tracked with `PRAGMA user_version`, and the
+//! schema they lead to (`schema.sql`), which makes a new store in one go.
 //!
-//! Append a new entry to `MIGRATIONS` to change the schema; never edit a released one. Each
-//! migration runs in its own transaction together with the version bump, so a crash mid-way
-//! leaves the previous version intact.
+//! To change the schema: append a new entry to `MIGRATIONS` (never edit a released one) and make
+//! `schema.sql` what the migrations now leave; `the_baseline_is_what_the_migrations_make` fails
+//! until the two agree. A store's pending steps run in one transaction together with the version
+//! bump, so a crash or a failed step leaves the previous version intact.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -262,11 +264,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// Brings the schema up to date: every pending step in one IMMEDIATE transaction that reads
-/// the version inside it, so that of several processes opening a new store at once one applies
-/// them and the others, waiting on the write lock, find them applied. One commit for all the
-/// steps: a new store is made with one sync, not one per step, and an upgrade that fails at
-/// any step leaves the store as it was.
+/// The schema every step of `MIGRATIONS` leads to, for a new store.
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// Brings the schema up to date in one IMMEDIATE transaction that reads the version inside it,
+/// so that of several processes opening a new store at once one makes it and the others, waiting
+/// on the write lock, find it made. An empty database gets `SCHEMA` (one step instead of every
+/// table rebuild and column added since the first release: this is most of a first start's
+/// time); a store gets its pending steps, and an upgrade that fails at any step leaves it as it
+/// was.
 pub fn apply(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -281,16 +287,28 @@ pub fn apply(conn: &mut Connection) -> Result<()> {
     if pending.is_empty() {
         return Ok(());
     }
-    for sql in pending {
-        tx.execute_batch(sql)?;
+    let empty = current == 0
+        && tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })? == 0;
+    if empty {
+        tx.execute_batch(SCHEMA)?;
+    } else {
+        for sql in pending {
+            tx.execute_batch(sql)?;
+        }
     }
     tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
     tx.commit()?;
-    tracing::info!(
-        from = current,
-        to = MIGRATIONS.len(),
-        "applied store migrations"
-    );
+    if empty {
+        tracing::info!(version = MIGRATIONS.len(), "made a new store");
+    } else {
+        tracing::info!(
+            from = current,
+            to = MIGRATIONS.len(),
+            "applied store migrations"
+        );
+    }
     Ok(())
 }
 
@@ -342,6 +360,99 @@ mod tests {
                 assert_eq!(bytes.unwrap(), u.as_bytes().to_vec());
             }
         }
+    }
+
+    /// The schema as a reader of the database sees it: every table, index and view with its SQL
+    /// (whitespace, quotes and the layout `ALTER TABLE … ADD COLUMN` leaves aside), the rows the
+    /// steps put in `meta` and `sqlite_sequence`, and the version.
+    fn shape(c: &Connection) -> Vec<String> {
+        let normal = |sql: &str| {
+            let mut out = sql
+                .replace('"', "")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            for p in ["(", ")", ","] {
+                out = out
+                    .replace(&format!(" {p}"), p)
+                    .replace(&format!("{p} "), p);
+            }
+            out
+        };
+        let rows = |sql: &str| -> Vec<String> {
+            let mut q = c.prepare(sql).unwrap();
+            q.query_map([], |r| {
+                let n = r.as_ref().column_count();
+                (0..n)
+                    .map(|i| r.get::<_, Option<String>>(i).map(|v| v.unwrap_or_default()))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap()
+            .map(|r| normal(&r.unwrap().join(" | ")))
+            .collect()
+        };
+        let mut shape = rows(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master \
+             WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+        );
+        shape.extend(rows("SELECT 'meta', key FROM meta ORDER BY key"));
+        shape.extend(rows(
+            "SELECT 'sequence', name, CAST(seq AS TEXT) FROM sqlite_sequence WHERE seq > 0",
+        ));
+        shape.extend(rows(
+            "SELECT 'version', CAST(user_version AS TEXT) FROM pragma_user_version",
+        ));
+        shape
+    }
+
+    /// `schema.sql` is what the migrations make, step by step from an empty database.
+    #[test]
+    fn the_baseline_is_what_the_migrations_make() {
+        let mut stepped = Connection::open_in_memory().unwrap();
+        for (n, sql) in MIGRATIONS.iter().enumerate() {
+            let tx = stepped.transaction().unwrap();
+            tx.execute_batch(sql)
+                .unwrap_or_else(|e| panic!("migration {}: {e}", n + 1));
+            tx.pragma_update(None, "user_version", n as i64 + 1)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut fresh = Connection::open_in_memory().unwrap();
+        apply(&mut fresh).unwrap();
+        let (stepped, fresh) = (shape(&stepped), shape(&fresh));
+        let only = |a: &[String], b: &[String]| -> Vec<String> {
+            a.iter().filter(|x| !b.contains(x)).cloned().collect()
+        };
+        assert!(
+            stepped.len() > 20 && stepped == fresh,
+            "schema.sql differs from what MIGRATIONS make.\nonly in the migrated store:\n  {}\n\
+             only in a new store:\n  {}",
+            only(&stepped, &fresh).join("\n  "),
+            only(&fresh, &stepped).join("\n  ")
+        );
+    }
+
+    /// A store at an older version gets the pending steps, not the baseline.
+    #[test]
+    fn an_older_store_gets_its_pending_steps() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute(
+            "INSERT INTO events (id, webhook_id, event, received_at, headers, payload) \
+             VALUES ('e1', 'w1', 't', 1, '{}', '{}')",
+            [],
+        )
+        .unwrap();
+        apply(&mut c).unwrap();
+        let (webhook, version): (String, i64) = c
+            .query_row(
+                "SELECT webhook_id, (SELECT user_version FROM pragma_user_version) FROM event_rows",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((webhook.as_str(), version), ("w1", MIGRATIONS.len() as i64));
     }
 
     #[test]
