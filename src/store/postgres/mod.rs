@@ -7,7 +7,8 @@
 //!   (`event_seq()`, schema 11), so `seq` order is transaction order, not commit order. Each
 //!   ingest transaction holds the store's `ingest_lock` in shared mode from before it has an
 //!   id; `settled_seq()` is the lowest seq any holder can still commit (the lowest holder's
-//!   id, or the next id to be handed out), found in `pg_locks`. A reader by cursor reads it
+//!   id, or the next id to be handed out): from the reader's snapshot when no older
+//!   transaction is open (schema 14), else from the holders found in `pg_locks`. A reader by cursor reads it
 //!   first and then, in a later statement, only events below it, so a reader at cursor N can
 //!   never miss a transaction that commits later with a seq below N. `settled` also waits
 //!   (a batch's commit at most) for the batches open when the read began: read-your-writes.
