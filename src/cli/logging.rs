@@ -1,7 +1,7 @@
 //! Where log lines go and which are kept: stderr only (stdout carries JSON-RPC on stdio),
 //! `WEBHOOK_MCP_LOG` over the command's default level, rmcp held at warn (its debug lines hold
-//! request params and results, secrets among them), and one rmcp error that is no error for a
-//! server dropped.
+//! request params and results, secrets among them), and rmcp's errors for a client that hung
+//! up dropped: they are no error of a server.
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -27,10 +27,12 @@ pub fn init(long_running: bool) {
         .init();
 }
 
-/// Drops rmcp's error-level report that a session's remaining responses could not be written
-/// while it shut down (`… during drain`): the client closed its connection first (a closed
-/// tab, a killed process). Nothing is lost that anyone could still receive, and a server
-/// should not page an operator for it; every other rmcp line passes.
+/// Drops rmcp's error-level reports that a response could not be written because the client
+/// is gone: the session's remaining responses while it shut down (`… during drain`), and a
+/// response whose write found the pipe or connection closed (`fail to response message` with
+/// a broken pipe or a reset). The client closed first (a closed tab, a killed process);
+/// nothing is lost that anyone could still receive, and a server should not page an operator
+/// for it. Every other rmcp line passes, a failed write for any other reason too.
 struct ClientHungUp;
 
 impl<S: Subscriber> Layer<S> for ClientHungUp {
@@ -39,24 +41,43 @@ impl<S: Subscriber> Layer<S> for ClientHungUp {
         if *meta.level() != Level::ERROR || !meta.target().starts_with("rmcp::service") {
             return true;
         }
-        let mut message = Message(String::new());
-        event.record(&mut message);
-        !message.0.ends_with("during drain")
+        let mut fields = Message::default();
+        event.record(&mut fields);
+        let peer_gone = ["Broken pipe", "Connection reset"]
+            .iter()
+            .any(|gone| fields.error.contains(gone));
+        !(fields.message.ends_with("during drain")
+            || (fields.message == "fail to response message" && peer_gone))
     }
 }
 
-struct Message(String);
+/// An event's message and its `error` field, if any.
+#[derive(Default)]
+struct Message {
+    message: String,
+    error: String,
+}
+
+impl Message {
+    fn field(&mut self, field: &Field) -> Option<&mut String> {
+        match field.name() {
+            "message" => Some(&mut self.message),
+            "error" => Some(&mut self.error),
+            _ => None,
+        }
+    }
+}
 
 impl Visit for Message {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.0 = value.to_string();
+        if let Some(slot) = self.field(field) {
+            *slot = value.to_string();
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = format!("{value:?}");
+        if let Some(slot) = self.field(field) {
+            *slot = format!("{value:?}");
         }
     }
 }
@@ -71,14 +92,14 @@ mod tests {
 
     impl<S: Subscriber> Layer<S> for Seen {
         fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
-            let mut m = Message(String::new());
+            let mut m = Message::default();
             event.record(&mut m);
-            self.0.lock().unwrap().push(m.0);
+            self.0.lock().unwrap().push(m.message);
         }
     }
 
     #[test]
-    fn only_rmcps_drain_error_is_dropped() {
+    fn only_rmcps_client_gone_errors_are_dropped() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let subscriber = tracing_subscriber::registry()
             .with(ClientHungUp)
@@ -87,6 +108,13 @@ mod tests {
             tracing::error!(target: "rmcp::service", error = "channel closed", "failed to send pending response during drain");
             tracing::error!(target: "rmcp::service", "response send task failed during drain");
             tracing::error!(target: "rmcp::service", "some other rmcp failure");
+            // What a write to a closed stdout or socket reports on Linux.
+            let pipe = std::io::Error::from_raw_os_error(32);
+            tracing::error!(target: "rmcp::service", error = %pipe, "fail to response message");
+            let reset = std::io::Error::from_raw_os_error(104);
+            tracing::error!(target: "rmcp::service", error = %reset, "fail to response message");
+            let other = std::io::Error::other("serialisation failed");
+            tracing::error!(target: "rmcp::service", error = %other, "fail to response message");
             tracing::warn!(target: "rmcp::service", "a warning during drain");
             tracing::error!(target: "webhook_mcp", "our own error during drain");
         });
@@ -94,6 +122,7 @@ mod tests {
             *seen.lock().unwrap(),
             [
                 "some other rmcp failure",
+                "fail to response message",
                 "a warning during drain",
                 "our own error during drain"
             ]
