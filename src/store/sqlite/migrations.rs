@@ -264,6 +264,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// Whether the database has no table, index or view yet: a new file.
+pub(super) fn is_empty(c: &Connection) -> Result<bool> {
+    let objects: i64 = c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    Ok(objects == 0)
+}
+
 /// The schema every step of `MIGRATIONS` leads to, for a new store.
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -287,10 +293,7 @@ pub fn apply(conn: &mut Connection) -> Result<()> {
     if pending.is_empty() {
         return Ok(());
     }
-    let empty = current == 0
-        && tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        })? == 0;
+    let empty = current == 0 && is_empty(&tx)?;
     if empty {
         tx.execute_batch(SCHEMA)?;
     } else {

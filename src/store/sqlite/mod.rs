@@ -676,8 +676,7 @@ fn configure(conn: &Connection) -> Result<()> {
     // A new file shrinks page by page after pruning. The mode can only be chosen before the
     // first table exists, and before the switch to WAL (an older store is converted once by
     // `webhook-mcp prune`).
-    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-    if tables == 0 {
+    if migrations::is_empty(conn)? {
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     }
     // WAL lets readers run beside the writer. synchronous=FULL makes each commit durable before
