@@ -1,7 +1,8 @@
 //! Many instances, one store: ingest, event → agent across instances, and outbound deliveries,
-//! single-process SQLite beside PostgreSQL with 1 and 3 instances. Real processes, loopback only.
+//! single-process SQLite beside PostgreSQL with 1, 2 and 3 instances. Real processes, loopback only.
 //!
-//! Run: `cargo bench --bench cluster -- [requests]` (default 15000 per ingest run). PostgreSQL from
+//! Run: `cargo bench --bench cluster -- [requests]` (default 15000 per ingest run);
+//! `WEBHOOK_MCP_BENCH_INSTANCES=1,2` runs only those PostgreSQL ingest rows. PostgreSQL from
 //! `WEBHOOK_MCP_BENCH_DATABASE_URL` (default postgres://postgres@127.0.0.1:5432/test); each run
 //! gets a schema of its own, dropped at the end. Load: the harness's own reqwest generator at
 //! concurrency 64 (the same for every row, so compare rows, not with the wrk tables).
@@ -377,7 +378,12 @@ async fn main() {
     rows.push(("SQLite".to_string(), 1, base_rate, p50, p99, busy));
     drop(sqlite);
     let mut schemas = vec![];
-    for count in [1, 2, 3] {
+    // `WEBHOOK_MCP_BENCH_INSTANCES=1,2`: only those PostgreSQL ingest rows, and none of the
+    // sections below (to compare builds on one row, run after run).
+    let only: Option<Vec<usize>> = std::env::var("WEBHOOK_MCP_BENCH_INSTANCES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect());
+    for count in only.clone().unwrap_or_else(|| vec![1, 2, 3]) {
         let (url, name) = schema(&db).await;
         schemas.push(name);
         let (instances, urls) = cluster(
@@ -390,7 +396,10 @@ async fn main() {
         rows.push(("PostgreSQL".to_string(), count, rate, p50, p99, busy));
         drop(instances);
     }
-    let one_pg = rows[1].2;
+    let one_pg = rows
+        .iter()
+        .find(|r| r.0 == "PostgreSQL" && r.1 == 1)
+        .map_or(f64::NAN, |r| r.2);
     for (store, count, rate, p50, p99, busy) in &rows {
         let vs_one = if store == "PostgreSQL" && *count > 1 {
             format!(" ({:.2}× one instance)", rate / one_pg)
@@ -402,6 +411,13 @@ async fn main() {
             busy * 100.0,
             rate / base_rate
         );
+    }
+
+    if only.is_some() {
+        for name in schemas {
+            drop_schema(&db, &name).await;
+        }
+        return;
     }
 
     println!();
