@@ -47,6 +47,12 @@ pub struct StoreHealth {
 const FEED_BATCH: usize = 1000;
 /// The longest the feed sleeps without looking (a backend's wait may return sooner).
 const FEED_IDLE: Duration = Duration::from_secs(1);
+/// The shortest time between two reads of the feed. The first read after a quiet spell goes
+/// at once; under load, reads come at most this often, each taking whatever committed
+/// meanwhile, instead of one read per other instance's commit (each read has a fixed cost: at
+/// two PostgreSQL instances the reads' database side was 23 µs of the 61 µs rise in CPU per
+/// event over one instance; spaced, 15 µs).
+const FEED_GAP: Duration = Duration::from_millis(5);
 /// Events settling (`Changes::settling`): the first look again, the slowest, and how long a
 /// wait lasts before the log says so (once).
 const SETTLE_FIRST: Duration = Duration::from_millis(1);
@@ -119,6 +125,7 @@ impl Service {
         let mut wait = self.store.wait_for_change(FEED_IDLE);
         let (mut read, mut own_open) = (false, true);
         let mut held_back: Option<HeldBack> = None;
+        let mut last_read: Option<tokio::time::Instant> = None;
         while !*stop.borrow() {
             if !read {
                 let mut waited = false;
@@ -151,6 +158,18 @@ impl Service {
             if !read && !feed.behind() {
                 continue;
             }
+            if let Some(last) = last_read {
+                if last.elapsed() < FEED_GAP {
+                    // What this process commits meanwhile is taken in at the top, then read.
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(last + FEED_GAP) => {}
+                        _ = stop.changed() => break,
+                    }
+                    read = true;
+                    continue;
+                }
+            }
+            last_read = Some(tokio::time::Instant::now());
             match self.store.changes_since(feed.cursor, FEED_BATCH).await {
                 Ok(changes) => {
                     read =
