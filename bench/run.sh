@@ -23,4 +23,5 @@ cargo bench --quiet --bench store -- 1000000
 echo
 echo "## Many instances"
 echo
-cargo bench --quiet --bench cluster -- 15000
+# 150000 events per ingest row: at 15000 a row lasts about a second (BENCHMARKS.md, session 18).
+cargo bench --quiet --bench cluster -- 150000
