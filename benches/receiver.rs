@@ -285,8 +285,6 @@ fn filter_cost(ingest_cpu_us: f64) {
     }
 }
 
-/// The real binary, talked to over raw stdio JSON-RPC.
-/// Resident set size of a process, from /proc.
 /// User + system CPU seconds a process has used so far (/proc/PID/stat, 100 ticks a second).
 fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -320,6 +318,9 @@ fn initialize() -> Value {
     json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}})
 }
 
+/// Resident set size of a process, from /proc. Its code pages depend on the page cache (the
+/// kernel maps cached pages around each fault): compare builds in one cache state
+/// (BENCHMARKS.md, session 18).
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -336,6 +337,7 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// The real binary, talked to over raw stdio JSON-RPC.
 struct Server {
     pid: u32,
     _child: Child,
