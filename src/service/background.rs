@@ -51,7 +51,8 @@ const FEED_IDLE: Duration = Duration::from_secs(1);
 /// at once; under load, reads come at most this often, each taking whatever committed
 /// meanwhile, instead of one read per other instance's commit (each read has a fixed cost: at
 /// two PostgreSQL instances the reads' database side was 23 µs of the 61 µs rise in CPU per
-/// event over one instance; spaced, 15 µs).
+/// event over one instance; spaced, 15 µs). It also paces the looks while events settle:
+/// the first comes `FEED_GAP` after the read that found them settling, not `SETTLE_FIRST`.
 const FEED_GAP: Duration = Duration::from_millis(5);
 /// Events settling (`Changes::settling`): the first look again, the slowest, and how long a
 /// wait lasts before the log says so (once).
