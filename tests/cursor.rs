@@ -374,3 +374,95 @@ async fn postgres_a_lone_writer_s_commits_follow_on() {
     let store = pg_instances(&schema, 1).await.pop().unwrap();
     a_lone_writer_s_commits_follow_on(store).await;
 }
+
+/// On PostgreSQL an instance hears of the others' commits, spelled out in their `NOTIFY`
+/// (`announce_commit`, schema 15), with what each follows on from: its change feed announces
+/// them without reading the store. A batch whose notices do not fit one `NOTIFY` is told in
+/// several, each following on from the one before; an event too large to tell goes as a bare
+/// wake-up (the feed reads), and the next one follows on from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_instances_hear_each_others_commits_spelled_out() {
+    use webhook_mcp::store::InsertOutcome;
+    let Some(schema) = pg::TestSchema::create("cursor::postgres_heard").await else {
+        return;
+    };
+    let stores = pg_instances(&schema, 2).await;
+    let (writer, listener) = (stores[0].clone(), stores[1].clone());
+    let mut heard = listener.subscribe_commits();
+    // One event: heard with what it follows on from (nothing before it).
+    let one = ingest(40_000);
+    let id = one.event.id.clone();
+    let InsertOutcome::Stored(first) = writer.insert_event(one).await.unwrap() else {
+        panic!("stored")
+    };
+    let c = heard_next(&mut heard).await;
+    assert_eq!(c.follows, Some(0));
+    assert_eq!(c.events.len(), 1);
+    assert_eq!((c.events[0].seq, &c.events[0].id), (first, &id));
+    assert_eq!(
+        (c.events[0].webhook_id.as_str(), c.events[0].event.as_str()),
+        ("w", "t")
+    );
+
+    // An event whose type alone is too long for a NOTIFY: not spelled out. The next follows
+    // on from it.
+    let mut big = ingest(40_001);
+    big.event.event = "x".repeat(7_500);
+    let InsertOutcome::Stored(big_seq) = writer.insert_event(big).await.unwrap() else {
+        panic!("stored")
+    };
+    let InsertOutcome::Stored(after_big) = writer.insert_event(ingest(40_002)).await.unwrap()
+    else {
+        panic!("stored")
+    };
+    let c = heard_next(&mut heard).await;
+    assert_eq!(c.follows, Some(big_seq), "{c:?}");
+    assert_eq!(c.events.len(), 1);
+    assert_eq!(c.events[0].seq, after_big);
+
+    // Many at once, with long event types: batches told in several NOTIFYs. Every stored
+    // event is heard once, and each heard commit follows on from the one before it.
+    let mut tasks = vec![];
+    for n in 0..300 {
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = ingest(41_000 + n);
+            i.event.event = format!("{n:0>200}");
+            match writer.insert_event(i).await.unwrap() {
+                InsertOutcome::Stored(seq) => seq,
+                InsertOutcome::Duplicate(_) => panic!("not a duplicate"),
+            }
+        }));
+    }
+    let mut stored = vec![];
+    for t in tasks {
+        stored.push(t.await.unwrap());
+    }
+    stored.sort_unstable();
+    let (mut seen, mut last, mut commits) = (vec![], after_big, 0);
+    while seen.len() < stored.len() {
+        let c = heard_next(&mut heard).await;
+        commits += 1;
+        assert_eq!(c.follows, Some(last), "commit {commits} follows on");
+        for e in c.events.iter() {
+            assert_eq!(e.event.len(), 200);
+            seen.push(e.seq);
+        }
+        last = c.events.last().unwrap().seq;
+    }
+    assert_eq!(seen, stored, "every event heard once, in order");
+    assert!(
+        commits >= 300 * 260 / 7_000,
+        "{commits} NOTIFYs for 300 notices of about 260 bytes"
+    );
+}
+
+/// The next commit `heard` tells of, within 10 s.
+async fn heard_next(
+    heard: &mut tokio::sync::broadcast::Receiver<webhook_mcp::store::CommittedEvents>,
+) -> webhook_mcp::store::CommittedEvents {
+    tokio::time::timeout(std::time::Duration::from_secs(10), heard.recv())
+        .await
+        .expect("the other instance's commit was heard")
+        .unwrap()
+}

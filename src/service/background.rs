@@ -2,17 +2,19 @@
 //! store as peers:
 //!
 //! - the **change feed**: the one publisher on this process's event bus. This process's own
-//!   commits are announced by the store's writer (`Cluster::subscribe_commits`) and go on the bus
-//!   as written while they follow on from the feed's cursor, with no read; it reads
-//!   `Cluster::changes_since` from its cursor when they do not (another process committed in
-//!   between, which only a read can show) and when the store may have changed
-//!   (`Cluster::wait_for_change`: another process). On PostgreSQL an event commits with a `seq`
-//!   that another instance's open batch may come before, so the feed reads to announce it,
-//!   and reads again soon while the store says events are settling (`Changes::settling`). Each
-//!   event is announced exactly once per
-//!   process, in `seq` order, and cached webhooks that any process changed are dropped. The
-//!   store is the source of truth; the cursor makes a missed wake-up or a lost announcement
-//!   cost latency, never an event.
+//!   commits are announced by the store's writer (`Cluster::subscribe_commits`), and on
+//!   PostgreSQL the other instances' too (their `NOTIFY` spells them out); they go on the bus as
+//!   written while they follow on from the feed's cursor, with no read. It reads
+//!   `Cluster::changes_since` from its cursor when they do not (a commit nobody announced lies
+//!   in between: another SQLite process's, or one too large to spell out; where the store
+//!   hears other processes' commits, a gap first waits `GAP_GRACE` for the announcement that
+//!   fills it), when a commit cannot tell what it follows on from (on PostgreSQL another
+//!   instance's open batch may still commit below it), and when the store may have changed
+//!   (`Cluster::wait_for_change`). It reads again soon while the store says events are
+//!   settling (`Changes::settling`). Each event is announced exactly once per process, in
+//!   `seq` order, and cached webhooks that any process changed are dropped. The store is the
+//!   source of truth; the cursor makes a missed wake-up or a lost announcement cost latency,
+//!   never an event.
 //! - **liveness**: a heartbeat, and the reaper that frees the leases of instances that stopped
 //!   heartbeating (they crashed), run by one process at a time under a job lock; the same
 //!   process announces previous secrets whose rotation grace ended (`operational`).
@@ -43,6 +45,10 @@ pub struct StoreHealth {
     pub server_time: Option<crate::model::Millis>,
 }
 
+/// How long a gap before an announced commit may stay open before the feed reads the store,
+/// where the store also tells of other processes' commits (`Cluster::hears_other_commits`):
+/// the commit that fills it is usually on its way.
+const GAP_GRACE: Duration = Duration::from_millis(5);
 /// How many changes one read of the feed takes.
 const FEED_BATCH: usize = 1000;
 /// The longest the feed sleeps without looking (a backend's wait may return sooner).
@@ -122,41 +128,53 @@ impl Service {
         mut commits: broadcast::Receiver<CommittedEvents>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut feed = Feed::new(cursor);
+        let grace = if self.store.hears_other_commits() {
+            GAP_GRACE
+        } else {
+            Duration::ZERO
+        };
+        let mut feed = Feed::new(cursor, grace);
         let mut wait = self.store.wait_for_change(FEED_IDLE);
-        let (mut read, mut own_open) = (false, true);
+        // `gap`: the read is only for a gap, and is called off if an announcement fills it.
+        let (mut read, mut gap, mut own_open) = (false, false, true);
         let mut held_back: Option<HeldBack> = None;
         let mut last_read: Option<tokio::time::Instant> = None;
         while !*stop.borrow() {
             if !read {
                 let mut waited = false;
+                let due = feed.read_due();
                 tokio::select! {
                     _ = &mut wait => waited = true,
                     heard = commits.recv(), if own_open => match heard {
                         Ok(events) => feed.heard(&events),
-                        Err(RecvError::Lagged(_)) => read = true,
+                        Err(RecvError::Lagged(_)) => (read, gap) = (true, false),
                         Err(RecvError::Closed) => own_open = false,
                     },
+                    _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
+                        if due.is_some() => (read, gap) = (true, true),
                     _ = stop.changed() => break,
                 }
                 if waited {
                     // Kept across wake-ups by this process's commits, so that another
                     // process's changes are looked for at the backend's pace under any load.
-                    read = true;
+                    (read, gap) = (true, false);
                     wait = self.store.wait_for_change(FEED_IDLE);
                 }
             }
             loop {
                 match commits.try_recv() {
                     Ok(events) => feed.heard(&events),
-                    Err(TryRecvError::Lagged(_)) => read = true,
+                    Err(TryRecvError::Lagged(_)) => (read, gap) = (true, false),
                     Err(_) => break,
                 }
             }
             for notice in feed.next_own() {
                 self.announce(notice);
             }
-            if !read && !feed.behind() {
+            if gap && !feed.behind() {
+                (read, gap) = (false, false);
+            }
+            if !read {
                 continue;
             }
             if let Some(last) = last_read {
@@ -171,6 +189,7 @@ impl Service {
                 }
             }
             last_read = Some(tokio::time::Instant::now());
+            gap = false;
             match self.store.changes_since(feed.cursor, FEED_BATCH).await {
                 Ok(changes) => {
                     read =
@@ -182,6 +201,10 @@ impl Service {
                     }
                     feed.read(changes.cursor);
                     for notice in changes.events {
+                        self.announce(notice);
+                    }
+                    // Announced events past the read that now follow on from it.
+                    for notice in feed.next_own() {
                         self.announce(notice);
                     }
                     if settling {
@@ -310,23 +333,29 @@ impl HeldBack {
     }
 }
 
-/// The change feed's position, and the commits of this process it heard of but has not yet
-/// announced (they lie past a gap the store must fill first).
+/// The change feed's position, and the commits it heard of but has not yet announced (they
+/// lie past a gap that another announcement or a read of the store must fill first).
 struct Feed {
     cursor: ChangeCursor,
     /// By `seq`: what each event follows on from (`None`: unknown), and its notice.
     own: BTreeMap<i64, (Option<i64>, EventNotice)>,
+    /// Since when the first of `own` has waited behind a gap.
+    gap_since: Option<tokio::time::Instant>,
+    /// How long a gap may wait for an announcement that fills it.
+    grace: Duration,
 }
 
 impl Feed {
-    fn new(cursor: ChangeCursor) -> Self {
+    fn new(cursor: ChangeCursor, grace: Duration) -> Self {
         Feed {
             cursor,
             own: BTreeMap::new(),
+            gap_since: None,
+            grace,
         }
     }
 
-    /// Takes one of this process's commits.
+    /// Takes one announced commit (this process's, or another's the store heard of).
     fn heard(&mut self, commit: &CommittedEvents) {
         let mut follows = commit.follows;
         for n in commit.events.iter() {
@@ -343,25 +372,48 @@ impl Feed {
     fn next_own(&mut self) -> Vec<EventNotice> {
         let mut next = vec![];
         while let Some(entry) = self.own.first_entry() {
-            if entry.get().0 != Some(self.cursor.event_seq) {
+            // Nothing lies between what it follows on from and it, so nothing lies between a
+            // cursor at or past the former and it either.
+            if !matches!(entry.get().0, Some(f) if f <= self.cursor.event_seq) {
                 break;
             }
             let (_, notice) = entry.remove();
             self.cursor.event_seq = notice.seq;
             next.push(notice);
         }
+        if !next.is_empty() || self.own.is_empty() {
+            self.gap_since = None;
+        }
+        if !self.own.is_empty() && self.gap_since.is_none() {
+            self.gap_since = Some(tokio::time::Instant::now());
+        }
         next
     }
 
-    /// Whether own events wait behind a gap: the store must be read.
+    /// Whether announced events wait behind a gap.
     fn behind(&self) -> bool {
         !self.own.is_empty()
     }
 
-    /// Moves to where a read of the store ended; own events it covered were announced by it.
+    /// When the store must be read to get past a gap: once it has waited `grace` for an
+    /// announcement to fill it, or at once when the first event waiting cannot tell what it
+    /// follows on from (no announcement ever can).
+    fn read_due(&self) -> Option<tokio::time::Instant> {
+        let (follows, _) = self.own.values().next()?;
+        let since = self.gap_since?;
+        Some(if follows.is_some() {
+            since + self.grace
+        } else {
+            since
+        })
+    }
+
+    /// Moves to where a read of the store ended; announced events it covered were announced
+    /// by it.
     fn read(&mut self, cursor: ChangeCursor) {
         self.cursor = cursor;
         self.own = self.own.split_off(&(cursor.event_seq + 1));
+        self.gap_since = None;
     }
 }
 
@@ -407,7 +459,7 @@ mod tests {
 
     #[test]
     fn own_commits_that_follow_on_are_announced_without_a_read() {
-        let mut feed = Feed::new(at(10));
+        let mut feed = Feed::new(at(10), Duration::ZERO);
         // Commits heard out of order are put back in order.
         feed.heard(&commit(&[13, 14]));
         assert!(feed.next_own().is_empty());
@@ -422,7 +474,7 @@ mod tests {
 
     #[test]
     fn a_gap_waits_for_a_read_that_announces_what_it_covers_once() {
-        let mut feed = Feed::new(at(10));
+        let mut feed = Feed::new(at(10), Duration::ZERO);
         // Seq 11 and 12 are another process's: ours (13, 14) wait behind them.
         feed.heard(&commit(&[13, 14]));
         assert!(feed.next_own().is_empty());
@@ -439,8 +491,30 @@ mod tests {
     }
 
     #[test]
+    fn a_gap_waits_its_grace_for_an_announcement_before_a_read() {
+        let grace = Duration::from_secs(60);
+        let mut feed = Feed::new(at(1_000), grace);
+        // Another instance's commit (2049) is not heard yet: ours waits behind it.
+        feed.heard(&commit_after(Some(2_049), &[3_073]));
+        let before = tokio::time::Instant::now();
+        assert!(feed.next_own().is_empty());
+        let due = feed.read_due().expect("a read is due after the grace");
+        assert!(due >= before + grace && due <= tokio::time::Instant::now() + grace);
+        // Its announcement fills the gap: both go out, and no read is due.
+        feed.heard(&commit_after(Some(1_000), &[2_049]));
+        assert_eq!(seqs(&feed.next_own()), [2_049, 3_073]);
+        assert_eq!(feed.read_due(), None);
+        // A commit that cannot tell what it follows on from needs a read at once.
+        feed.heard(&commit_after(None, &[4_097]));
+        assert!(feed.next_own().is_empty());
+        assert!(feed.read_due().unwrap() <= tokio::time::Instant::now());
+        feed.read(at(4_097));
+        assert_eq!(feed.read_due(), None);
+    }
+
+    #[test]
     fn sparse_commits_follow_on_from_what_their_writer_saw_before_them() {
-        let mut feed = Feed::new(at(1_000));
+        let mut feed = Feed::new(at(1_000), Duration::ZERO);
         // Nothing lies between 1000 and 5121: announced without a read; so is the next commit
         // that follows on from 5122.
         feed.heard(&commit_after(Some(1_000), &[5_121, 5_122]));

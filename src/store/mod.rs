@@ -308,9 +308,17 @@ pub trait Cluster: Send + Sync {
     fn invalidate_webhooks(&self, ids: &[WebhookId]);
 
     /// The events this process commits, announced by its writer as each commit lands, in
-    /// commit order: the change feed announces them without reading them back while they
-    /// follow on from its cursor (see `Commits`).
+    /// commit order, and those of other processes where the backend hears of them
+    /// (`hears_other_commits`): the change feed announces them without reading them back
+    /// while they follow on from its cursor (see `Commits`).
     fn subscribe_commits(&self) -> tokio::sync::broadcast::Receiver<CommittedEvents>;
+
+    /// Whether `subscribe_commits` also tells of other processes' commits (PostgreSQL's
+    /// `NOTIFY` spells them out; SQLite's processes share only the file). Where it does, the
+    /// change feed waits a moment for a commit that fills a gap before it reads the store.
+    fn hears_other_commits(&self) -> bool {
+        false
+    }
 }
 
 /// Retention, space and health of the store itself.
@@ -510,7 +518,7 @@ impl EventNotice {
 }
 
 /// The events of one commit, in `seq` order, and where they follow on from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CommittedEvents {
     pub events: Arc<[EventNotice]>,
     /// A `seq` below the commit's first such that no event lies between the two, nor can ever
@@ -520,9 +528,9 @@ pub struct CommittedEvents {
     pub follows: Option<i64>,
 }
 
-/// Where a backend's writer announces what it committed. A receiver that lags behind loses
-/// announcements, never events: the change feed then reads the store by cursor, as it does for
-/// every other process's commits.
+/// Where a backend's writer announces what it committed (and PostgreSQL's listener what other
+/// instances committed). A receiver that lags behind loses announcements, never events: the
+/// change feed then reads the store by cursor, as it does for every commit it was not told of.
 #[derive(Clone)]
 pub struct Commits(tokio::sync::broadcast::Sender<CommittedEvents>);
 
@@ -557,6 +565,12 @@ impl Commits {
                 follows,
             });
         }
+    }
+
+    /// Announces another process's commit, as the backend heard of it (PostgreSQL: its
+    /// `NOTIFY`).
+    pub(crate) fn send(&self, commit: CommittedEvents) {
+        let _ = self.0.send(commit);
     }
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<CommittedEvents> {

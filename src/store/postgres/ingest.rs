@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use deadpool_postgres::{GenericClient, Pool};
-use futures_util::future::{join, join3, join5, try_join_all};
+use futures_util::future::{join, join3, join4, try_join_all};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -111,26 +111,30 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
         on_duplicate = events::ON_DUPLICATE,
     )
 });
-/// Sent after the commit, in a transaction of its own: a `NOTIFY` inside the batch's
-/// transaction would hold the server-wide notify lock (`PreCommit_Notify`, taken on "database
-/// 0" until the transaction ends) across the commit's WAL flush, and so make every instance's
-/// ingest commits wait for each other's. Lost only if the process dies
-/// between the two, which costs the other instances' feeds latency (they also poll), never
-/// an event.
-const NOTIFY: &str = "SELECT pg_notify($1, $2)";
-/// Read inside the batch after its insert, in this order (schema 13): first whether another
-/// batch can still commit below this one's events, then the newest event below its first.
-const OTHERS_SETTLED: &str = "SELECT settled_seq_others()";
-const NEWEST_BEFORE: &str = "SELECT MAX(seq) FROM events WHERE seq < (SELECT event_seq(0))";
+/// Inside the batch, after its insert: where its `seq`s begin, for `ANNOUNCE` (schema 15; a
+/// rollback undoes it).
+const MARK: &str = "SELECT set_config('webhook_mcp.batch', event_seq(0)::text, false)";
+/// Sent right after the commit, in a transaction of its own (schema 15): tells the other
+/// instances of the batch's events in `NOTIFY`s and returns what they follow on from.
+/// Arguments: the channel, this process's tag, the batch's number of events, and its notices
+/// in parts with the place each part starts at (`notice_parts`). A `NOTIFY` inside the batch's transaction would
+/// hold the server-wide notify lock (`PreCommit_Notify`, taken on "database 0" until the
+/// transaction ends) across the commit's WAL flush, and so make every instance's ingest
+/// commits wait for each other's. Lost only if the process dies between the two, which costs
+/// the other instances' feeds latency (they read the store past a gap), never an event.
+const ANNOUNCE: &str = "SELECT announce_commit($1, $2, $3, $4, $5)";
+/// The most bytes of notices one `NOTIFY` carries: with its header (tag, follows, low: under
+/// 100 bytes) below PostgreSQL's limit of 8,000.
+const NOTICE_BYTES: usize = 7_000;
 
 /// Writes one batch's new events (and their relays) in one transaction; returns each job's
 /// `seq` when its event was stored, `None` for a duplicate (`settle_duplicates` looks it up),
 /// and what the stored events follow on from (`CommittedEvents::follows`).
 ///
 /// The statements go out pipelined: a batch without relays is one round trip (`BEGIN`, the
-/// shared ingest lock before the transaction has an id, the insert, the two reads that tell
-/// what it follows on from, `COMMIT`, the notify); with relays, their inserts and the commit
-/// follow the insert's answer.
+/// shared ingest lock before the transaction has an id, the insert, the mark, `COMMIT`, the
+/// announcement that tells the other instances and says what the batch follows on from); with
+/// relays, their inserts and the commit follow the insert's answer.
 async fn write_batch(
     pool: &Pool,
     batch: &[IngestJob],
@@ -173,31 +177,40 @@ async fn write_batch(
     cols[3] = headers.iter().map(|h| Some(h.as_str())).collect();
     let lock = client.prepare_cached(LOCK).await?;
     let insert = client.prepare_cached(&INSERT).await?;
-    let notify = client.prepare_cached(NOTIFY).await?;
-    let others_settled = client.prepare_cached(OTHERS_SETTLED).await?;
-    let newest_before = client.prepare_cached(NEWEST_BEFORE).await?;
+    let mark = client.prepare_cached(MARK).await?;
+    let announce_commit = client.prepare_cached(ANNOUNCE).await?;
     let insert_params: [&(dyn ToSql + Sync); 8] = [
         &cols[0], &webhooks, &cols[1], &cols[2], &cols[3], &cols[4], &received, &request,
     ];
-    let notify_params: [&(dyn ToSql + Sync); 2] = [&&*announce.channel, &&*announce.own_events];
+    let (parts, starts) = match notice_parts(batch) {
+        Some((parts, starts)) => (Some(parts), starts),
+        None => (None, vec![]),
+    };
+    let events = batch.len() as i32;
+    let announce_params: [&(dyn ToSql + Sync); 5] = [
+        &&*announce.channel,
+        &&*announce.own_events,
+        &events,
+        &parts,
+        &starts,
+    ];
     let lock_params: [&(dyn ToSql + Sync); 2] = [&INGEST_LOCK_CLASS, &ingest_lock];
     let relays = batch.iter().any(|j| !j.ingest.relays.is_empty());
     // Sent in this order on the connection when first polled (`join*` polls in order).
-    let opened = join5(
+    let opened = join4(
         client.batch_execute(BEGIN),
         client.execute(&lock, &lock_params),
         client.query(&insert, &insert_params),
-        client.query_one(&others_settled, &[]),
-        client.query_one(&newest_before, &[]),
+        client.execute(&mark, &[]),
     );
     let (stored, follows) = if relays {
         // The relays go in the events' transaction: only those of events stored.
         let written = async {
-            let (begun, locked, rows, settled, before) = opened.await;
+            let (begun, locked, rows, marked) = opened.await;
             begun?;
             locked?;
+            marked?;
             let stored = seqs(&rows?, &ids)?;
-            let follows = follows_on(&stored, settled?, before?)?;
             for (job, seq) in batch.iter().zip(&stored) {
                 if seq.is_some() {
                     for relay in &job.ingest.relays {
@@ -205,10 +218,10 @@ async fn write_batch(
                     }
                 }
             }
-            Ok::<_, Error>((stored, follows))
+            Ok::<_, Error>(stored)
         }
         .await;
-        let (stored, follows) = match written {
+        let stored = match written {
             Ok(written) => written,
             Err(e) => {
                 // Never back into the pool inside a transaction.
@@ -216,31 +229,27 @@ async fn write_batch(
                 return Err(e);
             }
         };
-        let (committed, notified) = join(
+        let (committed, announced) = join(
             client.batch_execute(COMMIT),
-            client.execute(&notify, &notify_params),
+            client.query_one(&announce_commit, &announce_params),
         )
         .await;
         committed?;
-        warn_unnotified(notified);
-        (stored, follows)
+        (stored, follows_on(announced))
     } else {
-        let ((begun, locked, rows, settled, before), committed, notified) = join3(
+        let ((begun, locked, rows, marked), committed, announced) = join3(
             opened,
             client.batch_execute(COMMIT),
-            client.execute(&notify, &notify_params),
+            client.query_one(&announce_commit, &announce_params),
         )
         .await;
         // A failed statement aborts the transaction, and `COMMIT` then rolls it back.
         begun?;
         locked?;
         let rows = rows?;
-        let (settled, before) = (settled?, before?);
+        marked?;
         committed?;
-        warn_unnotified(notified);
-        let stored = seqs(&rows, &ids)?;
-        let follows = follows_on(&stored, settled, before)?;
-        (stored, follows)
+        (seqs(&rows, &ids)?, follows_on(announced))
     };
     let stored = stored
         .into_iter()
@@ -249,15 +258,51 @@ async fn write_batch(
     Ok((stored, follows))
 }
 
-/// What a batch's stored events follow on from: the newest event below them when no other
-/// batch could still commit below the newest of them, else unknown.
-fn follows_on(stored: &[Option<i64>], settled: Row, before: Row) -> Result<Option<i64>> {
-    let Some(newest) = stored.iter().flatten().max() else {
-        return Ok(None);
-    };
-    let settled: i64 = settled.try_get(0).map_err(Error::from)?;
-    let before: Option<i64> = before.try_get(0).map_err(Error::from)?;
-    Ok((settled > *newest).then_some(before.unwrap_or(0)))
+/// What a batch's stored events follow on from, as `ANNOUNCE` found after the commit: the
+/// newest event below them when no other batch could still commit below the newest of them,
+/// else unknown. A failed announcement is only logged: the events are committed, and every
+/// feed (this process's too) finds them by reading the store.
+fn follows_on(announced: std::result::Result<Row, tokio_postgres::Error>) -> Option<i64> {
+    match announced.and_then(|row| row.try_get::<_, Option<i64>>(0)) {
+        Ok(follows) => follows,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not announce committed events to other instances");
+            None
+        }
+    }
+}
+
+/// The batch's notices for the other instances (`announce_commit`): `[[place, id, webhook id,
+/// event type], …]` in parts of at most `NOTICE_BYTES`, `place` counted from 1 in batch order
+/// as the insert numbers them, and the place each part starts at. `None` when one notice alone
+/// is too large (an event type of thousands of bytes): the others then read the store.
+fn notice_parts(batch: &[IngestJob]) -> Option<(Vec<String>, Vec<i32>)> {
+    let (mut parts, mut starts, mut part) = (vec![], vec![], String::new());
+    for (i, job) in batch.iter().enumerate() {
+        let e = &job.ingest.event;
+        let place = i as i32 + 1;
+        let notice =
+            serde_json::to_string(&(place, e.id.as_str(), e.webhook_id.as_str(), &e.event)).ok()?;
+        if notice.len() + 2 > NOTICE_BYTES {
+            return None;
+        }
+        if !part.is_empty() && part.len() + notice.len() + 2 > NOTICE_BYTES {
+            part.push(']');
+            parts.push(std::mem::take(&mut part));
+        }
+        if part.is_empty() {
+            part.push('[');
+            starts.push(place);
+        } else {
+            part.push(',');
+        }
+        part.push_str(&notice);
+    }
+    if !part.is_empty() {
+        part.push(']');
+        parts.push(part);
+    }
+    Some((parts, starts))
 }
 
 /// The integer key events name webhook `w` by, among those this writer knows.
@@ -274,13 +319,6 @@ fn seqs(rows: &[Row], ids: &[String]) -> Result<Vec<Option<i64>>> {
         seqs.insert(col(row, "id")?, col(row, "seq")?);
     }
     Ok(ids.iter().map(|id| seqs.get(id).copied()).collect())
-}
-
-fn warn_unnotified(notified: std::result::Result<u64, tokio_postgres::Error>) {
-    if let Err(e) = notified {
-        // The events are committed; other instances find them at their next look.
-        tracing::warn!(error = %e, "could not notify other instances of committed events");
-    }
 }
 
 /// The outcome of every job once its batch committed: the skipped rows are duplicates of the

@@ -20,9 +20,13 @@
 //! - **Change feed**: every commit that adds events or changes a webhook sends `NOTIFY` on the
 //!   store's channel (ingest right after its commit, outside the transaction: a notifying
 //!   transaction holds the server-wide notify lock through its commit, which would make every
-//!   instance's ingest commit wait for the others' WAL flushes); one listening connection per
-//!   process turns it into a wake-up, and the feed catches up by cursor (so a dropped
-//!   connection costs latency, never an event).
+//!   instance's ingest commit wait for the others' WAL flushes). An ingest commit's `NOTIFY`
+//!   spells out its events and what they follow on from (`announce_commit`, schema 15): one
+//!   listening connection per process announces them as its own writer announces its own, so
+//!   the feed reads nothing while the commits it hears follow on from each other. Anything
+//!   else (a webhook change, an event too large to spell out, a reconnect) wakes the feed,
+//!   which catches up by cursor; so does a gap no announcement fills, and a dropped
+//!   connection costs latency, never an event.
 //! - **Queue**: claims use `FOR UPDATE SKIP LOCKED`, so concurrent claimers on any instance take
 //!   disjoint attempts without waiting on each other.
 //! - **Migrations** run under a session advisory lock.
@@ -127,17 +131,19 @@ impl PgStore {
         let channel: Arc<str> = format!("webhook_mcp_{store_id}").into();
         let changed = Arc::new(Notify::new());
         // This process's own ingest commits are announced by its writer (`Commits`): their
-        // NOTIFY, which carries this tag, is no news to its own listener.
-        let own_events: Arc<str> = format!("events {}", uuid::Uuid::new_v4().simple()).into();
+        // NOTIFY, which begins with this tag, is no news to its own listener. The others' are
+        // announced by the listener, from their NOTIFYs.
+        let own_events: Arc<str> = format!("events:{}", uuid::Uuid::new_v4().simple()).into();
+        let commits = super::Commits::default();
         tokio::spawn(listen(
             config.clone(),
             tls.clone(),
             channel.clone(),
             own_events.clone(),
             changed.clone(),
+            commits.clone(),
         ));
         let (writer, jobs) = mpsc::channel(super::RECEIPT_QUEUE);
-        let commits = super::Commits::default();
         // The writer runs on a thread and runtime of its own, with connections of its own
         // (made, and so driven, there): its wake-ups never queue behind the request tasks.
         let writer_pool = new_pool(&config, &tls, 2)?;
@@ -1019,6 +1025,10 @@ impl Cluster for PgStore {
 
     fn subscribe_commits(&self) -> tokio::sync::broadcast::Receiver<super::CommittedEvents> {
         self.commits.subscribe()
+    }
+
+    fn hears_other_commits(&self) -> bool {
+        true
     }
 }
 

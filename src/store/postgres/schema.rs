@@ -306,4 +306,51 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     END
     $migration$;
     "#,
+    // 15: an ingest batch tells the other instances what it committed (`announce_commit`, run
+    // right after its commit on the same connection). The batch marks where its `seq`s begin
+    // (`event_seq(0)`, in the session setting `webhook_mcp.batch`, which a rollback undoes).
+    // The function says what the batch's events follow on from (read after the commit:
+    // `settled_seq()` above the newest of them, then the newest event below the first, in a
+    // later statement) and, when every event of the batch was stored (so event `place` has
+    // `seq` low + place), sends the writer's notices in one `NOTIFY` per part:
+    // `<tag> <follows or -> <low> <part>`, each part following on from the one before. Else
+    // (duplicates skipped, or notices too large) it sends the tag alone, and the listeners
+    // read the store. Returns what the batch follows on from (NULL: unknown, or nothing
+    // stored), for this process's own feed.
+    r#"
+    CREATE FUNCTION announce_commit(channel TEXT, tag TEXT, events INT, parts TEXT[],
+        starts INT[]) RETURNS BIGINT
+    LANGUAGE plpgsql VOLATILE AS $fn$
+    DECLARE
+        low BIGINT := NULLIF(current_setting('webhook_mcp.batch', true), '')::bigint;
+        first_seq BIGINT;
+        newest BIGINT;
+        stored BIGINT;
+        follows BIGINT;
+    BEGIN
+        IF low IS NULL THEN
+            RETURN NULL;
+        END IF;
+        PERFORM set_config('webhook_mcp.batch', '', false);
+        SELECT MIN(seq), MAX(seq), COUNT(*) INTO first_seq, newest, stored
+            FROM events WHERE seq > low AND seq < low + 1024;
+        IF stored = 0 THEN
+            RETURN NULL;
+        END IF;
+        IF settled_seq() > newest THEN
+            follows := (SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < first_seq);
+        END IF;
+        IF stored = events AND newest = low + events AND parts IS NOT NULL THEN
+            FOR i IN 1 .. COALESCE(array_length(parts, 1), 0) LOOP
+                PERFORM pg_notify(channel, tag || ' ' || CASE WHEN i = 1
+                    THEN COALESCE(follows::text, '-') ELSE (low + starts[i] - 1)::text END
+                    || ' ' || low || ' ' || parts[i]);
+            END LOOP;
+        ELSE
+            PERFORM pg_notify(channel, tag);
+        END IF;
+        RETURN follows;
+    END
+    $fn$;
+    "#,
 ];
