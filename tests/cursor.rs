@@ -466,3 +466,57 @@ async fn heard_next(
         .expect("the other instance's commit was heard")
         .unwrap()
 }
+
+/// An instance spells out its commits only while another instance is live (its heartbeat
+/// counts them): alone, its `NOTIFY` is the bare tag, which a listener that heartbeats nothing
+/// (`events tail`) answers with a read; with a peer, the notices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commits_are_spelled_out_only_while_another_instance_is_live() {
+    use webhook_mcp::store::InstanceId;
+    let Some(schema) = pg::TestSchema::create("cursor::postgres_peers").await else {
+        return;
+    };
+    let stores = pg_instances(&schema, 2).await;
+    let (client, mut conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = tx.send(n.payload().to_string());
+            }
+        }
+    });
+    let store_id: String = client
+        .query_one("SELECT value FROM meta WHERE key = 'store_id'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(&format!("LISTEN \"webhook_mcp_{store_id}\""))
+        .await
+        .unwrap();
+    let (a, b) = (InstanceId::generate(), InstanceId::generate());
+    // Alone.
+    stores[0].heartbeat(&a, now_millis()).await.unwrap();
+    let alone = ingest(50_000);
+    stores[0].insert_event(alone).await.unwrap();
+    let said = tokio::time::timeout(std::time::Duration::from_secs(10), heard.recv())
+        .await
+        .expect("a NOTIFY")
+        .unwrap();
+    assert!(said.starts_with("events:") && !said.contains(' '), "{said}");
+
+    // With a peer.
+    stores[1].heartbeat(&b, now_millis()).await.unwrap();
+    stores[0].heartbeat(&a, now_millis()).await.unwrap();
+    let seen = ingest(50_001);
+    let id = seen.event.id.clone();
+    stores[0].insert_event(seen).await.unwrap();
+    let said = tokio::time::timeout(std::time::Duration::from_secs(10), heard.recv())
+        .await
+        .expect("a NOTIFY")
+        .unwrap();
+    assert!(said.contains(&format!("\"{id}\"")), "{said}");
+}

@@ -41,6 +41,10 @@ pub(super) struct Announce {
     pub(super) channel: Arc<str>,
     pub(super) own_events: Arc<str>,
     pub(super) commits: crate::store::Commits,
+    /// Whether other instances are live: only then are commits spelled out (their notices
+    /// would be no news to anyone else; a listener that heartbeats nothing, such as `events
+    /// tail`, reads the store on the bare tag).
+    pub(super) peers: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub(super) async fn ingest_writer(
@@ -182,7 +186,8 @@ async fn write_batch(
     let insert_params: [&(dyn ToSql + Sync); 8] = [
         &cols[0], &webhooks, &cols[1], &cols[2], &cols[3], &cols[4], &received, &request,
     ];
-    let (parts, starts) = match notice_parts(batch) {
+    let spell_out = announce.peers.load(std::sync::atomic::Ordering::Relaxed);
+    let (parts, starts) = match spell_out.then(|| notice_parts(batch)).flatten() {
         Some((parts, starts)) => (Some(parts), starts),
         None => (None, vec![]),
     };

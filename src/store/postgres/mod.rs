@@ -45,6 +45,7 @@ use feed::{listen, settled};
 use ingest::{ingest_writer, insert_receipts, Announce, IngestJob, INGEST_LOCK};
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,6 +82,9 @@ const MIGRATION_LOCK: i64 = 0x7765_6268_6f6f_6b01;
 const TAKE_MIGRATION_LOCK: &str = "SELECT pg_advisory_lock($1)";
 const FREE_MIGRATION_LOCK: &str = "SELECT pg_advisory_unlock($1)";
 const WEBHOOK_REV_LOCK: i64 = 0x7765_6268_6f6f_6b03;
+/// How recent another instance's heartbeat must be for this one's writer to spell out its
+/// commits (instances heartbeat every second; one silent for 5 s is taken for dead).
+const PEER_WINDOW: Millis = 5_000;
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -92,6 +96,9 @@ pub struct PgStore {
     channel: Arc<str>,
     /// Where the ingest writer announces the events it committed.
     commits: super::Commits,
+    /// Whether another instance heartbeated within `PEER_WINDOW` at this one's last heartbeat
+    /// (true until then): only then does the writer spell out its commits for others.
+    peers: Arc<AtomicBool>,
     store_id: Arc<str>,
     /// Opens and seals the webhooks' secret columns (`--secrets-key`).
     keys: Arc<Keyring>,
@@ -144,6 +151,7 @@ impl PgStore {
             commits.clone(),
         ));
         let (writer, jobs) = mpsc::channel(super::RECEIPT_QUEUE);
+        let peers = Arc::new(AtomicBool::new(true));
         // The writer runs on a thread and runtime of its own, with connections of its own
         // (made, and so driven, there): its wake-ups never queue behind the request tasks.
         let writer_pool = new_pool(&config, &tls, 2)?;
@@ -151,6 +159,7 @@ impl PgStore {
             channel: channel.clone(),
             own_events,
             commits: commits.clone(),
+            peers: peers.clone(),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -169,6 +178,7 @@ impl PgStore {
             changed,
             channel,
             commits,
+            peers,
             store_id: store_id.into(),
             keys: Arc::new(keys),
         })
@@ -977,9 +987,15 @@ impl Cluster for PgStore {
     }
 
     async fn heartbeat(&self, instance: &InstanceId, now: Millis) -> Result<()> {
-        execute(&self.client().await?, &instances::heartbeat(instance, now))
-            .await
-            .map(drop)
+        let client = self.client().await?;
+        execute(&client, &instances::heartbeat(instance, now)).await?;
+        let live = instances::live_count(now - PEER_WINDOW);
+        let live: i64 = client
+            .query_one_cached(&live.numbered(), &bind(&live))
+            .await?
+            .try_get(0)?;
+        self.peers.store(live > 1, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn reap_dead_instances(&self, stale_before: Millis) -> Result<usize> {
