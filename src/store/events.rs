@@ -81,7 +81,8 @@ pub(crate) fn list(q: &EventQuery, bound: i64) -> Statement {
 
 /// The columns an accepted event is written with, in the order both backends bind them, each
 /// with its PostgreSQL type (`seq` is each backend's own: SQLite's rowid, PostgreSQL's
-/// `event_seq()`).
+/// `event_seq()`). PostgreSQL's insert lives in its schema (`ingest_batch`, schema 16): a change
+/// here needs a step there that replaces it.
 pub(crate) const INSERT_COLUMNS: [(&str, &str); 8] = [
     ("id", "text"),
     ("webhook", "int8"),
@@ -92,12 +93,6 @@ pub(crate) const INSERT_COLUMNS: [(&str, &str); 8] = [
     ("received_at", "int8"),
     ("request", "bool"),
 ];
-
-/// What PostgreSQL's insert does with an event whose (webhook, provider id) is stored already:
-/// nothing (the writer then looks up `DUPLICATE_OF`). SQLite's writer looks first instead:
-/// under its write lock nothing can come in between, and `AUTOINCREMENT` would spend a `seq`
-/// on a skipped row (a commit's events must follow on from the one before, `Commits`).
-pub(crate) const ON_DUPLICATE: &str = "ON CONFLICT (webhook, provider_event_id) DO NOTHING";
 
 /// `INSERT_COLUMNS` joined, each name after `prefix`.
 pub(crate) fn insert_column_list(prefix: &str) -> String {

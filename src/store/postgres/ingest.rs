@@ -2,14 +2,15 @@
 //! commits whatever receipts have queued up in one transaction, with array inserts, holding
 //! the store's ingest lock in shared mode (see the module doc of `postgres` for why that lets
 //! readers by cursor skip nothing). The batch's statements are pipelined: a batch without
-//! relays is one round trip. Duplicates are the rows the insert skipped (`ON CONFLICT DO
+//! relays is one round trip of two statements (`ingest_batch` and `announce_commit`, each
+//! answered with one write to the socket). Duplicates are the rows the insert skipped (`ON CONFLICT DO
 //! NOTHING`), looked up and logged after the commit.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use deadpool_postgres::{GenericClient, Pool};
-use futures_util::future::{join, join3, join4, try_join_all};
+use futures_util::future::{join, try_join_all};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -92,32 +93,17 @@ pub(super) async fn ingest_writer(
 
 const BEGIN: &str = "BEGIN";
 const COMMIT: &str = "COMMIT";
-const LOCK: &str = "SELECT pg_advisory_xact_lock_shared($1, $2)";
-/// The batch's events from one array per column (`store::events::INSERT_COLUMNS`), `seq` from
-/// the transaction's id and the place in the batch (schema 11). Rows go in by (webhook,
-/// provider id), so that two instances' batches take the unique index's entries in one order
-/// and never deadlock; a provider id stored before, by another instance meanwhile or earlier in
-/// the same batch (`place` breaks the tie: the first one sent wins) is skipped, and the rows not
-/// returned are the batch's duplicates.
-static INSERT: LazyLock<String> = LazyLock::new(|| {
-    let arrays: Vec<String> = events::INSERT_COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, (_, pg_type))| format!("${}::{pg_type}[]", i + 1))
-        .collect();
-    format!(
-        "INSERT INTO events (seq, {columns}) SELECT event_seq(u.place), {values} \
-         FROM unnest({arrays}) WITH ORDINALITY AS u({columns}, place) \
-         ORDER BY u.webhook, u.provider_event_id, u.place {on_duplicate} RETURNING id, seq",
-        columns = events::insert_column_list(""),
-        values = events::insert_column_list("u."),
-        arrays = arrays.join(", "),
-        on_duplicate = events::ON_DUPLICATE,
-    )
-});
-/// Inside the batch, after its insert: where its `seq`s begin, for `ANNOUNCE` (schema 15; a
-/// rollback undoes it).
-const MARK: &str = "SELECT set_config('webhook_mcp.batch', event_seq(0)::text, false)";
+/// The batch's lock, mark and events in one statement (schema 16): the store's ingest lock in
+/// shared mode before the transaction has an id; where its `seq`s begin, for `ANNOUNCE` (a
+/// rollback undoes it); the events from one array per column (`store::events::INSERT_COLUMNS`),
+/// `seq` from the transaction's id and the place in the batch (schema 11). Rows go in by
+/// (webhook, provider id), so that two instances' batches take the unique index's entries in
+/// one order and never deadlock; a provider id stored before, by another instance meanwhile or
+/// earlier in the same batch (`place` breaks the tie: the first one sent wins) is skipped, and
+/// the rows not returned are the batch's duplicates. Arguments: the lock's two keys, then the
+/// columns' arrays.
+const INGEST_BATCH: &str =
+    "SELECT id, seq FROM ingest_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 /// Sent right after the commit, in a transaction of its own (schema 15): tells the other
 /// instances of the batch's events in `NOTIFY`s and returns what they follow on from.
 /// Arguments: the channel, this process's tag, the batch's number of events, and its notices
@@ -135,10 +121,10 @@ const NOTICE_BYTES: usize = 7_000;
 /// `seq` when its event was stored, `None` for a duplicate (`settle_duplicates` looks it up),
 /// and what the stored events follow on from (`CommittedEvents::follows`).
 ///
-/// The statements go out pipelined: a batch without relays is one round trip (`BEGIN`, the
-/// shared ingest lock before the transaction has an id, the insert, the mark, `COMMIT`, the
-/// announcement that tells the other instances and says what the batch follows on from); with
-/// relays, their inserts and the commit follow the insert's answer.
+/// The statements go out pipelined: a batch without relays is one round trip of two
+/// statements (`INGEST_BATCH`, committed on its own, and the announcement that tells the other
+/// instances and says what the batch follows on from); with relays, `BEGIN` comes first, and
+/// the relays' inserts, `COMMIT` and the announcement follow the batch's answer.
 async fn write_batch(
     pool: &Pool,
     batch: &[IngestJob],
@@ -179,12 +165,19 @@ async fn write_batch(
         cols[4].push(Some(&j.body));
     }
     cols[3] = headers.iter().map(|h| Some(h.as_str())).collect();
-    let lock = client.prepare_cached(LOCK).await?;
-    let insert = client.prepare_cached(&INSERT).await?;
-    let mark = client.prepare_cached(MARK).await?;
+    let ingest_batch = client.prepare_cached(INGEST_BATCH).await?;
     let announce_commit = client.prepare_cached(ANNOUNCE).await?;
-    let insert_params: [&(dyn ToSql + Sync); 8] = [
-        &cols[0], &webhooks, &cols[1], &cols[2], &cols[3], &cols[4], &received, &request,
+    let batch_params: [&(dyn ToSql + Sync); 10] = [
+        &INGEST_LOCK_CLASS,
+        &ingest_lock,
+        &cols[0],
+        &webhooks,
+        &cols[1],
+        &cols[2],
+        &cols[3],
+        &cols[4],
+        &received,
+        &request,
     ];
     let spell_out = announce.peers.load(std::sync::atomic::Ordering::Relaxed);
     let (parts, starts) = match spell_out.then(|| notice_parts(batch)).flatten() {
@@ -199,22 +192,18 @@ async fn write_batch(
         &parts,
         &starts,
     ];
-    let lock_params: [&(dyn ToSql + Sync); 2] = [&INGEST_LOCK_CLASS, &ingest_lock];
     let relays = batch.iter().any(|j| !j.ingest.relays.is_empty());
-    // Sent in this order on the connection when first polled (`join*` polls in order).
-    let opened = join4(
-        client.batch_execute(BEGIN),
-        client.execute(&lock, &lock_params),
-        client.query(&insert, &insert_params),
-        client.execute(&mark, &[]),
-    );
+    // Statements are sent in this order on the connection when first polled (`join` polls in
+    // order).
     let (stored, follows) = if relays {
         // The relays go in the events' transaction: only those of events stored.
         let written = async {
-            let (begun, locked, rows, marked) = opened.await;
+            let (begun, rows) = join(
+                client.batch_execute(BEGIN),
+                client.query(&ingest_batch, &batch_params),
+            )
+            .await;
             begun?;
-            locked?;
-            marked?;
             let stored = seqs(&rows?, &ids)?;
             for (job, seq) in batch.iter().zip(&stored) {
                 if seq.is_some() {
@@ -242,19 +231,14 @@ async fn write_batch(
         committed?;
         (stored, follows_on(announced))
     } else {
-        let ((begun, locked, rows, marked), committed, announced) = join3(
-            opened,
-            client.batch_execute(COMMIT),
+        // One statement, committed on its own (an implicit transaction; nothing of it is
+        // committed if it fails), then the announcement.
+        let (rows, announced) = join(
+            client.query(&ingest_batch, &batch_params),
             client.query_one(&announce_commit, &announce_params),
         )
         .await;
-        // A failed statement aborts the transaction, and `COMMIT` then rolls it back.
-        begun?;
-        locked?;
-        let rows = rows?;
-        marked?;
-        committed?;
-        (seqs(&rows, &ids)?, follows_on(announced))
+        (seqs(&rows?, &ids)?, follows_on(announced))
     };
     let stored = stored
         .into_iter()
