@@ -107,11 +107,12 @@ const INGEST_BATCH: &str =
 /// Sent right after the commit, in a transaction of its own (schema 15): tells the other
 /// instances of the batch's events in `NOTIFY`s and returns what they follow on from.
 /// Arguments: the channel, this process's tag, the batch's number of events, and its notices
-/// in parts with the place each part starts at (`notice_parts`). A `NOTIFY` inside the batch's transaction would
-/// hold the server-wide notify lock (`PreCommit_Notify`, taken on "database 0" until the
-/// transaction ends) across the commit's WAL flush, and so make every instance's ingest
-/// commits wait for each other's. Lost only if the process dies between the two, which costs
-/// the other instances' feeds latency (they read the store past a gap), never an event.
+/// in parts with the place each part starts at (`notice_parts`). A `NOTIFY` inside the
+/// batch's transaction would hold the server-wide notify lock (`PreCommit_Notify`, taken on
+/// "database 0" until the transaction ends) across the commit's WAL flush, and so make every
+/// instance's ingest commits wait for each other's. Lost only if the process dies between the
+/// two, which costs the other instances' feeds latency (they read the store past a gap), never
+/// an event.
 const ANNOUNCE: &str = "SELECT announce_commit($1, $2, $3, $4, $5)";
 /// The most bytes of notices one `NOTIFY` carries: with its header (tag, follows, low: under
 /// 100 bytes) below PostgreSQL's limit of 8,000.
