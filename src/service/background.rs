@@ -168,7 +168,7 @@ impl Service {
                     Err(_) => break,
                 }
             }
-            for notice in feed.next_own() {
+            for notice in feed.next_in_order() {
                 self.announce(notice);
             }
             if gap && !feed.behind() {
@@ -204,7 +204,7 @@ impl Service {
                         self.announce(notice);
                     }
                     // Announced events past the read that now follow on from it.
-                    for notice in feed.next_own() {
+                    for notice in feed.next_in_order() {
                         self.announce(notice);
                     }
                     if settling {
@@ -337,9 +337,9 @@ impl HeldBack {
 /// lie past a gap that another announcement or a read of the store must fill first).
 struct Feed {
     cursor: ChangeCursor,
-    /// By `seq`: what each event follows on from (`None`: unknown), and its notice.
-    own: BTreeMap<i64, (Option<i64>, EventNotice)>,
-    /// Since when the first of `own` has waited behind a gap.
+    /// By `seq`: what each event heard of follows on from (`None`: unknown), and its notice.
+    waiting: BTreeMap<i64, (Option<i64>, EventNotice)>,
+    /// Since when the first of `waiting` has waited behind a gap.
     gap_since: Option<tokio::time::Instant>,
     /// How long a gap may wait for an announcement that fills it.
     grace: Duration,
@@ -349,7 +349,7 @@ impl Feed {
     fn new(cursor: ChangeCursor, grace: Duration) -> Self {
         Feed {
             cursor,
-            own: BTreeMap::new(),
+            waiting: BTreeMap::new(),
             gap_since: None,
             grace,
         }
@@ -360,18 +360,18 @@ impl Feed {
         let mut follows = commit.follows;
         for n in commit.events.iter() {
             if n.seq > self.cursor.event_seq {
-                self.own.insert(n.seq, (follows, n.clone()));
+                self.waiting.insert(n.seq, (follows, n.clone()));
             }
             follows = Some(n.seq);
         }
     }
 
-    /// This process's events that follow on from the cursor with no gap, in order: announced
-    /// as written. A gap is an event another process committed, or may still commit (or a
+    /// The events heard of that follow on from the cursor with no gap, in order: announced as
+    /// written. A gap is an event another process committed, or may still commit (or a
     /// `seq` a rolled-back transaction used up), which only a read can tell.
-    fn next_own(&mut self) -> Vec<EventNotice> {
+    fn next_in_order(&mut self) -> Vec<EventNotice> {
         let mut next = vec![];
-        while let Some(entry) = self.own.first_entry() {
+        while let Some(entry) = self.waiting.first_entry() {
             // Nothing lies between what it follows on from and it, so nothing lies between a
             // cursor at or past the former and it either.
             if !matches!(entry.get().0, Some(f) if f <= self.cursor.event_seq) {
@@ -381,10 +381,10 @@ impl Feed {
             self.cursor.event_seq = notice.seq;
             next.push(notice);
         }
-        if !next.is_empty() || self.own.is_empty() {
+        if !next.is_empty() || self.waiting.is_empty() {
             self.gap_since = None;
         }
-        if !self.own.is_empty() && self.gap_since.is_none() {
+        if !self.waiting.is_empty() && self.gap_since.is_none() {
             self.gap_since = Some(tokio::time::Instant::now());
         }
         next
@@ -392,14 +392,14 @@ impl Feed {
 
     /// Whether announced events wait behind a gap.
     fn behind(&self) -> bool {
-        !self.own.is_empty()
+        !self.waiting.is_empty()
     }
 
     /// When the store must be read to get past a gap: once it has waited `grace` for an
     /// announcement to fill it, or at once when the first event waiting cannot tell what it
     /// follows on from (no announcement ever can).
     fn read_due(&self) -> Option<tokio::time::Instant> {
-        let (follows, _) = self.own.values().next()?;
+        let (follows, _) = self.waiting.values().next()?;
         let since = self.gap_since?;
         Some(if follows.is_some() {
             since + self.grace
@@ -412,7 +412,7 @@ impl Feed {
     /// by it.
     fn read(&mut self, cursor: ChangeCursor) {
         self.cursor = cursor;
-        self.own = self.own.split_off(&(cursor.event_seq + 1));
+        self.waiting = self.waiting.split_off(&(cursor.event_seq + 1));
         self.gap_since = None;
     }
 }
@@ -462,14 +462,14 @@ mod tests {
         let mut feed = Feed::new(at(10), Duration::ZERO);
         // Commits heard out of order are put back in order.
         feed.heard(&commit(&[13, 14]));
-        assert!(feed.next_own().is_empty());
+        assert!(feed.next_in_order().is_empty());
         feed.heard(&commit(&[11, 12]));
-        assert_eq!(seqs(&feed.next_own()), [11, 12, 13, 14]);
+        assert_eq!(seqs(&feed.next_in_order()), [11, 12, 13, 14]);
         assert!(!feed.behind());
         assert_eq!(feed.cursor.event_seq, 14);
         // A commit from before the cursor (heard late) is not announced twice.
         feed.heard(&commit_after(Some(8), &[9, 14]));
-        assert!(feed.next_own().is_empty() && !feed.behind());
+        assert!(feed.next_in_order().is_empty() && !feed.behind());
     }
 
     #[test]
@@ -477,16 +477,16 @@ mod tests {
         let mut feed = Feed::new(at(10), Duration::ZERO);
         // Seq 11 and 12 are another process's: ours (13, 14) wait behind them.
         feed.heard(&commit(&[13, 14]));
-        assert!(feed.next_own().is_empty());
+        assert!(feed.next_in_order().is_empty());
         assert!(feed.behind());
         // The read returned 11..=13 (14 committed after it looked).
         feed.read(at(13));
-        assert_eq!(seqs(&feed.next_own()), [14]);
+        assert_eq!(seqs(&feed.next_in_order()), [14]);
         assert!(!feed.behind());
         // A read that saw everything leaves nothing to announce again.
         feed.heard(&commit(&[16]));
         feed.read(at(16));
-        assert!(feed.next_own().is_empty() && !feed.behind());
+        assert!(feed.next_in_order().is_empty() && !feed.behind());
         assert_eq!(feed.cursor.event_seq, 16);
     }
 
@@ -497,16 +497,16 @@ mod tests {
         // Another instance's commit (2049) is not heard yet: ours waits behind it.
         feed.heard(&commit_after(Some(2_049), &[3_073]));
         let before = tokio::time::Instant::now();
-        assert!(feed.next_own().is_empty());
+        assert!(feed.next_in_order().is_empty());
         let due = feed.read_due().expect("a read is due after the grace");
         assert!(due >= before + grace && due <= tokio::time::Instant::now() + grace);
         // Its announcement fills the gap: both go out, and no read is due.
         feed.heard(&commit_after(Some(1_000), &[2_049]));
-        assert_eq!(seqs(&feed.next_own()), [2_049, 3_073]);
+        assert_eq!(seqs(&feed.next_in_order()), [2_049, 3_073]);
         assert_eq!(feed.read_due(), None);
         // A commit that cannot tell what it follows on from needs a read at once.
         feed.heard(&commit_after(None, &[4_097]));
-        assert!(feed.next_own().is_empty());
+        assert!(feed.next_in_order().is_empty());
         assert!(feed.read_due().unwrap() <= tokio::time::Instant::now());
         feed.read(at(4_097));
         assert_eq!(feed.read_due(), None);
@@ -519,17 +519,17 @@ mod tests {
         // that follows on from 5122.
         feed.heard(&commit_after(Some(1_000), &[5_121, 5_122]));
         feed.heard(&commit_after(Some(5_122), &[9_217]));
-        assert_eq!(seqs(&feed.next_own()), [5_121, 5_122, 9_217]);
+        assert_eq!(seqs(&feed.next_in_order()), [5_121, 5_122, 9_217]);
         assert!(!feed.behind());
         // Another instance's event (9300) lies before this one: it waits for a read.
         feed.heard(&commit_after(Some(9_300), &[10_241]));
-        assert!(feed.next_own().is_empty() && feed.behind());
+        assert!(feed.next_in_order().is_empty() && feed.behind());
         // Unknown (another batch could still commit below): waits for a read too.
         feed.heard(&commit_after(None, &[11_265]));
-        assert!(feed.next_own().is_empty());
+        assert!(feed.next_in_order().is_empty());
         // The read announced 9300 and 10241 and stopped there: 11265 is still unknown.
         feed.read(at(10_241));
-        assert!(feed.next_own().is_empty() && feed.behind());
+        assert!(feed.next_in_order().is_empty() && feed.behind());
         feed.read(at(11_265));
         assert!(!feed.behind());
         assert_eq!(feed.cursor.event_seq, 11_265);

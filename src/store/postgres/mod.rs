@@ -987,13 +987,8 @@ impl Cluster for PgStore {
     }
 
     async fn heartbeat(&self, instance: &InstanceId, now: Millis) -> Result<()> {
-        let client = self.client().await?;
-        execute(&client, &instances::heartbeat(instance, now)).await?;
-        let live = instances::live_count(now - PEER_WINDOW);
-        let live: i64 = client
-            .query_one_cached(&live.numbered(), &bind(&live))
-            .await?
-            .try_get(0)?;
+        execute(&self.client().await?, &instances::heartbeat(instance, now)).await?;
+        let live = self.live_instances(now - PEER_WINDOW).await?;
         self.peers.store(live > 1, Ordering::Relaxed);
         Ok(())
     }
