@@ -2,9 +2,10 @@
 //! single-process SQLite beside PostgreSQL with 1, 2 and 3 instances. Real processes, loopback only.
 //!
 //! Run: `cargo bench --bench cluster -- [requests]` (default 15000 per ingest run);
-//! `WEBHOOK_MCP_BENCH_INSTANCES=1,2` runs only those PostgreSQL ingest rows. PostgreSQL from
+//! `WEBHOOK_MCP_BENCH_INSTANCES=1,2` runs only those PostgreSQL ingest rows; `BENCH_ROUNDS` (default
+//! 3) how many interleaved runs each ingest row takes its median of. PostgreSQL from
 //! `WEBHOOK_MCP_BENCH_DATABASE_URL` (default postgres://postgres@127.0.0.1:5432/test); each run
-//! gets a schema of its own, dropped at the end. Load: the harness's own reqwest generator at
+//! gets a schema of its own, dropped after it. Load: the harness's own reqwest generator at
 //! concurrency 64 (the same for every row, so compare rows, not with the wrk tables).
 
 use std::process::Stdio;
@@ -160,10 +161,18 @@ fn cpu_ticks() -> (u64, u64) {
     (total - idle, total)
 }
 
-/// `n` signed POSTs at concurrency 64, spread over `urls`; requests/s, p50, p99, and the share
-/// of the machine's CPU that was busy meanwhile (all processes: the harness, the instances and
-/// PostgreSQL).
-async fn ingest(urls: &[String], n: usize) -> (f64, f64, f64, f64) {
+/// One ingest run: requests/s, p50 and p99 in ms, and the share of the machine's CPU that was
+/// busy meanwhile (all processes: the harness, the instances and PostgreSQL).
+#[derive(Clone, Copy)]
+struct Ingested {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    busy: f64,
+}
+
+/// `n` signed POSTs at concurrency 64, spread over `urls`.
+async fn ingest(urls: &[String], n: usize) -> Ingested {
     let http = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let run = uuid::Uuid::new_v4().simple().to_string();
@@ -210,7 +219,17 @@ async fn ingest(urls: &[String], n: usize) -> (f64, f64, f64, f64) {
     let (busy_after, total_after) = cpu_ticks();
     let busy = (busy_after - busy_before) as f64 / (total_after - total_before).max(1) as f64;
     all.sort();
-    (per_sec, pct(&all, 50), pct(&all, 99), busy)
+    Ingested {
+        rate: per_sec,
+        p50: pct(&all, 50),
+        p99: pct(&all, 99),
+        busy,
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// POST to `from`'s receiver, time until `to`'s session is told: `n` sequential events.
@@ -318,6 +337,15 @@ async fn schema(base: &str) -> (String, String) {
     (format!("{base}{sep}options=-csearch_path%3D{name}"), name)
 }
 
+/// Writes out every dirty page now (a `CHECKPOINT`), so that the run after it starts clean.
+async fn checkpoint(base: &str) {
+    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client.batch_execute("CHECKPOINT").await.unwrap();
+}
+
 async fn drop_schema(base: &str, name: &str) {
     let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
         .await
@@ -368,57 +396,92 @@ async fn main() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let dir = tempfile::tempdir().unwrap();
 
-    println!("## Many instances, one store (harness generator, concurrency {CONCURRENCY}, {n} events per ingest run)");
-    println!();
-    println!("| store | instances | ingest req/s | p50 | p99 | CPU busy | vs SQLite, 1 process |");
-    println!("|---|---|---|---|---|---|---|");
-    let mut rows = vec![];
-    let (sqlite, sqlite_urls) = cluster(&[], 1, &dir.path().join("single")).await;
-    let (base_rate, p50, p99, busy) = ingest(&sqlite_urls, n).await;
-    rows.push(("SQLite".to_string(), 1, base_rate, p50, p99, busy));
-    drop(sqlite);
-    let mut schemas = vec![];
+    // `BENCH_ROUNDS`: every ingest row is run this many times, round by round (a noisy spell on
+    // this shared machine then hits every row, not one); each row shows its median run.
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     // `WEBHOOK_MCP_BENCH_INSTANCES=1,2`: only those PostgreSQL ingest rows, and none of the
     // sections below (to compare builds on one row, run after run).
     let only: Option<Vec<usize>> = std::env::var("WEBHOOK_MCP_BENCH_INSTANCES")
         .ok()
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect());
-    for count in only.clone().unwrap_or_else(|| vec![1, 2, 3]) {
-        let (url, name) = schema(&db).await;
-        schemas.push(name);
-        let (instances, urls) = cluster(
-            &["--database-url".into(), url],
-            count,
-            &dir.path().join("pg"),
-        )
-        .await;
-        let (rate, p50, p99, busy) = ingest(&urls, n).await;
-        rows.push(("PostgreSQL".to_string(), count, rate, p50, p99, busy));
-        drop(instances);
+    let counts = only.clone().unwrap_or_else(|| vec![1, 2, 3]);
+    println!("## Many instances, one store (harness generator, concurrency {CONCURRENCY}, {n} events per ingest run, median of {rounds} interleaved runs per row)");
+    println!();
+    println!(
+        "| store | instances | ingest req/s | runs | p50 | p99 | CPU busy | vs SQLite, 1 process |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    // Row 0 is SQLite, row k PostgreSQL with `counts[k - 1]` instances; each a run per round.
+    let mut runs: Vec<Vec<Ingested>> = vec![vec![]; counts.len() + 1];
+    for round in 0..rounds {
+        let dir = dir.path().join(format!("round-{round}"));
+        let (sqlite, urls) = cluster(&[], 1, &dir.join("single")).await;
+        runs[0].push(ingest(&urls, n).await);
+        drop(sqlite);
+        for (k, &count) in counts.iter().enumerate() {
+            // A fresh schema per run, and the previous run's dirty pages written out first, so
+            // that one row's writes are not paid for by the next.
+            checkpoint(&db).await;
+            let (url, name) = schema(&db).await;
+            let (instances, urls) = cluster(
+                &["--database-url".into(), url],
+                count,
+                &dir.join(format!("pg-{count}")),
+            )
+            .await;
+            runs[k + 1].push(ingest(&urls, n).await);
+            drop(instances);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop_schema(&db, &name).await;
+        }
     }
-    let one_pg = rows
-        .iter()
-        .find(|r| r.0 == "PostgreSQL" && r.1 == 1)
-        .map_or(f64::NAN, |r| r.2);
-    for (store, count, rate, p50, p99, busy) in &rows {
-        let vs_one = if store == "PostgreSQL" && *count > 1 {
-            format!(" ({:.2}× one instance)", rate / one_pg)
-        } else {
-            String::new()
+    // A ratio between two rows is the median of the rounds' ratios (each round's runs ran
+    // back to back), not the ratio of the medians.
+    let paired = |row: usize, base: usize| {
+        median(
+            (0..rounds)
+                .map(|r| runs[row][r].rate / runs[base][r].rate)
+                .collect(),
+        )
+    };
+    let one_pg = counts.iter().position(|&c| c == 1).map(|k| k + 1);
+    for (row, row_runs) in runs.iter().enumerate() {
+        let (store, count) = match row {
+            0 => ("SQLite", 1),
+            k => ("PostgreSQL", counts[k - 1]),
+        };
+        let mut by_rate: Vec<&Ingested> = row_runs.iter().collect();
+        by_rate.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let mid = by_rate[by_rate.len() / 2];
+        let all = row_runs
+            .iter()
+            .map(|r| format!("{:.0}", r.rate))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let vs_one = match one_pg {
+            Some(one) if row > 0 && count > 1 => {
+                format!(" ({:.2}× one instance)", paired(row, one))
+            }
+            _ => String::new(),
         };
         println!(
-            "| {store} | {count} | {rate:.0} | {p50:.2} ms | {p99:.2} ms | {:.0} % | {:.2}{vs_one} |",
-            busy * 100.0,
-            rate / base_rate
+            "| {store} | {count} | {:.0} | {all} | {:.2} ms | {:.2} ms | {:.0} % | {:.2}{vs_one} |",
+            mid.rate,
+            mid.p50,
+            mid.p99,
+            mid.busy * 100.0,
+            paired(row, 0)
         );
     }
 
     if only.is_some() {
-        for name in schemas {
-            drop_schema(&db, &name).await;
-        }
         return;
     }
+    let mut schemas = vec![];
 
     println!();
     println!("## Event to agent across instances (300 sequential POSTs to instance A; B's session is told)");
