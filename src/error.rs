@@ -103,6 +103,23 @@ impl Error {
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
     }
+
+    /// One store failure told to everyone it failed (the senders of a batch the writer could
+    /// not commit): each call makes a `Backend` error, told as `message`, with `self` as the
+    /// shared source.
+    pub fn for_each_caller(self, message: &str) -> impl Fn() -> Error {
+        // The cause's own words, without a second "storage error:" before them.
+        let cause = match &self {
+            Error::Backend { message, .. } | Error::Store(message) => message.clone(),
+            other => other.to_string(),
+        };
+        let message = format!("{message}: {cause}");
+        let source = std::sync::Arc::new(self);
+        move || Error::Backend {
+            message: message.clone(),
+            source: Box::new(std::sync::Arc::clone(&source)),
+        }
+    }
 }
 
 impl From<tokio::task::JoinError> for Error {
@@ -123,5 +140,22 @@ mod tests {
         assert!(q.len() < 300 && q.ends_with("(10000 characters)"), "{q}");
         let e = Error::webhook_not_found(&long).to_string();
         assert!(e.len() < 400, "{}", e.len());
+    }
+
+    #[test]
+    fn a_failure_told_to_every_caller_keeps_its_source() {
+        let io = std::io::Error::other("disk I/O error");
+        let each = Error::backend("cannot commit", io).for_each_caller("the batch was not stored");
+        let (a, b) = (each(), each());
+        assert_eq!(
+            a.to_string(),
+            "storage error: the batch was not stored: cannot commit"
+        );
+        for e in [a, b] {
+            // The chain reaches the backend's own error: batch -> store error -> io::Error.
+            let store = std::error::Error::source(&e).expect("the store error is kept");
+            let io = store.source().expect("and its own source");
+            assert_eq!(io.to_string(), "disk I/O error");
+        }
     }
 }

@@ -74,6 +74,11 @@ async fn a_full_disk_answers_503_and_loses_nothing_acknowledged() {
         s.logged(&["ERROR", "could not store event", "503"]),
         "no error line in the server's log"
     );
+    // The writer's failure reaches the line with its cause, not just "storage error".
+    assert!(
+        s.logged(&["could not store event", "the batch was not committed: "]),
+        "the error line lost the batch's cause"
+    );
     // Every acknowledged event is there; the refused one is not.
     for id in &acked {
         s.call("get_event", json!({ "id": id })).await;
@@ -143,6 +148,11 @@ async fn a_read_only_data_dir_answers_503_and_the_retry_is_stored_later() {
     assert!(
         s.logged(&["ERROR", "could not store event", "503"]),
         "no error line in the server's log"
+    );
+    // The writer's failure reaches the line with its cause, not just "storage error".
+    assert!(
+        s.logged(&["could not store event", "the batch was not committed: "]),
+        "the error line lost the batch's cause"
     );
     // Reads still work, and the refused event is not there.
     assert_eq!(s.event_count().await, 1);

@@ -83,8 +83,9 @@ pub(super) async fn ingest_writer(
             }
             Err(e) => {
                 // Nothing of the batch was committed: every sender gets an error (and a 503).
+                let error = e.for_each_caller("the batch was not committed");
                 for job in batch {
-                    let _ = job.reply.send(Err(Error::Unavailable(e.to_string())));
+                    let _ = job.reply.send(Err(error()));
                 }
             }
         }
@@ -340,10 +341,8 @@ async fn settle_duplicates(
     let known = match looked_up {
         Ok(known) => known,
         Err(e) => {
-            return stored
-                .into_iter()
-                .map(|s| s.ok_or_else(|| Error::Unavailable(e.to_string())))
-                .collect()
+            let error = e.for_each_caller("a skipped duplicate could not be looked up");
+            return stored.into_iter().map(|s| s.ok_or_else(&error)).collect();
         }
     };
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -373,9 +372,10 @@ async fn settle_duplicates(
         .collect();
     let logged = async { insert_receipts(&pool.get().await?, &receipts).await }.await;
     if let Err(e) = logged {
+        let error = e.for_each_caller("a duplicate's receipt was not stored");
         for o in outcomes.iter_mut() {
             if matches!(o, Ok(InsertOutcome::Duplicate(_))) {
-                *o = Err(Error::Unavailable(e.to_string()));
+                *o = Err(error());
             }
         }
     }

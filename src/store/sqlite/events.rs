@@ -123,8 +123,9 @@ pub(super) fn receipt_writer(
             }
             Err(e) => {
                 // Nothing of the batch was committed: every sender gets an error (and a 503).
+                let error = e.for_each_caller("the batch was not committed");
                 for job in batch {
-                    let _ = job.reply.send(Err(Error::Unavailable(e.to_string())));
+                    let _ = job.reply.send(Err(error()));
                 }
             }
         }
