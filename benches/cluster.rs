@@ -322,39 +322,30 @@ async fn outbound(instances: &mut [Instance], n: usize) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-/// A schema of its own in the bench database; dropped by `drop_schema`.
-async fn schema(base: &str) -> (String, String) {
-    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+/// Runs `sql` on the bench database over a connection of its own.
+async fn admin(base: &str, sql: &str) {
     let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
         .await
         .expect("the bench database is reachable");
     tokio::spawn(conn);
-    client
-        .batch_execute(&format!("CREATE SCHEMA {name}"))
-        .await
-        .unwrap();
+    client.batch_execute(sql).await.unwrap();
+}
+
+/// A schema of its own in the bench database; dropped by `drop_schema`.
+async fn schema(base: &str) -> (String, String) {
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    admin(base, &format!("CREATE SCHEMA {name}")).await;
     let sep = if base.contains('?') { '&' } else { '?' };
     (format!("{base}{sep}options=-csearch_path%3D{name}"), name)
 }
 
 /// Writes out every dirty page now (a `CHECKPOINT`), so that the run after it starts clean.
 async fn checkpoint(base: &str) {
-    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client.batch_execute("CHECKPOINT").await.unwrap();
+    admin(base, "CHECKPOINT").await;
 }
 
 async fn drop_schema(base: &str, name: &str) {
-    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
-        .await
-        .unwrap();
+    admin(base, &format!("DROP SCHEMA {name} CASCADE")).await;
 }
 
 /// Starts `count` instances on one store, creates one inbound webhook through the first, and
